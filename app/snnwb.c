@@ -1,0 +1,83 @@
+/* snnwb: the command line of SNN Workbench. */
+#include "snnwb.h"
+#include "blas-select.h"
+#include "backend.h"
+#include "snn-config.h"
+#include "snn-error.h"
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+  "Usage: snnwb COMMAND [ARGS]\n"
+  "\n"
+  "Commands:\n"
+  "  train EXPERIMENT [key=value ...]   train (EXPERIMENT: a file or a preset: mlp, mlp-small, conv-small, ...)\n"
+  "  eval EXPERIMENT --weights W.npz    test accuracy of saved weights\n"
+  "  grad --model M.json --weights W.npz --input X.npy --labels Y.npy --method bptt|sltt|sltt_k\n"
+  "       --T N [--k-steps 0,3] [--lambda L] [--mse-target VALUE|onehot] --out OUT.npz\n"
+  "                                     gradients of one batch, no update\n"
+  "  analyze --model M.json --weights W.npz --input X.npy --labels Y.npy --T N [--lambda L]\n"
+  "       [--mse-target VALUE|onehot] --out OUT.npz\n"
+  "                                     spatial and temporal gradient components of one batch\n"
+  "  reproduce fig3|table1|table2|fig4 [--quick] [--out DIR]\n"
+  "                                     small-scale versions of the paper's figures and tables\n"
+  "  bench [--net LIST] [--T LIST] [--methods LIST]\n"
+  "                                     time per SGD step, GFLOP/s against the SGEMM ceiling, memory\n"
+  "  --version                          version and the BLAS in use\n"
+  "\n"
+  "Run 'snnwb COMMAND --help' for the options of a command.\n";
+
+int
+snnwb_fail (GError *error)
+{
+  int code = 1;
+  if (error->domain == SNN_MODEL_ERROR || error->domain == SNN_DATA_ERROR || error->domain == SNN_IO_ERROR
+      || error->domain == G_OPTION_ERROR)
+    code = 2;
+  fprintf (stderr, "snnwb: %s\n", error->message);
+  g_error_free (error);
+  return code;
+}
+
+gboolean
+snnwb_check_new_file (const char *path, gboolean force, GError **error)
+{
+  if (!force && g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: already exists; not overwriting it (use --force)", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h") || g_str_equal (argv[1], "help"))
+    {
+      fputs (usage, argc < 2 ? stderr : stdout);
+      return argc < 2 ? 2 : 0;
+    }
+  snnwb_blas_select (argc, argv);
+  const char *cmd = argv[1];
+  if (g_str_equal (cmd, "--version"))
+    {
+      g_autofree char *blas = snn_backend_cpu_describe ();
+      printf ("snnwb %s\nbackend: cpu (%s)\nBLAS kernel: %s\n", SNN_VERSION, blas, snnwb_blas_choice ());
+      return 0;
+    }
+  if (g_str_equal (cmd, "train"))
+    return snnwb_cmd_train (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "eval"))
+    return snnwb_cmd_eval (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "grad"))
+    return snnwb_cmd_grad (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "analyze"))
+    return snnwb_cmd_analyze (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "reproduce"))
+    return snnwb_cmd_reproduce (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "bench"))
+    return snnwb_cmd_bench (argc - 1, argv + 1);
+  fprintf (stderr, "snnwb: unknown command '%s'\n\n%s", cmd, usage);
+  return 2;
+}

@@ -1,0 +1,16 @@
+/* Subcommands of the snnwb command line. Each returns the process exit
+ * status: 0 success, 1 failure while running, 2 bad input or usage. */
+#pragma once
+#include <glib.h>
+
+int snnwb_cmd_train (int argc, char **argv);
+int snnwb_cmd_eval (int argc, char **argv);
+int snnwb_cmd_grad (int argc, char **argv);
+int snnwb_cmd_analyze (int argc, char **argv);
+int snnwb_cmd_reproduce (int argc, char **argv);
+int snnwb_cmd_bench (int argc, char **argv);
+
+/* Prints "snnwb: <message>" to stderr and returns 2 (bad input) or 1. */
+int snnwb_fail (GError *error);
+/* Refuses to replace a file the user already has. */
+gboolean snnwb_check_new_file (const char *path, gboolean force, GError **error);

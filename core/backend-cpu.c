@@ -1,0 +1,632 @@
+/* The CPU backend: GEMMs on OpenBLAS, everything else plain loops.
+ *
+ * One thread pool does all the work: OpenBLAS runs single-threaded inside
+ * OpenMP threads that split each GEMM and each elementwise loop, so the
+ * BLAS workers never spin while the elementwise work waits for a core. */
+#include "backend.h"
+#include "surrogate.h"
+#include <cblas.h>
+#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <stdlib.h>
+#include <string.h>
+
+static void *
+cpu_alloc (size_t bytes)
+{
+  /* 64-byte alignment for vector loads; never NULL for 0 bytes. */
+  size_t sz = (bytes + 63) & ~(size_t) 63;
+  void *p = NULL;
+  if (posix_memalign (&p, 64, sz ? sz : 64) != 0)
+    g_error ("out of memory allocating %zu bytes", bytes);
+  memset (p, 0, sz ? sz : 64);
+  return p;
+}
+
+static void
+cpu_free (void *p)
+{
+  free (p);
+}
+
+static void
+cpu_copy (void *dst, const void *src, size_t bytes)
+{
+  if (dst != src && bytes)
+    memcpy (dst, src, bytes);
+}
+
+static void
+cpu_zero (void *dst, size_t bytes)
+{
+  if (bytes)
+    memset (dst, 0, bytes);
+}
+
+static int cpu_threads = 1;
+static void init_threads (void);
+
+/* Below this much work a GEMM runs on one thread: splitting costs more. */
+#define PAR_FLOPS 2e6
+/* Elementwise loops shorter than this run on one thread. */
+#define PAR_MIN 16384
+
+static void
+cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const float *a, int lda,
+          const float *b, int ldb, float beta, float *c, int ldc)
+{
+  if (m == 0 || n == 0)
+    return;
+  int parts = (2.0 * m * n * k >= PAR_FLOPS) ? cpu_threads : 1;
+  gboolean split_m = m >= n;
+  int len = split_m ? m : n;
+  parts = MIN (parts, len);
+  /* Each part is a band of rows (or columns) of C: its elements are
+   * computed exactly as by one call, so results do not depend on parts. */
+#pragma omp parallel for num_threads (parts) if (parts > 1) schedule (static, 1)
+  for (int p = 0; p < parts; p++)
+    {
+      int lo = (int) ((int64_t) len * p / parts), hi = (int) ((int64_t) len * (p + 1) / parts);
+      if (hi <= lo)
+        continue;
+      if (split_m)
+        cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, hi - lo, n, k,
+                     alpha, ta ? a + lo : a + (size_t) lo * lda, lda, b, ldb, beta, c + (size_t) lo * ldc, ldc);
+      else
+        cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, hi - lo, k,
+                     alpha, a, lda, tb ? b + (size_t) lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+    }
+}
+
+static void
+cpu_add_bias_rows (float *y, const float *bias, int rows, int cols)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *yr = y + (size_t) r * cols;
+      for (int c = 0; c < cols; c++)
+        yr[c] += bias[c];
+    }
+}
+
+static void
+cpu_bias_grad_rows (float *db, const float *dy, int rows, int cols)
+{
+  double *acc = g_new0 (double, cols);
+  for (int r = 0; r < rows; r++)
+    {
+      const float *d = dy + (size_t) r * cols;
+      for (int c = 0; c < cols; c++)
+        acc[c] += d[c];
+    }
+  for (int c = 0; c < cols; c++)
+    db[c] += (float) acc[c];
+  g_free (acc);
+}
+
+static void
+cpu_add_bias_channels (float *y, const float *bias, int n, int c, int hw)
+{
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
+  for (int s = 0; s < n; s++)
+    for (int ch = 0; ch < c; ch++)
+      {
+        float *p = y + ((size_t) s * c + ch) * hw;
+        float b = bias[ch];
+        for (int i = 0; i < hw; i++)
+          p[i] += b;
+      }
+}
+
+static void
+cpu_bias_grad_channels (float *db, const float *dy, int n, int c, int hw)
+{
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
+  for (int ch = 0; ch < c; ch++)
+    {
+      double acc = 0;
+      for (int s = 0; s < n; s++)
+        {
+          const float *p = dy + ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            acc += p[i];
+        }
+      db[ch] += (float) acc;
+    }
+}
+
+static void
+cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh,
+            int ow, float *col)
+{
+  size_t np = (size_t) n * oh * ow;
+#pragma omp parallel for collapse (3) if (np * c * k * k > PAR_MIN) num_threads (cpu_threads)
+  for (int ch = 0; ch < c; ch++)
+    for (int ki = 0; ki < k; ki++)
+      for (int kj = 0; kj < k; kj++)
+        {
+          float *row = col + ((size_t) (ch * k + ki) * k + kj) * np;
+          for (int s = 0; s < n; s++)
+            {
+              const float *img = x + ((size_t) s * c + ch) * h * w;
+              float *dst = row + (size_t) s * oh * ow;
+              for (int oi = 0; oi < oh; oi++)
+                {
+                  int ii = oi * stride - pad + ki;
+                  float *d = dst + oi * ow;
+                  if (ii < 0 || ii >= h)
+                    {
+                      memset (d, 0, ow * sizeof (float));
+                      continue;
+                    }
+                  const float *src = img + (size_t) ii * w;
+                  for (int oj = 0; oj < ow; oj++)
+                    {
+                      int jj = oj * stride - pad + kj;
+                      d[oj] = (jj >= 0 && jj < w) ? src[jj] : 0.0f;
+                    }
+                }
+            }
+        }
+}
+
+static void
+cpu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh,
+            int ow, float *dx)
+{
+  size_t np = (size_t) n * oh * ow;
+#pragma omp parallel for if (np * c * k * k > PAR_MIN) num_threads (cpu_threads)
+  for (int ch = 0; ch < c; ch++)
+    for (int ki = 0; ki < k; ki++)
+      for (int kj = 0; kj < k; kj++)
+        {
+          const float *row = dcol + ((size_t) (ch * k + ki) * k + kj) * np;
+          for (int s = 0; s < n; s++)
+            {
+              float *img = dx + ((size_t) s * c + ch) * h * w;
+              const float *src = row + (size_t) s * oh * ow;
+              for (int oi = 0; oi < oh; oi++)
+                {
+                  int ii = oi * stride - pad + ki;
+                  if (ii < 0 || ii >= h)
+                    continue;
+                  float *d = img + (size_t) ii * w;
+                  const float *sr = src + oi * ow;
+                  for (int oj = 0; oj < ow; oj++)
+                    {
+                      int jj = oj * stride - pad + kj;
+                      if (jj >= 0 && jj < w)
+                        d[jj] += sr[oj];
+                    }
+                }
+            }
+        }
+}
+
+static void
+cpu_cn_to_nchw (const float *m, int n, int c, int hw, float *y)
+{
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
+  for (int s = 0; s < n; s++)
+    for (int ch = 0; ch < c; ch++)
+      memcpy (y + ((size_t) s * c + ch) * hw, m + (size_t) ch * n * hw + (size_t) s * hw, hw * sizeof (float));
+}
+
+static void
+cpu_nchw_to_cn (const float *y, int n, int c, int hw, float *m)
+{
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
+  for (int s = 0; s < n; s++)
+    for (int ch = 0; ch < c; ch++)
+      memcpy (m + (size_t) ch * n * hw + (size_t) s * hw, y + ((size_t) s * c + ch) * hw, hw * sizeof (float));
+}
+
+static void
+cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stride, int oh,
+                     int ow, float *y)
+{
+  float scale = 1.0f / (k * k);
+#pragma omp parallel for if ((size_t) n * c * h * w > PAR_MIN) num_threads (cpu_threads)
+  for (size_t p = 0; p < (size_t) n * c; p++)
+    {
+      const float *img = x + p * h * w;
+      float *out = y + p * oh * ow;
+      for (int oi = 0; oi < oh; oi++)
+        for (int oj = 0; oj < ow; oj++)
+          {
+            float acc = 0;
+            for (int ki = 0; ki < k; ki++)
+              for (int kj = 0; kj < k; kj++)
+                acc += img[(oi * stride + ki) * w + oj * stride + kj];
+            out[oi * ow + oj] = acc * scale;
+          }
+    }
+}
+
+static void
+cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int stride, int oh,
+                      int ow, float *dx)
+{
+  float scale = 1.0f / (k * k);
+#pragma omp parallel for if ((size_t) n * c * h * w > PAR_MIN) num_threads (cpu_threads)
+  for (size_t p = 0; p < (size_t) n * c; p++)
+    {
+      memset (dx + p * h * w, 0, (size_t) h * w * sizeof (float));
+      float *img = dx + p * h * w;
+      const float *d = dy + p * oh * ow;
+      for (int oi = 0; oi < oh; oi++)
+        for (int oj = 0; oj < ow; oj++)
+          {
+            float g = d[oi * ow + oj] * scale;
+            for (int ki = 0; ki < k; ki++)
+              for (int kj = 0; kj < k; kj++)
+                img[(oi * stride + ki) * w + oj * stride + kj] += g;
+          }
+    }
+}
+
+static void
+cpu_bn_forward_train (const float *x, int n, int c, int hw, const float *gamma, const float *beta,
+                      float eps, float momentum, float *rmean, float *rvar, float *xhat,
+                      float *invstd, float *y)
+{
+  double count = (double) n * hw;
+  for (int ch = 0; ch < c; ch++)
+    {
+      double sum = 0, sq = 0;
+      for (int s = 0; s < n; s++)
+        {
+          const float *p = x + ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            sum += p[i];
+        }
+      double mean = sum / count;
+      for (int s = 0; s < n; s++)
+        {
+          const float *p = x + ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            {
+              double d = p[i] - mean;
+              sq += d * d;
+            }
+        }
+      double var = sq / count;
+      float is = (float) (1.0 / sqrt (var + eps));
+      invstd[ch] = is;
+      float m = (float) mean, g = gamma[ch], b = beta[ch];
+      for (int s = 0; s < n; s++)
+        {
+          size_t off = ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            {
+              float xh = (x[off + i] - m) * is;
+              if (xhat)
+                xhat[off + i] = xh;
+              y[off + i] = g * xh + b;
+            }
+        }
+      if (rmean)
+        {
+          rmean[ch] = (float) ((1.0 - momentum) * rmean[ch] + momentum * mean);
+          double unbiased = count > 1 ? var * count / (count - 1) : var;
+          rvar[ch] = (float) ((1.0 - momentum) * rvar[ch] + momentum * unbiased);
+        }
+    }
+}
+
+static void
+cpu_bn_forward_eval (const float *x, int n, int c, int hw, const float *gamma, const float *beta,
+                     float eps, const float *rmean, const float *rvar, float *y)
+{
+  for (int ch = 0; ch < c; ch++)
+    {
+      float is = 1.0f / sqrtf (rvar[ch] + eps);
+      float a = gamma[ch] * is, b = beta[ch] - rmean[ch] * a;
+      for (int s = 0; s < n; s++)
+        {
+          size_t off = ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            y[off + i] = a * x[off + i] + b;
+        }
+    }
+}
+
+static void
+cpu_bn_backward (const float *dy, const float *xhat, const float *invstd, int n, int c, int hw,
+                 const float *gamma, float *dgamma, float *dbeta, float *dx)
+{
+  double count = (double) n * hw;
+  for (int ch = 0; ch < c; ch++)
+    {
+      double sdy = 0, sdyx = 0;
+      for (int s = 0; s < n; s++)
+        {
+          size_t off = ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            {
+              sdy += dy[off + i];
+              sdyx += (double) dy[off + i] * xhat[off + i];
+            }
+        }
+      dgamma[ch] += (float) sdyx;
+      dbeta[ch] += (float) sdy;
+      float k = gamma[ch] * invstd[ch];
+      float mdy = (float) (sdy / count), mdyx = (float) (sdyx / count);
+      for (int s = 0; s < n; s++)
+        {
+          size_t off = ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            dx[off + i] = k * (dy[off + i] - mdy - xhat[off + i] * mdyx);
+        }
+    }
+}
+
+static void
+cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, float *v, int steps,
+                 int64_t count, float *u, float *s)
+{
+  const float lam = 1.0f - 1.0f / p->tau, vth = p->vth;
+  const gboolean hard = p->reset == SNN_RESET_HARD;
+  for (int t = 0; t < steps; t++)
+    {
+      const float *xt = x_repeats ? x : x + (size_t) t * count;
+      float *ut = u + (size_t) t * count, *st = s + (size_t) t * count;
+#pragma omp parallel for if (count > PAR_MIN) num_threads (cpu_threads)
+      for (int64_t i = 0; i < count; i++)
+        {
+          float ui = lam * v[i] + xt[i];
+          float si = ui >= vth ? 1.0f : 0.0f;
+          ut[i] = ui;
+          st[i] = si;
+          v[i] = hard ? ui * (1.0f - si) : ui - vth * si;
+        }
+    }
+}
+
+/* The surrogate derivative at x = u - vth, expanded per shape so that the
+ * inner loops have no branch on the shape. */
+#define SG_LOOP(BODY)                                                                \
+  switch (p->surrogate)                                                              \
+    {                                                                                \
+    case SNN_SURROGATE_RECTANGLE:                                                    \
+      { const float half = 0.5f * p->width, inv = 1.0f / p->width;                   \
+        BODY (fabsf (x_) < half ? inv : 0.0f) break; }                               \
+    case SNN_SURROGATE_TRIANGLE:                                                     \
+      { const float g = p->width, inv2 = 1.0f / (p->width * p->width);               \
+        BODY (fmaxf (g - fabsf (x_), 0.0f) * inv2) break; }                          \
+    default:                                                                         \
+      BODY (snn_surrogate_grad (p, x_)) break;                                       \
+    }
+
+static void
+cpu_lif_backward (const SnnLifParams *p, const float *u, const float *ds, int steps, int64_t count,
+                  gboolean temporal, float *dx)
+{
+  const float vth = p->vth, lam = 1.0f - 1.0f / p->tau;
+  const gboolean hard = p->reset == SNN_RESET_HARD, detach = p->detach_reset;
+  /* dL/dv[t] arrives from step t+1 as lam * dL/du[t+1], already in dx. */
+  for (int t = steps - 1; t >= 0; t--)
+    {
+      const float *ut = u + (size_t) t * count, *dst = ds + (size_t) t * count;
+      const float *next = temporal && t + 1 < steps ? dx + (size_t) (t + 1) * count : NULL;
+      float *dxt = dx + (size_t) t * count;
+#define BODY(SG)                                                                     \
+  _Pragma ("omp parallel for if (count > PAR_MIN) num_threads (cpu_threads)")        \
+  for (int64_t i = 0; i < count; i++)                                                \
+    {                                                                                \
+      float x_ = ut[i] - vth, sg = SG, dv = next ? lam * next[i] : 0.0f, du;          \
+      if (!hard)                                                                     \
+        du = dv + (detach ? dst[i] : dst[i] - vth * dv) * sg;                        \
+      else                                                                           \
+        {                                                                            \
+          float si = ut[i] >= vth ? 1.0f : 0.0f;                                     \
+          du = dv * (1.0f - si) + (detach ? dst[i] : dst[i] - ut[i] * dv) * sg;       \
+        }                                                                            \
+      dxt[i] = du;                                                                   \
+    }
+      SG_LOOP (BODY)
+#undef BODY
+    }
+}
+
+static void
+cpu_ws_forward (const float *w, const float *gain, int rows, int fan, float g0, float eps,
+                float *what, float *inv_scale)
+{
+  for (int o = 0; o < rows; o++)
+    {
+      const float *wr = w + (size_t) o * fan;
+      double sum = 0, sq = 0;
+      for (int j = 0; j < fan; j++)
+        sum += wr[j];
+      double mean = sum / fan;
+      for (int j = 0; j < fan; j++)
+        sq += (wr[j] - mean) * (wr[j] - mean);
+      float inv = (float) (1.0 / sqrt (MAX (sq, (double) eps)));
+      inv_scale[o] = inv;
+      float a = g0 * gain[o] * inv, m = (float) mean;
+      for (int j = 0; j < fan; j++)
+        what[(size_t) o * fan + j] = a * (wr[j] - m);
+    }
+}
+
+static void
+cpu_ws_backward (const float *w, const float *gain, const float *dwhat, const float *inv_scale,
+                 int rows, int fan, float g0, float eps, float *dw, float *dgain)
+{
+  float *dc = g_new (float, fan);
+  for (int o = 0; o < rows; o++)
+    {
+      const float *wr = w + (size_t) o * fan, *g = dwhat + (size_t) o * fan;
+      double sum = 0, sq = 0, gc = 0;
+      for (int j = 0; j < fan; j++)
+        sum += wr[j];
+      double mean = sum / fan;
+      for (int j = 0; j < fan; j++)
+        {
+          double c = wr[j] - mean;
+          sq += c * c;
+          gc += g[j] * c;
+        }
+      double inv = inv_scale[o], a = (double) g0 * gain[o];
+      dgain[o] += (float) (g0 * gc * inv);
+      /* Below eps the scale is a constant and only the centring remains. */
+      double k = sq > eps ? gc / sq : 0.0, dsum = 0;
+      for (int j = 0; j < fan; j++)
+        {
+          double c = wr[j] - mean;
+          dc[j] = (float) (a * inv * (g[j] - c * k));
+          dsum += dc[j];
+        }
+      float dmean = (float) (dsum / fan);
+      for (int j = 0; j < fan; j++)
+        dw[(size_t) o * fan + j] += dc[j] - dmean;
+    }
+  g_free (dc);
+}
+
+static void
+cpu_mul_mask (const float *x, const float *mask, int steps, int batch, int64_t count, float *y)
+{
+#pragma omp parallel for collapse (2) if ((int64_t) steps * batch * count > PAR_MIN) num_threads (cpu_threads)
+  for (int t = 0; t < steps; t++)
+    for (int b = 0; b < batch; b++)
+      {
+        size_t off = ((size_t) t * batch + b) * count;
+        const float *m = mask + (size_t) b * count;
+        for (int64_t i = 0; i < count; i++)
+          y[off + i] = x[off + i] * m[i];
+      }
+}
+
+static void
+cpu_axpy (int64_t n, float a, const float *x, float *y)
+{
+  for (int64_t i = 0; i < n; i++)
+    y[i] += a * x[i];
+}
+
+static void
+cpu_sum_steps (const float *x, int steps, int64_t count, gboolean accumulate, float *y)
+{
+  if (!accumulate)
+    memcpy (y, x, count * sizeof (float));
+  for (int t = accumulate ? 0 : 1; t < steps; t++)
+    {
+      const float *xt = x + (size_t) t * count;
+      for (int64_t i = 0; i < count; i++)
+        y[i] += xt[i];
+    }
+}
+
+static void
+cpu_channel_mean (const float *x, int n, int c, int hw, float *mean)
+{
+  for (int ch = 0; ch < c; ch++)
+    {
+      double sum = 0;
+      for (int s = 0; s < n; s++)
+        {
+          const float *p = x + ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            sum += p[i];
+        }
+      mean[ch] = (float) (sum / ((double) n * hw));
+    }
+}
+
+static void
+cpu_bn_repeat_running (const float *invstd, const float *mean, int c, int count, float eps,
+                       float momentum, int times, float *rmean, float *rvar)
+{
+  for (int ch = 0; ch < c; ch++)
+    {
+      double var = 1.0 / ((double) invstd[ch] * invstd[ch]) - eps;
+      double unbiased = count > 1 ? var * count / (count - 1) : var;
+      for (int k = 0; k < times; k++)
+        {
+          rmean[ch] = (float) ((1.0 - momentum) * rmean[ch] + momentum * mean[ch]);
+          rvar[ch] = (float) ((1.0 - momentum) * rvar[ch] + momentum * unbiased);
+        }
+    }
+}
+
+static const SnnBackend cpu_backend = {
+  .name = "cpu",
+  .alloc = cpu_alloc,
+  .free = cpu_free,
+  .upload = cpu_copy,
+  .download = cpu_copy,
+  .zero = cpu_zero,
+  .copy = cpu_copy,
+  .gemm = cpu_gemm,
+  .add_bias_rows = cpu_add_bias_rows,
+  .bias_grad_rows = cpu_bias_grad_rows,
+  .add_bias_channels = cpu_add_bias_channels,
+  .bias_grad_channels = cpu_bias_grad_channels,
+  .im2col = cpu_im2col,
+  .col2im = cpu_col2im,
+  .cn_to_nchw = cpu_cn_to_nchw,
+  .nchw_to_cn = cpu_nchw_to_cn,
+  .avgpool_forward = cpu_avgpool_forward,
+  .avgpool_backward = cpu_avgpool_backward,
+  .bn_forward_train = cpu_bn_forward_train,
+  .bn_forward_eval = cpu_bn_forward_eval,
+  .bn_backward = cpu_bn_backward,
+  .lif_forward = cpu_lif_forward,
+  .lif_backward = cpu_lif_backward,
+  .ws_forward = cpu_ws_forward,
+  .ws_backward = cpu_ws_backward,
+  .mul_mask = cpu_mul_mask,
+  .axpy = cpu_axpy,
+  .sum_steps = cpu_sum_steps,
+  .channel_mean = cpu_channel_mean,
+  .bn_repeat_running = cpu_bn_repeat_running,
+};
+
+const SnnBackend *
+snn_backend_cpu (void)
+{
+  init_threads ();
+  return &cpu_backend;
+}
+
+static void
+init_threads (void)
+{
+  static gsize done = 0;
+  if (!g_once_init_enter (&done))
+    return;
+  const char *env = g_getenv ("SNNWB_THREADS");
+  int n = env ? atoi (env) : (int) g_get_num_processors ();
+#ifndef _OPENMP
+  /* Without OpenMP the GEMMs still use both cores through OpenBLAS. */
+  openblas_set_num_threads (MAX (n, 1));
+  n = 1;
+#else
+  openblas_set_num_threads (1);
+#endif
+  cpu_threads = CLAMP (n, 1, 64);
+  g_once_init_leave (&done, 1);
+}
+
+char *
+snn_backend_cpu_describe (void)
+{
+  init_threads ();
+  return g_strdup_printf ("%s, core %s, %d thread%s", openblas_get_config (), openblas_get_corename (), cpu_threads,
+                          cpu_threads == 1 ? "" : "s");
+}
+
+void
+snn_backend_cpu_set_threads (int n)
+{
+  init_threads ();
+#ifdef _OPENMP
+  cpu_threads = CLAMP (n, 1, 64);
+#else
+  openblas_set_num_threads (MAX (n, 1));
+#endif
+}

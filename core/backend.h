@@ -1,0 +1,101 @@
+/* The backend interface: every piece of layer math the network runs goes
+ * through this table, so the training methods never ask which device runs
+ * them. Buffers are the backend's own memory (host memory for the CPU). All
+ * tensors are float32, C order; "rows" are samples (time steps x batch). */
+#pragma once
+#include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "model.h"
+
+G_BEGIN_DECLS
+
+typedef struct _SnnBackend SnnBackend;
+struct _SnnBackend {
+  const char *name;
+  void *(*alloc) (size_t bytes);          /* zero-filled */
+  void  (*free) (void *ptr);
+  void  (*upload) (void *dst, const void *src, size_t bytes);
+  void  (*download) (void *dst, const void *src, size_t bytes);
+  void  (*zero) (void *dst, size_t bytes);
+  void  (*copy) (void *dst, const void *src, size_t bytes);
+
+  /* C = alpha * op(A) * op(B) + beta * C, row-major. */
+  void (*gemm) (gboolean trans_a, gboolean trans_b, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+  /* y[r][c] += bias[c] for rows x cols */
+  void (*add_bias_rows) (float *y, const float *bias, int rows, int cols);
+  /* db[c] += sum_r dy[r][c] */
+  void (*bias_grad_rows) (float *db, const float *dy, int rows, int cols);
+  /* y[n][c][p] += bias[c] */
+  void (*add_bias_channels) (float *y, const float *bias, int n, int c, int hw);
+  void (*bias_grad_channels) (float *db, const float *dy, int n, int c, int hw);
+
+  /* col[(c*k + i)*k + j][s*oh*ow + p] from x[s][c][h][w] for s in 0..n */
+  void (*im2col) (const float *x, int n, int c, int h, int w, int k, int stride, int pad,
+                  int oh, int ow, float *col);
+  /* dx += scatter of dcol (dx must be zeroed by the caller) */
+  void (*col2im) (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad,
+                  int oh, int ow, float *dx);
+  /* y[s][o][p] = m[o][s*hw + p] (and back): GEMM output to NCHW */
+  void (*cn_to_nchw) (const float *m, int n, int c, int hw, float *y);
+  void (*nchw_to_cn) (const float *y, int n, int c, int hw, float *m);
+
+  void (*avgpool_forward) (const float *x, int n, int c, int h, int w, int k, int stride,
+                           int oh, int ow, float *y);
+  void (*avgpool_backward) (const float *dy, int n, int c, int h, int w, int k, int stride,
+                            int oh, int ow, float *dx);
+
+  /* Batch norm over the samples of one step: x is [n][c][hw]. Training:
+   * batch mean and biased variance; saves xhat and invstd; updates running
+   * stats (unbiased variance, as PyTorch). */
+  void (*bn_forward_train) (const float *x, int n, int c, int hw, const float *gamma,
+                            const float *beta, float eps, float momentum, float *running_mean,
+                            float *running_var, float *xhat, float *invstd, float *y);
+  /* Applies `times` more running-statistic updates with the batch statistics
+   * of the last bn_forward_train (for inputs that repeat at every step). */
+  void (*bn_repeat_running) (const float *invstd, const float *mean, int c, int count, float eps,
+                             float momentum, int times, float *running_mean, float *running_var);
+  void (*bn_forward_eval) (const float *x, int n, int c, int hw, const float *gamma,
+                           const float *beta, float eps, const float *running_mean,
+                           const float *running_var, float *y);
+  void (*bn_backward) (const float *dy, const float *xhat, const float *invstd, int n, int c,
+                       int hw, const float *gamma, float *dgamma, float *dbeta, float *dx);
+
+  /* LIF over steps: x is [steps][count], or one [count] for every step when
+   * x_repeats (a static input); v is the carried state [count] (updated).
+   * Writes u (before reset) and s. */
+  void (*lif_forward) (const SnnLifParams *p, const float *x, gboolean x_repeats, float *v,
+                       int steps, int64_t count, float *u, float *s);
+  /* Backward over steps. temporal: follow the leak and reset routes between
+   * steps (BPTT); otherwise every step stands alone (SLTT). ds is dL/ds per
+   * step; writes dx = dL/du. */
+  void (*lif_backward) (const SnnLifParams *p, const float *u, const float *ds, int steps,
+                        int64_t count, gboolean temporal, float *dx);
+
+  /* Scaled weight standardisation: rows x fan, see model.h. Saves the row
+   * centred weights' scale for backward. */
+  void (*ws_forward) (const float *w, const float *gain, int rows, int fan, float g0, float eps,
+                      float *what, float *inv_scale);
+  void (*ws_backward) (const float *w, const float *gain, const float *dwhat,
+                       const float *inv_scale, int rows, int fan, float g0, float eps,
+                       float *dw, float *dgain);
+
+  /* y[s][i] = x[s][i] * mask[s % batch][i] for rows = steps*batch */
+  void (*mul_mask) (const float *x, const float *mask, int steps, int batch, int64_t count, float *y);
+
+  /* y += a * x */
+  void (*axpy) (int64_t n, float a, const float *x, float *y);
+  /* y[i] = sum over s of x[s][i] for steps s (added to y when accumulate) */
+  void (*sum_steps) (const float *x, int steps, int64_t count, gboolean accumulate, float *y);
+  /* mean[c] of the last batch statistics, from x and invstd: used together
+   * with bn_repeat_running */
+  void (*channel_mean) (const float *x, int n, int c, int hw, float *mean);
+};
+
+const SnnBackend *snn_backend_cpu (void);
+/* The BLAS configuration in words (core type, threads), for --version. */
+char *snn_backend_cpu_describe (void);
+void  snn_backend_cpu_set_threads (int n);
+
+G_END_DECLS

@@ -1,0 +1,551 @@
+#include "experiment.h"
+#include "snn-error.h"
+#include "snn-config.h"
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+static const char *dataset_names[] = { "fashion-mnist", "mnist", "synthetic" };
+
+const char *
+snn_dataset_kind_name (SnnDatasetKind k)
+{
+  return dataset_names[k];
+}
+
+void
+snn_experiment_init_defaults (SnnExperiment *e)
+{
+  memset (e, 0, sizeof *e);
+  e->name = g_strdup ("experiment");
+  e->dataset = SNN_DATASET_FASHION_MNIST;
+  e->normalize = TRUE;
+  snn_train_config_init (&e->train);
+  snn_optim_config_init (&e->optim);
+  e->batch_size = 64;
+  e->epochs = 1;
+  e->seed = 2022;
+  e->source = g_strdup ("<experiment>");
+}
+
+SnnExperiment *
+snn_experiment_new_default (void)
+{
+  SnnExperiment *e = g_new0 (SnnExperiment, 1);
+  snn_experiment_init_defaults (e);
+  return e;
+}
+
+void
+snn_experiment_free (SnnExperiment *e)
+{
+  if (!e)
+    return;
+  g_free (e->name);
+  g_free (e->model_ref);
+  snn_model_free (e->model);
+  g_free (e->dataset_path);
+  g_free (e->source);
+  g_free (e);
+}
+
+SnnExperiment *
+snn_experiment_copy (const SnnExperiment *e)
+{
+  SnnExperiment *c = g_new0 (SnnExperiment, 1);
+  *c = *e;
+  c->name = g_strdup (e->name);
+  c->model_ref = g_strdup (e->model_ref);
+  c->model = e->model ? snn_model_copy (e->model) : NULL;
+  c->dataset_path = g_strdup (e->dataset_path);
+  c->source = g_strdup (e->source);
+  return c;
+}
+
+static char *
+models_dir_candidates (int i)
+{
+  switch (i)
+    {
+    case 0:
+      return g_strdup (g_getenv ("SNNWB_MODELS_DIR"));
+    case 1:
+      return g_strdup (SNN_SOURCE_MODELS_DIR);
+    case 2:
+      return g_strdup (SNN_MODELS_DIR);
+    default:
+      return NULL;
+    }
+}
+
+char *
+snn_preset_find (const char *name, const char *suffix)
+{
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *dir = models_dir_candidates (i);
+      if (!dir)
+        continue;
+      g_autofree char *file = g_strconcat (name, suffix, NULL);
+      char *path = g_build_filename (dir, file, NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return path;
+      g_free (path);
+    }
+  return NULL;
+}
+
+char **
+snn_preset_list (void)
+{
+  GPtrArray *names = g_ptr_array_new ();
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *dir = models_dir_candidates (i);
+      GDir *d = dir ? g_dir_open (dir, 0, NULL) : NULL;
+      if (!d)
+        continue;
+      const char *f;
+      while ((f = g_dir_read_name (d)))
+        if (g_str_has_suffix (f, ".experiment.json"))
+          {
+            char *n = g_strndup (f, strlen (f) - strlen (".experiment.json"));
+            gboolean dup = FALSE;
+            for (guint j = 0; j < names->len; j++)
+              dup |= g_str_equal (names->pdata[j], n);
+            if (dup)
+              g_free (n);
+            else
+              g_ptr_array_add (names, n);
+          }
+      g_dir_close (d);
+      if (names->len)
+        break;
+    }
+  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_add (names, NULL);
+  return (char **) g_ptr_array_free (names, FALSE);
+}
+
+/* ---- parsing ---- */
+
+static gboolean G_GNUC_PRINTF (3, 4)
+fail (GError **error, const char *source, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_INVALID, "%s: %s", source, msg);
+  g_free (msg);
+  return FALSE;
+}
+
+static gboolean
+num_member (JsonObject *o, const char *key, double *out, const char *source, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (!n)
+    return TRUE;
+  GType t = JSON_NODE_HOLDS_VALUE (n) ? json_node_get_value_type (n) : G_TYPE_INVALID;
+  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE)
+    return fail (error, source, "'%s' must be a number", key);
+  *out = json_node_get_double (n);
+  if (!isfinite (*out))
+    return fail (error, source, "'%s' is not finite", key);
+  return TRUE;
+}
+
+static gboolean
+int_member (JsonObject *o, const char *key, int min, int *out, const char *source, GError **error)
+{
+  double v = *out;
+  if (!num_member (o, key, &v, source, error))
+    return FALSE;
+  if (v != floor (v) || v < min || v > 1e9)
+    return fail (error, source, "'%s' must be an integer of at least %d", key, min);
+  *out = (int) v;
+  return TRUE;
+}
+
+static gboolean
+resolve_model (SnnExperiment *e, const char *ref, const char *base_dir, GError **error)
+{
+  g_autofree char *path = NULL;
+  if (g_path_is_absolute (ref) || strchr (ref, '/') || g_str_has_suffix (ref, ".json"))
+    path = g_path_is_absolute (ref) || !base_dir ? g_strdup (ref) : g_build_filename (base_dir, ref, NULL);
+  else if (!(path = snn_preset_find (ref, ".json")))
+    return fail (error, e->source, "no preset model named \"%s\"", ref);
+  e->model = snn_model_load_file (path, error);
+  return e->model != NULL;
+}
+
+static gboolean
+parse_dataset (SnnExperiment *e, JsonNode *n, GError **error)
+{
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return fail (error, e->source, "'dataset' must be an object");
+  JsonObject *o = json_node_get_object (n);
+  const char *name = json_object_get_string_member_with_default (o, "name", "fashion-mnist");
+  g_autofree char *lower = g_ascii_strdown (name, -1);
+  if (g_str_equal (lower, "fashion-mnist") || g_str_equal (lower, "fashion_mnist"))
+    e->dataset = SNN_DATASET_FASHION_MNIST;
+  else if (g_str_equal (lower, "mnist"))
+    e->dataset = SNN_DATASET_MNIST;
+  else if (g_str_has_prefix (lower, "synthetic"))
+    e->dataset = SNN_DATASET_SYNTHETIC;
+  else
+    return fail (error, e->source, "unknown dataset \"%s\" (fashion-mnist, mnist, synthetic)", name);
+  if (json_object_has_member (o, "path"))
+    e->dataset_path = g_strdup (json_object_get_string_member (o, "path"));
+  if (json_object_has_member (o, "normalize"))
+    e->normalize = json_object_get_boolean_member (o, "normalize");
+  return int_member (o, "train_subset", 0, &e->train_subset, e->source, error)
+         && int_member (o, "test_subset", 0, &e->test_subset, e->source, error);
+}
+
+static gboolean
+parse_method (SnnExperiment *e, JsonObject *root, GError **error)
+{
+  const char *m = json_object_get_string_member_with_default (root, "method", "sltt");
+  if (!snn_method_from_name (m, &e->train.method))
+    return fail (error, e->source, "unknown method \"%s\" (bptt, sltt, sltt_k)", m);
+  if (!int_member (root, "T", 1, &e->train.T, e->source, error) || !int_member (root, "K", 1, &e->train.K, e->source, error))
+    return FALSE;
+  if (e->train.T > 64)
+    return fail (error, e->source, "T = %d is more than the 64 steps supported", e->train.T);
+  if (e->train.method == SNN_METHOD_SLTT_K && e->train.K > e->train.T)
+    return fail (error, e->source, "K = %d is larger than T = %d", e->train.K, e->train.T);
+  return TRUE;
+}
+
+static gboolean
+parse_loss (SnnExperiment *e, JsonNode *n, GError **error)
+{
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return fail (error, e->source, "'loss' must be an object");
+  JsonObject *o = json_node_get_object (n);
+  double lam = e->train.lambda;
+  if (!num_member (o, "lambda", &lam, e->source, error))
+    return FALSE;
+  if (lam < 0 || lam > 1)
+    return fail (error, e->source, "loss lambda must be in [0, 1]");
+  e->train.lambda = (float) lam;
+  JsonNode *t = json_object_get_member (o, "mse_target");
+  if (t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
+    {
+      if (g_strcmp0 (json_node_get_string (t), "onehot") != 0)
+        return fail (error, e->source, "mse_target must be a number or \"onehot\"");
+      e->train.mse_onehot = TRUE;
+    }
+  else if (t)
+    {
+      double v = 1.0;
+      if (!num_member (o, "mse_target", &v, e->source, error))
+        return FALSE;
+      e->train.mse_target = (float) v;
+    }
+  return TRUE;
+}
+
+static gboolean
+parse_optim (SnnExperiment *e, JsonNode *n, GError **error)
+{
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return fail (error, e->source, "'optimizer' must be an object");
+  JsonObject *o = json_node_get_object (n);
+  const char *type = json_object_get_string_member_with_default (o, "type", "sgd");
+  if (g_ascii_strcasecmp (type, "sgd") == 0)
+    e->optim.type = SNN_OPTIM_SGD;
+  else if (g_ascii_strcasecmp (type, "adam") == 0)
+    {
+      e->optim.type = SNN_OPTIM_ADAM;
+      e->optim.momentum = 0;
+    }
+  else
+    return fail (error, e->source, "unknown optimizer \"%s\" (sgd, adam)", type);
+  const char *sched = json_object_get_string_member_with_default (o, "schedule", "cosine");
+  if (g_str_equal (sched, "cosine"))
+    e->optim.cosine = TRUE;
+  else if (g_str_equal (sched, "constant"))
+    e->optim.cosine = FALSE;
+  else
+    return fail (error, e->source, "unknown schedule \"%s\" (cosine, constant)", sched);
+  if (!num_member (o, "lr", &e->optim.lr, e->source, error) || !num_member (o, "momentum", &e->optim.momentum, e->source, error)
+      || !num_member (o, "weight_decay", &e->optim.weight_decay, e->source, error)
+      || !num_member (o, "beta1", &e->optim.beta1, e->source, error) || !num_member (o, "beta2", &e->optim.beta2, e->source, error)
+      || !num_member (o, "eps", &e->optim.eps, e->source, error))
+    return FALSE;
+  if (e->optim.lr <= 0)
+    return fail (error, e->source, "the learning rate must be positive");
+  return TRUE;
+}
+
+SnnExperiment *
+snn_experiment_parse (const char *json, gssize len, const char *source, const char *base_dir, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  GError *local = NULL;
+  if (!json_parser_load_from_data (parser, json, len, &local))
+    {
+      g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: not valid JSON: %s", source, local->message);
+      g_error_free (local);
+      return NULL;
+    }
+  JsonNode *root = json_parser_get_root (parser);
+  SnnExperiment *e = snn_experiment_new_default ();
+  g_free (e->source);
+  e->source = g_strdup (source);
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      fail (error, source, "an experiment must be a JSON object");
+      goto bad;
+    }
+  JsonObject *o = json_node_get_object (root);
+  g_free (e->name);
+  e->name = g_strdup (json_object_get_string_member_with_default (o, "name", "experiment"));
+  JsonNode *model = json_object_get_member (o, "model");
+  if (!model)
+    {
+      fail (error, source, "missing 'model' (a preset name, a path or an inline model)");
+      goto bad;
+    }
+  if (JSON_NODE_HOLDS_OBJECT (model))
+    e->model = snn_model_from_json_node (model, source, error);
+  else if (JSON_NODE_HOLDS_VALUE (model) && json_node_get_value_type (model) == G_TYPE_STRING)
+    {
+      e->model_ref = g_strdup (json_node_get_string (model));
+      resolve_model (e, e->model_ref, base_dir, error);
+    }
+  else
+    fail (error, source, "'model' must be a preset name, a path or an object");
+  if (!e->model)
+    goto bad;
+  double seed = (double) e->seed;
+  if (!parse_dataset (e, json_object_get_member (o, "dataset"), error) || !parse_method (e, o, error)
+      || !parse_loss (e, json_object_get_member (o, "loss"), error)
+      || !parse_optim (e, json_object_get_member (o, "optimizer"), error)
+      || !int_member (o, "batch_size", 1, &e->batch_size, source, error)
+      || !int_member (o, "epochs", 1, &e->epochs, source, error) || !num_member (o, "seed", &seed, source, error))
+    goto bad;
+  e->seed = (guint64) seed;
+  return e;
+bad:
+  snn_experiment_free (e);
+  return NULL;
+}
+
+SnnExperiment *
+snn_experiment_load (const char *path_or_preset, GError **error)
+{
+  g_autofree char *path = NULL;
+  if (g_file_test (path_or_preset, G_FILE_TEST_IS_REGULAR))
+    path = g_strdup (path_or_preset);
+  else if (!strchr (path_or_preset, '/') && (path = snn_preset_find (path_or_preset, ".experiment.json")) == NULL)
+    {
+      g_auto (GStrv) names = snn_preset_list ();
+      g_autofree char *list = g_strjoinv (", ", names);
+      g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_MISSING, "%s: no such file or preset (presets: %s)",
+                   path_or_preset, list);
+      return NULL;
+    }
+  if (!path)
+    path = g_strdup (path_or_preset);
+  g_autofree char *text = NULL;
+  gsize len;
+  GError *local = NULL;
+  if (!g_file_get_contents (path, &text, &len, &local))
+    {
+      g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_MISSING, "%s: cannot read: %s", path, local->message);
+      g_error_free (local);
+      return NULL;
+    }
+  g_autofree char *dir = g_path_get_dirname (path);
+  return snn_experiment_parse (text, (gssize) len, path, dir, error);
+}
+
+char *
+snn_experiment_to_json (const SnnExperiment *e)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+#define STR(k, v) (json_builder_set_member_name (b, k), json_builder_add_string_value (b, v))
+#define INT(k, v) (json_builder_set_member_name (b, k), json_builder_add_int_value (b, v))
+#define NUM(k, v) (json_builder_set_member_name (b, k), json_builder_add_double_value (b, v))
+  STR ("name", e->name);
+  json_builder_set_member_name (b, "model");
+  json_builder_add_value (b, snn_model_to_json_node (e->model));
+  json_builder_set_member_name (b, "dataset");
+  json_builder_begin_object (b);
+  STR ("name", snn_dataset_kind_name (e->dataset));
+  if (e->dataset_path)
+    STR ("path", e->dataset_path);
+  INT ("train_subset", e->train_subset);
+  INT ("test_subset", e->test_subset);
+  json_builder_set_member_name (b, "normalize");
+  json_builder_add_boolean_value (b, e->normalize);
+  json_builder_end_object (b);
+  INT ("T", e->train.T);
+  STR ("method", snn_method_name (e->train.method));
+  INT ("K", e->train.K);
+  json_builder_set_member_name (b, "loss");
+  json_builder_begin_object (b);
+  NUM ("lambda", e->train.lambda);
+  if (e->train.mse_onehot)
+    STR ("mse_target", "onehot");
+  else
+    NUM ("mse_target", e->train.mse_target);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "optimizer");
+  json_builder_begin_object (b);
+  STR ("type", e->optim.type == SNN_OPTIM_ADAM ? "adam" : "sgd");
+  NUM ("lr", e->optim.lr);
+  if (e->optim.type == SNN_OPTIM_SGD)
+    NUM ("momentum", e->optim.momentum);
+  else
+    {
+      NUM ("beta1", e->optim.beta1);
+      NUM ("beta2", e->optim.beta2);
+      NUM ("eps", e->optim.eps);
+    }
+  NUM ("weight_decay", e->optim.weight_decay);
+  STR ("schedule", e->optim.cosine ? "cosine" : "constant");
+  json_builder_end_object (b);
+  INT ("batch_size", e->batch_size);
+  INT ("epochs", e->epochs);
+  INT ("seed", (gint64) e->seed);
+#undef STR
+#undef INT
+#undef NUM
+  json_builder_end_object (b);
+  JsonNode *root = json_builder_get_root (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, root);
+  char *s = json_generator_to_data (gen, NULL);
+  json_node_unref (root);
+  return s;
+}
+
+gboolean
+snn_experiment_save (const SnnExperiment *e, const char *path, GError **error)
+{
+  g_autofree char *text = snn_experiment_to_json (e);
+  GError *local = NULL;
+  if (!g_file_set_contents (path, text, -1, &local))
+    {
+      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", path, local->message);
+      g_error_free (local);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
+{
+  const char *eq = strchr (kv, '=');
+  if (!eq)
+    return fail (error, kv, "an override must look like key=value");
+  g_autofree char *key = g_strndup (kv, eq - kv);
+  const char *val = eq + 1;
+  char *end = NULL;
+  double num = g_ascii_strtod (val, &end);
+  gboolean is_num = end && end != val && *end == '\0';
+#define NEED_NUM() if (!is_num) return fail (error, kv, "'%s' needs a number", key)
+  if (g_str_equal (key, "method"))
+    {
+      if (!snn_method_from_name (val, &e->train.method))
+        return fail (error, kv, "unknown method \"%s\" (bptt, sltt, sltt_k)", val);
+    }
+  else if (g_str_equal (key, "T")) { NEED_NUM (); e->train.T = (int) num; }
+  else if (g_str_equal (key, "K")) { NEED_NUM (); e->train.K = (int) num; }
+  else if (g_str_equal (key, "lr")) { NEED_NUM (); e->optim.lr = num; }
+  else if (g_str_equal (key, "epochs")) { NEED_NUM (); e->epochs = (int) num; }
+  else if (g_str_equal (key, "batch_size")) { NEED_NUM (); e->batch_size = (int) num; }
+  else if (g_str_equal (key, "seed")) { NEED_NUM (); e->seed = (guint64) num; }
+  else if (g_str_equal (key, "train_subset")) { NEED_NUM (); e->train_subset = (int) num; }
+  else if (g_str_equal (key, "test_subset")) { NEED_NUM (); e->test_subset = (int) num; }
+  else if (g_str_equal (key, "lambda")) { NEED_NUM (); e->train.lambda = (float) num; }
+  else if (g_str_equal (key, "momentum")) { NEED_NUM (); e->optim.momentum = num; }
+  else if (g_str_equal (key, "weight_decay")) { NEED_NUM (); e->optim.weight_decay = num; }
+  else if (g_str_equal (key, "mse_target"))
+    {
+      e->train.mse_onehot = g_str_equal (val, "onehot");
+      if (!e->train.mse_onehot)
+        {
+          NEED_NUM ();
+          e->train.mse_target = (float) num;
+        }
+    }
+  else if (g_str_equal (key, "optimizer"))
+    {
+      if (g_str_equal (val, "adam"))
+        e->optim.type = SNN_OPTIM_ADAM;
+      else if (g_str_equal (val, "sgd"))
+        e->optim.type = SNN_OPTIM_SGD;
+      else
+        return fail (error, kv, "unknown optimizer \"%s\"", val);
+    }
+  else if (g_str_equal (key, "schedule"))
+    e->optim.cosine = g_str_equal (val, "cosine");
+  else if (g_str_equal (key, "dataset"))
+    {
+      if (g_str_equal (val, "mnist"))
+        e->dataset = SNN_DATASET_MNIST;
+      else if (g_str_equal (val, "fashion-mnist"))
+        e->dataset = SNN_DATASET_FASHION_MNIST;
+      else if (g_str_has_prefix (val, "synthetic"))
+        e->dataset = SNN_DATASET_SYNTHETIC;
+      else
+        return fail (error, kv, "unknown dataset \"%s\"", val);
+    }
+  else if (g_str_equal (key, "tau") || g_str_equal (key, "vth") || g_str_equal (key, "width")
+           || g_str_equal (key, "surrogate") || g_str_equal (key, "reset") || g_str_equal (key, "detach_reset"))
+    {
+      /* Applies to every LIF layer of the model. */
+      SnnSurrogate sg = SNN_SURROGATE_TRIANGLE;
+      if (g_str_equal (key, "surrogate") && !snn_surrogate_from_name (val, &sg))
+        return fail (error, kv, "unknown surrogate \"%s\" (rectangle, triangle, sigmoid, atan)", val);
+      if (g_str_equal (key, "reset") && !g_str_equal (val, "soft") && !g_str_equal (val, "hard"))
+        return fail (error, kv, "reset must be soft or hard");
+      if ((g_str_equal (key, "tau") && (!is_num || num < 1)) || ((g_str_equal (key, "vth") || g_str_equal (key, "width")) && (!is_num || num <= 0)))
+        return fail (error, kv, "'%s' needs a number (tau >= 1, vth and width > 0)", key);
+      for (int i = 0; i < e->model->n_layers; i++)
+        {
+          SnnLifParams *p = &e->model->layers[i].lif;
+          if (e->model->layers[i].type != SNN_LAYER_LIF)
+            continue;
+          if (g_str_equal (key, "tau"))
+            p->tau = (float) num;
+          else if (g_str_equal (key, "vth"))
+            p->vth = (float) num;
+          else if (g_str_equal (key, "width"))
+            p->width = (float) num;
+          else if (g_str_equal (key, "surrogate"))
+            p->surrogate = sg;
+          else if (g_str_equal (key, "reset"))
+            p->reset = g_str_equal (val, "hard") ? SNN_RESET_HARD : SNN_RESET_SOFT;
+          else
+            p->detach_reset = g_str_equal (val, "true") || g_str_equal (val, "1");
+        }
+    }
+  else if (g_str_equal (key, "dataset_path"))
+    {
+      g_free (e->dataset_path);
+      e->dataset_path = g_strdup (val);
+    }
+  else
+    return fail (error, kv, "unknown setting '%s'", key);
+#undef NEED_NUM
+  if (e->train.T < 1 || e->train.T > 64 || e->batch_size < 1 || e->epochs < 1 || e->optim.lr <= 0
+      || (e->train.method == SNN_METHOD_SLTT_K && (e->train.K < 1 || e->train.K > e->train.T)))
+    return fail (error, kv, "value out of range (T in 1..64, 1 <= K <= T, positive batch_size, epochs, lr)");
+  return TRUE;
+}

@@ -1,0 +1,125 @@
+/* The model file: a JSON description of a feed-forward LIF network.
+ * Parsing checks every field; shape inference checks that layers fit and
+ * names the layer that breaks. */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  SNN_LAYER_LINEAR,
+  SNN_LAYER_CONV,
+  SNN_LAYER_AVGPOOL,
+  SNN_LAYER_FLATTEN,
+  SNN_LAYER_BN_STEP,
+  SNN_LAYER_LIF,
+  SNN_LAYER_DROPOUT,
+  SNN_LAYER_N_TYPES
+} SnnLayerType;
+
+typedef enum {
+  SNN_SURROGATE_RECTANGLE,
+  SNN_SURROGATE_TRIANGLE,
+  SNN_SURROGATE_SIGMOID,
+  SNN_SURROGATE_ATAN,
+  SNN_SURROGATE_N
+} SnnSurrogate;
+
+typedef enum { SNN_RESET_SOFT, SNN_RESET_HARD } SnnReset;
+
+#define SNN_MAX_DIMS 3
+
+typedef struct {
+  int ndim;          /* 1: [F], 3: [C, H, W] */
+  int d[SNN_MAX_DIMS];
+} SnnShape;
+
+typedef struct {
+  float tau, vth, width, alpha;
+  SnnReset reset;
+  SnnSurrogate surrogate;
+  gboolean detach_reset;
+} SnnLifParams;
+
+typedef struct _SnnLayerSpec SnnLayerSpec;
+struct _SnnLayerSpec {
+  SnnLayerType type;
+  /* linear */
+  int in, out;
+  /* conv */
+  int in_ch, out_ch, k, stride, pad;
+  /* linear and conv */
+  gboolean bias;
+  gboolean ws;
+  float ws_gamma, ws_eps;
+  /* avgpool */
+  int pool_k, pool_stride;
+  /* bn_step */
+  int num_features;
+  float eps, momentum;
+  /* lif */
+  SnnLifParams lif;
+  /* dropout */
+  float p;
+  /* Room for layers that hold sub-lists (residual blocks). */
+  GPtrArray *children;
+  /* filled by shape inference */
+  SnnShape in_shape, out_shape;
+};
+
+typedef struct {
+  SnnShape input_shape;
+  int num_classes;
+  int n_layers;
+  SnnLayerSpec *layers;
+  char *source;       /* file name or "<string>", for messages */
+} SnnModel;
+
+const char  *snn_layer_type_name (SnnLayerType type);
+const char  *snn_surrogate_name (SnnSurrogate s);
+gboolean     snn_surrogate_from_name (const char *name, SnnSurrogate *out);
+int64_t      snn_shape_numel (const SnnShape *s);
+char        *snn_shape_to_string (const SnnShape *s);     /* "[8, 28, 28]" */
+
+/* A layer with the defaults of the model format. */
+void         snn_layer_spec_init (SnnLayerSpec *spec, SnnLayerType type);
+void         snn_lif_params_init (SnnLifParams *p);
+
+SnnModel    *snn_model_new (const SnnShape *input_shape, int num_classes);
+void         snn_model_append_layer (SnnModel *model, const SnnLayerSpec *spec);
+void         snn_model_remove_layer (SnnModel *model, int index);
+void         snn_model_move_layer (SnnModel *model, int from, int to);
+SnnModel    *snn_model_copy (const SnnModel *model);
+void         snn_model_free (SnnModel *model);
+
+SnnModel    *snn_model_load_file (const char *path, GError **error);
+/* Parses and infers shapes; source names the input in messages. */
+SnnModel    *snn_model_parse (const char *json, gssize length, const char *source, GError **error);
+/* From a JSON object node (e.g. embedded in an experiment file). */
+struct _JsonNode;
+SnnModel    *snn_model_from_json_node (struct _JsonNode *node, const char *source, GError **error);
+struct _JsonNode *snn_model_to_json_node (const SnnModel *model);
+char        *snn_model_to_json (const SnnModel *model);
+gboolean     snn_model_save (const SnnModel *model, const char *path, GError **error);
+
+/* Checks that every layer fits its input and fills in_shape/out_shape.
+ * On failure, *bad_layer (if not NULL) is the index of the layer that breaks,
+ * or -1 for a model-level problem. Messages look like
+ * "layer 3: conv expects 8 input channels, gets 16". */
+gboolean     snn_model_infer_shapes (SnnModel *model, int *bad_layer, GError **error);
+
+/* Trainable parameters and buffers of a layer, in saving order. */
+typedef struct {
+  char name[32];      /* "weight", "bias", "gain", "running_mean", "running_var" */
+  int ndim;
+  int64_t shape[4];
+  int64_t numel;
+  gboolean trainable;
+} SnnParamInfo;
+
+int          snn_layer_params (const SnnLayerSpec *spec, SnnParamInfo out[6]);
+int64_t      snn_model_param_count (const SnnModel *model); /* trainable scalars */
+int64_t      snn_layer_param_count (const SnnLayerSpec *spec);
+
+G_END_DECLS

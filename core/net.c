@@ -1,0 +1,833 @@
+#include "net.h"
+#include "snn-error.h"
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+  SnnLayerSpec *spec;
+  int64_t in_size, out_size;      /* per sample */
+  SnnParam *w, *b, *gain;         /* linear, conv */
+  SnnParam *bn_w, *bn_b, *rmean, *rvar;
+  SnnLifParams lif;
+  float *out;                     /* [chunk][batch][out_size] */
+  float *u, *v;                   /* lif: u per step, carried v [batch][out] */
+  float *xhat, *invstd;           /* bn_step */
+  float *mask;                    /* dropout [batch][out] */
+  float *what, *inv_scale, *dwhat;/* weight standardisation */
+  float *bn_mean;                 /* bn_step in the prefix: the batch mean */
+} LayerRt;
+
+struct SnnNet {
+  SnnModel *model;
+  const SnnBackend *be;
+  int n_params;
+  SnnParam *params;
+  LayerRt *L;
+  int64_t in_size, max_size;
+  int batch, batch_cap, chunk;
+  void *arena;
+  float *in_buf, *gbuf[2], *col, *cm;
+  float *out_host;
+  int cur_steps, step_in_seq, chunk_first;
+  gboolean training, kept;
+  /* A static input makes every layer before the first LIF layer (the prefix)
+   * compute the same thing at every step: it runs once per sequence, and its
+   * backward runs once on the gradient summed over steps. */
+  int prefix;                     /* index of the first LIF layer, -1: none */
+  gboolean static_in, prefix_ready, prefix_grad_ready;
+  float *prefix_grad;
+  int64_t held_per_seq;
+  SnnNetStats stats;
+  SnnLifBackwardHook hook;
+  gpointer hook_data;
+};
+
+static int64_t
+conv_patch (const SnnLayerSpec *s)
+{
+  return (int64_t) s->in_ch * s->k * s->k;
+}
+
+static int64_t
+layer_fan_in (const SnnLayerSpec *s)
+{
+  return s->type == SNN_LAYER_CONV ? conv_patch (s) : s->in;
+}
+
+/* ---- construction ---- */
+
+static SnnParam *
+add_params (SnnNet *net, int layer, const char *want)
+{
+  for (int i = 0; i < net->n_params; i++)
+    if (net->params[i].layer == layer && g_strcmp0 (net->params[i].info.name, want) == 0)
+      return &net->params[i];
+  return NULL;
+}
+
+SnnNet *
+snn_net_new (const SnnModel *model, const SnnBackend *backend)
+{
+  SnnNet *net = g_new0 (SnnNet, 1);
+  net->model = snn_model_copy (model);
+  net->be = backend;
+  net->L = g_new0 (LayerRt, model->n_layers);
+  net->in_size = snn_shape_numel (&model->input_shape);
+  net->max_size = net->in_size;
+  int cap = 0;
+  for (int l = 0; l < model->n_layers; l++)
+    {
+      SnnParamInfo info[6];
+      int n = snn_layer_params (&net->model->layers[l], info);
+      net->params = g_renew (SnnParam, net->params, cap + n + 1);
+      for (int i = 0; i < n; i++)
+        {
+          SnnParam *p = &net->params[cap++];
+          memset (p, 0, sizeof *p);
+          g_snprintf (p->name, sizeof p->name, "%d.%s", l, info[i].name);
+          p->layer = l;
+          p->info = info[i];
+          p->data = backend->alloc (info[i].numel * sizeof (float));
+          p->grad = info[i].trainable ? backend->alloc (info[i].numel * sizeof (float)) : NULL;
+          net->stats.param_bytes += info[i].numel * sizeof (float) * (info[i].trainable ? 2 : 1);
+        }
+    }
+  net->n_params = cap;
+  for (int l = 0; l < model->n_layers; l++)
+    {
+      LayerRt *r = &net->L[l];
+      r->spec = &net->model->layers[l];
+      r->in_size = snn_shape_numel (&r->spec->in_shape);
+      r->out_size = snn_shape_numel (&r->spec->out_shape);
+      net->max_size = MAX (net->max_size, r->out_size);
+      r->lif = r->spec->lif;
+      gboolean bn = r->spec->type == SNN_LAYER_BN_STEP;
+      r->w = bn ? NULL : add_params (net, l, "weight");
+      r->b = bn ? NULL : add_params (net, l, "bias");
+      r->gain = add_params (net, l, "gain");
+      r->bn_w = bn ? add_params (net, l, "weight") : NULL;
+      r->bn_b = bn ? add_params (net, l, "bias") : NULL;
+      r->rmean = add_params (net, l, "running_mean");
+      r->rvar = add_params (net, l, "running_var");
+      if (r->gain)
+        {
+          int64_t n = r->w->info.numel, rows = r->w->info.shape[0];
+          r->what = backend->alloc (n * sizeof (float));
+          r->dwhat = backend->alloc (n * sizeof (float));
+          r->inv_scale = backend->alloc (rows * sizeof (float));
+        }
+    }
+  net->prefix = -1;
+  for (int l = 0; l < model->n_layers && net->prefix < 0; l++)
+    if (model->layers[l].type == SNN_LAYER_LIF)
+      net->prefix = l;
+  snn_net_init_default (net, 0);
+  return net;
+}
+
+void
+snn_net_set_static_input (SnnNet *net, gboolean is_static)
+{
+  net->static_in = is_static && net->prefix >= 0;
+}
+
+static gboolean
+in_prefix (const SnnNet *net, int l)
+{
+  return net->static_in && l < net->prefix;
+}
+
+static void
+free_arena (SnnNet *net)
+{
+  if (net->arena)
+    net->be->free (net->arena);
+  net->arena = NULL;
+  g_clear_pointer (&net->out_host, g_free);
+}
+
+void
+snn_net_free (SnnNet *net)
+{
+  if (!net)
+    return;
+  free_arena (net);
+  for (int i = 0; i < net->n_params; i++)
+    {
+      net->be->free (net->params[i].data);
+      if (net->params[i].grad)
+        net->be->free (net->params[i].grad);
+    }
+  for (int l = 0; l < net->model->n_layers; l++)
+    if (net->L[l].what)
+      {
+        net->be->free (net->L[l].what);
+        net->be->free (net->L[l].dwhat);
+        net->be->free (net->L[l].inv_scale);
+      }
+  g_free (net->params);
+  g_free (net->L);
+  snn_model_free (net->model);
+  g_free (net);
+}
+
+const SnnModel *snn_net_model (const SnnNet *net) { return net->model; }
+const SnnBackend *snn_net_backend (const SnnNet *net) { return net->be; }
+int snn_net_n_params (const SnnNet *net) { return net->n_params; }
+SnnParam *snn_net_param (SnnNet *net, int i) { return &net->params[i]; }
+int snn_net_batch (const SnnNet *net) { return net->batch; }
+const SnnNetStats *snn_net_stats (const SnnNet *net) { return &net->stats; }
+int64_t snn_net_layer_size (const SnnNet *net, int layer) { return net->L[layer].out_size; }
+SnnLifParams *snn_net_lif_params (SnnNet *net, int layer) { return &net->L[layer].lif; }
+
+void
+snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data)
+{
+  net->hook = hook;
+  net->hook_data = user_data;
+}
+
+SnnParam *
+snn_net_find_param (SnnNet *net, const char *name)
+{
+  for (int i = 0; i < net->n_params; i++)
+    if (g_strcmp0 (net->params[i].name, name) == 0)
+      return &net->params[i];
+  return NULL;
+}
+
+void
+snn_net_reset_stats (SnnNet *net)
+{
+  net->stats.peak_held_bytes = net->stats.held_bytes;
+  net->stats.forward_ms = net->stats.backward_ms = 0;
+}
+
+/* ---- parameters in and out ---- */
+
+void
+snn_net_init_default (SnnNet *net, uint64_t seed)
+{
+  SnnRng rng;
+  snn_rng_seed (&rng, seed);
+  for (int i = 0; i < net->n_params; i++)
+    {
+      SnnParam *p = &net->params[i];
+      const SnnLayerSpec *s = &net->model->layers[p->layer];
+      float *h = g_new (float, p->info.numel);
+      const char *n = p->info.name;
+      gboolean affine = s->type == SNN_LAYER_LINEAR || s->type == SNN_LAYER_CONV;
+      float bound = affine ? (float) (1.0 / sqrt ((double) layer_fan_in (s))) : 0.0f;
+      for (int64_t j = 0; j < p->info.numel; j++)
+        {
+          if (affine && (g_str_equal (n, "weight") || g_str_equal (n, "bias")))
+            h[j] = snn_rng_uniform_range (&rng, -bound, bound);
+          else if (g_str_equal (n, "running_mean") || g_str_equal (n, "bias"))
+            h[j] = 0.0f;
+          else
+            h[j] = 1.0f; /* gain, BN weight, running_var */
+        }
+      net->be->upload (p->data, h, p->info.numel * sizeof (float));
+      g_free (h);
+    }
+}
+
+gboolean
+snn_net_set_from_npz (SnnNet *net, const SnnNpz *npz, const char *source, GError **error)
+{
+  for (guint i = 0; i < snn_npz_count (npz); i++)
+    {
+      const char *name = snn_npz_name (npz, i);
+      if (!snn_net_find_param (net, name) && !g_str_has_suffix (name, ".num_batches_tracked"))
+        {
+          g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_SHAPE,
+                       "%s: entry '%s' is not a parameter of this model", source, name);
+          return FALSE;
+        }
+    }
+  for (int i = 0; i < net->n_params; i++)
+    {
+      SnnParam *p = &net->params[i];
+      SnnArray *a = snn_npz_get (npz, p->name);
+      if (!a)
+        {
+          g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_MISSING, "%s: parameter '%s' is missing", source, p->name);
+          return FALSE;
+        }
+      gboolean same = a->ndim == p->info.ndim;
+      for (int d = 0; same && d < a->ndim; d++)
+        same = a->shape[d] == p->info.shape[d];
+      if (!same)
+        {
+          g_autofree char *got = snn_array_shape_string (a);
+          GString *want = g_string_new ("(");
+          for (int d = 0; d < p->info.ndim; d++)
+            g_string_append_printf (want, d ? ", %" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, p->info.shape[d]);
+          g_string_append (want, p->info.ndim == 1 ? ",)" : ")");
+          g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_SHAPE, "%s: parameter '%s' has shape %s, the model needs %s",
+                       source, p->name, got, want->str);
+          g_string_free (want, TRUE);
+          return FALSE;
+        }
+      SnnArray *f = snn_array_to_f32 (a);
+      const float *v = f->data;
+      for (int64_t j = 0; j < p->info.numel; j++)
+        if (!isfinite (v[j]))
+          {
+            g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_NONFINITE, "%s: parameter '%s' holds a NaN or infinity at index %" G_GINT64_FORMAT,
+                         source, p->name, j);
+            snn_array_free (f);
+            return FALSE;
+          }
+      net->be->upload (p->data, f->data, p->info.numel * sizeof (float));
+      snn_array_free (f);
+    }
+  return TRUE;
+}
+
+gboolean
+snn_net_load_npz (SnnNet *net, const char *path, GError **error)
+{
+  SnnNpz *npz = snn_npz_load (path, error);
+  if (!npz)
+    return FALSE;
+  gboolean ok = snn_net_set_from_npz (net, npz, path, error);
+  snn_npz_free (npz);
+  return ok;
+}
+
+SnnNpz *
+snn_net_to_npz (SnnNet *net, gboolean grads)
+{
+  SnnNpz *npz = snn_npz_new ();
+  for (int i = 0; i < net->n_params; i++)
+    {
+      SnnParam *p = &net->params[i];
+      if (grads && !p->grad)
+        continue;
+      SnnArray *a = snn_array_new (SNN_DTYPE_F32, p->info.ndim, p->info.shape);
+      net->be->download (a->data, grads ? p->grad : p->data, p->info.numel * sizeof (float));
+      g_autofree char *name = grads ? g_strdup_printf ("grad.%s", p->name) : g_strdup (p->name);
+      snn_npz_add (npz, name, a);
+    }
+  return npz;
+}
+
+gboolean
+snn_net_save_npz (SnnNet *net, const char *path, GError **error)
+{
+  SnnNpz *npz = snn_net_to_npz (net, FALSE);
+  gboolean ok = snn_npz_save (path, npz, error);
+  snn_npz_free (npz);
+  return ok;
+}
+
+void
+snn_net_zero_grad (SnnNet *net)
+{
+  for (int i = 0; i < net->n_params; i++)
+    if (net->params[i].grad)
+      net->be->zero (net->params[i].grad, net->params[i].info.numel * sizeof (float));
+}
+
+/* ---- bytes held for backward ---- */
+
+static void
+layer_held (const SnnLayerSpec *s, int batch, int64_t *per_step, int64_t *per_seq)
+{
+  int64_t in = snn_shape_numel (&s->in_shape), out = snn_shape_numel (&s->out_shape);
+  *per_step = *per_seq = 0;
+  switch (s->type)
+    {
+    case SNN_LAYER_LINEAR:
+    case SNN_LAYER_CONV:
+      *per_step = in * batch * 4;   /* the input, for the weight gradient */
+      if (s->ws)
+        {
+          int64_t rows = s->type == SNN_LAYER_CONV ? s->out_ch : s->out;
+          *per_seq = (rows * layer_fan_in (s) + rows) * 4;
+        }
+      break;
+    case SNN_LAYER_BN_STEP:
+      *per_step = out * batch * 4 + (int64_t) s->num_features * 4; /* xhat, 1/std */
+      break;
+    case SNN_LAYER_LIF:
+      *per_step = out * batch * 4;  /* u, for the surrogate and the reset */
+      break;
+    case SNN_LAYER_DROPOUT:
+      *per_seq = out * batch * 4;   /* the mask */
+      break;
+    default:
+      break;
+    }
+}
+
+int64_t
+snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input)
+{
+  int64_t total = 0;
+  gboolean prefix = static_input;
+  for (int l = 0; l < model->n_layers; l++)
+    {
+      int64_t ps, pq;
+      prefix = prefix && model->layers[l].type != SNN_LAYER_LIF;
+      layer_held (&model->layers[l], batch, &ps, &pq);
+      total += ps * (prefix ? 1 : steps) + pq;
+    }
+  return total;
+}
+
+int64_t
+snn_model_held_bytes (const SnnModel *model, int batch, int steps)
+{
+  return snn_model_held_bytes_full (model, batch, steps, TRUE);
+}
+
+static int64_t
+held_per_step (SnnNet *net)
+{
+  int64_t total = 0;
+  for (int l = 0; l < net->model->n_layers; l++)
+    {
+      int64_t ps, pq;
+      layer_held (net->L[l].spec, net->batch, &ps, &pq);
+      if (!in_prefix (net, l))
+        total += ps;
+    }
+  return total;
+}
+
+static void
+set_held (SnnNet *net, int64_t bytes)
+{
+  net->stats.held_bytes = bytes;
+  net->stats.peak_held_bytes = MAX (net->stats.peak_held_bytes, bytes);
+}
+
+/* ---- arena ---- */
+
+typedef struct {
+  size_t offset;
+  gboolean dry;
+  char *base;
+} Carver;
+
+static float *
+carve (Carver *c, int64_t floats)
+{
+  size_t bytes = ((size_t) floats * sizeof (float) + 63) & ~(size_t) 63;
+  float *p = c->dry ? NULL : (float *) (c->base + c->offset);
+  c->offset += bytes;
+  return p;
+}
+
+static void
+carve_all (SnnNet *net, Carver *c)
+{
+  int64_t rows = (int64_t) net->chunk * net->batch;
+  int64_t col = 0, cm = 0;
+  net->in_buf = carve (c, rows * net->in_size);
+  for (int l = 0; l < net->model->n_layers; l++)
+    {
+      LayerRt *r = &net->L[l];
+      const SnnLayerSpec *s = r->spec;
+      r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
+      if (s->type == SNN_LAYER_LIF)
+        {
+          r->u = carve (c, rows * r->out_size);
+          r->v = carve (c, (int64_t) net->batch * r->out_size);
+        }
+      if (s->type == SNN_LAYER_BN_STEP)
+        {
+          r->xhat = carve (c, rows * r->out_size);
+          r->invstd = carve (c, (int64_t) net->chunk * s->num_features);
+          r->bn_mean = carve (c, s->num_features);
+        }
+      if (s->type == SNN_LAYER_DROPOUT)
+        r->mask = carve (c, (int64_t) net->batch * r->out_size);
+      if (s->type == SNN_LAYER_CONV)
+        {
+          int64_t p = (int64_t) s->out_shape.d[1] * s->out_shape.d[2];
+          col = MAX (col, conv_patch (s) * rows * p);
+          cm = MAX (cm, (int64_t) s->out_ch * rows * p);
+        }
+    }
+  net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->L[net->prefix].in_size : 0);
+  net->gbuf[0] = carve (c, rows * net->max_size);
+  net->gbuf[1] = carve (c, rows * net->max_size);
+  net->col = carve (c, col);
+  net->cm = carve (c, cm);
+}
+
+void
+snn_net_configure (SnnNet *net, int batch, int chunk_steps)
+{
+  g_return_if_fail (batch >= 1 && chunk_steps >= 1);
+  if (net->arena && batch <= net->batch_cap && chunk_steps <= net->chunk)
+    {
+      net->batch = batch;
+      return;
+    }
+  free_arena (net);
+  net->batch = MAX (batch, net->batch_cap);
+  net->chunk = MAX (chunk_steps, net->chunk);
+  Carver c = { 0, TRUE, NULL };
+  carve_all (net, &c);
+  net->arena = net->be->alloc (c.offset);
+  net->stats.arena_bytes = (int64_t) c.offset;
+  Carver real = { 0, FALSE, net->arena };
+  carve_all (net, &real);
+  for (int l = 0; l < net->model->n_layers; l++)
+    if (net->model->layers[l].type == SNN_LAYER_FLATTEN)
+      net->L[l].out = l == 0 ? net->in_buf : net->L[l - 1].out;
+  net->out_host = g_new0 (float, (size_t) net->chunk * net->batch * net->model->num_classes);
+  net->batch_cap = net->batch;
+  net->batch = batch;
+}
+
+/* ---- a sequence ---- */
+
+void
+snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
+{
+  g_return_if_fail (net->arena != NULL);
+  const SnnBackend *be = net->be;
+  net->training = training;
+  net->step_in_seq = 0;
+  net->kept = FALSE;
+  net->prefix_ready = net->prefix_grad_ready = FALSE;
+  net->held_per_seq = 0;
+  for (int l = 0; l < net->model->n_layers; l++)
+    {
+      LayerRt *r = &net->L[l];
+      const SnnLayerSpec *s = r->spec;
+      int64_t ps, pq;
+      layer_held (s, net->batch, &ps, &pq);
+      if (s->type == SNN_LAYER_LIF)
+        be->zero (r->v, (size_t) net->batch * r->out_size * sizeof (float));
+      if (s->type == SNN_LAYER_DROPOUT && training)
+        {
+          /* One mask per sample, the same at every step, scaled by 1/(1-p). */
+          int64_t n = (int64_t) net->batch * r->out_size;
+          float *h = g_new (float, n), keep = 1.0f / (1.0f - s->p);
+          for (int64_t i = 0; i < n; i++)
+            h[i] = snn_rng_uniform (rng) >= s->p ? keep : 0.0f;
+          be->upload (r->mask, h, n * sizeof (float));
+          g_free (h);
+        }
+      if (r->gain)
+        {
+          int rows = (int) r->w->info.shape[0];
+          be->ws_forward (r->w->data, r->gain->data, rows, (int) layer_fan_in (s), s->ws_gamma, s->ws_eps,
+                          r->what, r->inv_scale);
+          be->zero (r->dwhat, r->w->info.numel * sizeof (float));
+        }
+      if (training)
+        net->held_per_seq += pq + (in_prefix (net, l) ? ps : 0);
+    }
+  set_held (net, net->held_per_seq);
+}
+
+static const float *
+layer_input (SnnNet *net, int l)
+{
+  return l == 0 ? net->in_buf : net->L[l - 1].out;
+}
+
+static const float *
+layer_weight (LayerRt *r)
+{
+  return r->gain ? r->what : r->w->data;
+}
+
+static void
+conv_forward (SnnNet *net, LayerRt *r, const float *x, int n)
+{
+  const SnnBackend *be = net->be;
+  const SnnLayerSpec *s = r->spec;
+  int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
+  int np = n * oh * ow, kk = (int) conv_patch (s);
+  be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+  be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, layer_weight (r), kk, net->col, np, 0.0f, net->cm, np);
+  be->cn_to_nchw (net->cm, n, s->out_ch, oh * ow, r->out);
+  if (r->b)
+    be->add_bias_channels (r->out, r->b->data, n, s->out_ch, oh * ow);
+}
+
+static void
+forward_layer (SnnNet *net, int l, int steps)
+{
+  const SnnBackend *be = net->be;
+  LayerRt *r = &net->L[l];
+  const SnnLayerSpec *s = r->spec;
+  const float *x = layer_input (net, l);
+  int B = net->batch, n = steps * B;
+  switch (s->type)
+    {
+    case SNN_LAYER_LINEAR:
+      be->gemm (FALSE, TRUE, n, s->out, s->in, 1.0f, x, s->in, layer_weight (r), s->in, 0.0f, r->out, s->out);
+      if (r->b)
+        be->add_bias_rows (r->out, r->b->data, n, s->out);
+      break;
+    case SNN_LAYER_CONV:
+      conv_forward (net, r, x, n);
+      break;
+    case SNN_LAYER_AVGPOOL:
+      be->avgpool_forward (x, n, s->in_shape.d[0], s->in_shape.d[1], s->in_shape.d[2], s->pool_k, s->pool_stride,
+                           s->out_shape.d[1], s->out_shape.d[2], r->out);
+      break;
+    case SNN_LAYER_FLATTEN:
+      break;
+    case SNN_LAYER_BN_STEP:
+      {
+        int c = s->num_features, hw = (int) (r->out_size / c);
+        for (int t = 0; t < steps; t++)
+          {
+            size_t off = (size_t) t * B * r->out_size;
+            if (net->training)
+              be->bn_forward_train (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, s->momentum,
+                                    r->rmean->data, r->rvar->data, r->xhat + off, r->invstd + (size_t) t * c,
+                                    r->out + off);
+            else
+              be->bn_forward_eval (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, r->rmean->data,
+                                   r->rvar->data, r->out + off);
+          }
+        break;
+      }
+    case SNN_LAYER_LIF:
+      be->lif_forward (&r->lif, x, net->static_in && l == net->prefix, r->v, steps, (int64_t) B * r->out_size,
+                       r->u, r->out);
+      break;
+    case SNN_LAYER_DROPOUT:
+      if (net->training)
+        be->mul_mask (x, r->mask, steps, B, r->out_size, r->out);
+      else
+        be->copy (r->out, x, (size_t) n * r->out_size * sizeof (float));
+      break;
+    default:
+      break;
+    }
+}
+
+/* The prefix runs on the first chunk; later chunks only repeat the
+ * running-statistic updates that each step would have made. */
+static void
+forward_prefix (SnnNet *net, const float *x, int steps)
+{
+  const SnnBackend *be = net->be;
+  int repeats = steps;
+  if (!net->prefix_ready)
+    {
+      be->upload (net->in_buf, x, (size_t) net->batch * net->in_size * sizeof (float));
+      for (int l = 0; l < net->prefix; l++)
+        forward_layer (net, l, 1);
+      net->prefix_ready = TRUE;
+      repeats = steps - 1;
+    }
+  if (!net->training || repeats == 0)
+    return;
+  for (int l = 0; l < net->prefix; l++)
+    {
+      LayerRt *r = &net->L[l];
+      if (r->spec->type != SNN_LAYER_BN_STEP)
+        continue;
+      int c = r->spec->num_features, hw = (int) (r->out_size / c);
+      be->channel_mean (layer_input (net, l), net->batch, c, hw, r->bn_mean);
+      be->bn_repeat_running (r->invstd, r->bn_mean, c, net->batch * hw, r->spec->eps, r->spec->momentum, repeats,
+                             r->rmean->data, r->rvar->data);
+    }
+}
+
+void
+snn_net_forward (SnnNet *net, const float *x, int steps, gboolean keep)
+{
+  g_return_if_fail (steps >= 1 && steps <= net->chunk);
+  gint64 t0 = g_get_monotonic_time ();
+  int n = steps * net->batch, first = 0;
+  if (net->static_in)
+    {
+      forward_prefix (net, x, steps);
+      first = net->prefix;
+    }
+  else
+    net->be->upload (net->in_buf, x, (size_t) n * net->in_size * sizeof (float));
+  for (int l = first; l < net->model->n_layers; l++)
+    forward_layer (net, l, steps);
+  const LayerRt *last = &net->L[net->model->n_layers - 1];
+  net->be->download (net->out_host, last->out, (size_t) n * last->out_size * sizeof (float));
+  net->cur_steps = steps;
+  net->kept = keep;
+  net->chunk_first = net->step_in_seq;
+  net->step_in_seq += steps;
+  if (keep)
+    set_held (net, net->held_per_seq + held_per_step (net) * steps);
+  net->stats.forward_ms += (g_get_monotonic_time () - t0) / 1000.0;
+}
+
+const float *
+snn_net_output (SnnNet *net)
+{
+  return net->out_host;
+}
+
+static void
+conv_backward (SnnNet *net, LayerRt *r, const float *x, const float *dy, float *dx, int n)
+{
+  const SnnBackend *be = net->be;
+  const SnnLayerSpec *s = r->spec;
+  int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
+  int np = n * oh * ow, kk = (int) conv_patch (s);
+  float *dw = r->gain ? r->dwhat : r->w->grad;
+  if (r->b)
+    be->bias_grad_channels (r->b->grad, dy, n, s->out_ch, oh * ow);
+  be->nchw_to_cn (dy, n, s->out_ch, oh * ow, net->cm);
+  /* The patches are rebuilt rather than kept: they would be k*k times the input. */
+  be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+  be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
+  if (!dx)
+    return;
+  be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, layer_weight (r), kk, net->cm, np, 0.0f, net->col, np);
+  be->zero (dx, (size_t) n * r->in_size * sizeof (float));
+  be->col2im (net->col, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, dx);
+}
+
+/* Writes dL/dinput into dx; the affine layers skip it when no layer below
+ * needs it (need_dx false). */
+static void
+backward_layer (SnnNet *net, int l, int steps, const float *dy, float *dx, gboolean need_dx,
+                gboolean temporal)
+{
+  const SnnBackend *be = net->be;
+  LayerRt *r = &net->L[l];
+  const SnnLayerSpec *s = r->spec;
+  const float *x = layer_input (net, l);
+  int B = net->batch, n = steps * B;
+  switch (s->type)
+    {
+    case SNN_LAYER_LINEAR:
+      be->gemm (TRUE, FALSE, s->out, s->in, n, 1.0f, dy, s->out, x, s->in, 1.0f, r->gain ? r->dwhat : r->w->grad, s->in);
+      if (r->b)
+        be->bias_grad_rows (r->b->grad, dy, n, s->out);
+      if (need_dx)
+        be->gemm (FALSE, FALSE, n, s->in, s->out, 1.0f, dy, s->out, layer_weight (r), s->in, 0.0f, dx, s->in);
+      break;
+    case SNN_LAYER_CONV:
+      conv_backward (net, r, x, dy, need_dx ? dx : NULL, n);
+      break;
+    case SNN_LAYER_AVGPOOL:
+      be->avgpool_backward (dy, n, s->in_shape.d[0], s->in_shape.d[1], s->in_shape.d[2], s->pool_k,
+                              s->pool_stride, s->out_shape.d[1], s->out_shape.d[2], dx);
+      break;
+    case SNN_LAYER_BN_STEP:
+      {
+        int c = s->num_features, hw = (int) (r->out_size / c);
+        for (int t = 0; t < steps; t++)
+          {
+            size_t off = (size_t) t * B * r->out_size;
+            be->bn_backward (dy + off, r->xhat + off, r->invstd + (size_t) t * c, B, c, hw, r->bn_w->data,
+                             r->bn_w->grad, r->bn_b->grad, dx + off);
+          }
+        break;
+      }
+    case SNN_LAYER_LIF:
+      {
+        be->lif_backward (&r->lif, r->u, dy, steps, (int64_t) B * r->out_size, temporal, dx);
+        if (net->hook)
+          net->hook (net, l, net->chunk_first, steps, r->u, dy, dx, net->hook_data);
+        break;
+      }
+    case SNN_LAYER_DROPOUT:
+      be->mul_mask (dy, r->mask, steps, B, r->out_size, dx);
+      break;
+    default:
+      break;
+    }
+}
+
+static gboolean
+params_below (SnnNet *net, int l)
+{
+  for (int j = 0; j < l; j++)
+    if (snn_layer_param_count (&net->model->layers[j]) > 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* Backward through layers from..to (descending) for `steps` steps; cur holds
+ * dL/doutput of layer `from`. Returns the buffer holding dL/dinput of `to`. */
+static float *
+backward_range (SnnNet *net, int from, int to, int steps, float *cur, gboolean temporal)
+{
+  float *other = cur == net->gbuf[0] ? net->gbuf[1] : net->gbuf[0];
+  for (int l = from; l >= to; l--)
+    {
+      if (net->model->layers[l].type == SNN_LAYER_FLATTEN)
+        continue; /* same memory, same gradient */
+      /* Nothing below the first layer with parameters needs a gradient. */
+      gboolean need_dx = params_below (net, l);
+      if (!need_dx && snn_layer_param_count (&net->model->layers[l]) == 0
+          && net->model->layers[l].type != SNN_LAYER_LIF)
+        break;
+      backward_layer (net, l, steps, cur, other, need_dx, temporal);
+      float *t = cur;
+      cur = other;
+      other = t;
+    }
+  return cur;
+}
+
+void
+snn_net_backward (SnnNet *net, const float *dout, gboolean temporal)
+{
+  g_return_if_fail (net->kept);
+  gint64 t0 = g_get_monotonic_time ();
+  const SnnBackend *be = net->be;
+  int steps = net->cur_steps, nl = net->model->n_layers;
+  size_t n = (size_t) steps * net->batch;
+  float *cur = net->gbuf[0];
+  be->upload (cur, dout, n * net->model->num_classes * sizeof (float));
+  float *din = backward_range (net, nl - 1, net->static_in ? net->prefix : 0, steps, cur, temporal);
+  if (net->static_in && params_below (net, net->prefix))
+    {
+      /* The prefix saw the same input at every step: sum its gradient. */
+      be->sum_steps (din, steps, (int64_t) net->batch * net->L[net->prefix].in_size, net->prefix_grad_ready,
+                     net->prefix_grad);
+      net->prefix_grad_ready = TRUE;
+    }
+  net->kept = FALSE;
+  set_held (net, net->held_per_seq);
+  net->stats.backward_ms += (g_get_monotonic_time () - t0) / 1000.0;
+}
+
+void
+snn_net_end_sequence (SnnNet *net)
+{
+  if (net->training && net->prefix_grad_ready)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      int64_t count = (int64_t) net->batch * net->L[net->prefix].in_size;
+      net->be->copy (net->gbuf[0], net->prefix_grad, count * sizeof (float));
+      backward_range (net, net->prefix - 1, 0, 1, net->gbuf[0], FALSE);
+      net->prefix_grad_ready = FALSE;
+      net->stats.backward_ms += (g_get_monotonic_time () - t0) / 1000.0;
+    }
+  if (net->training)
+    for (int l = 0; l < net->model->n_layers; l++)
+      {
+        LayerRt *r = &net->L[l];
+        if (!r->gain)
+          continue;
+        net->be->ws_backward (r->w->data, r->gain->data, r->dwhat, r->inv_scale, (int) r->w->info.shape[0],
+                              (int) layer_fan_in (r->spec), r->spec->ws_gamma, r->spec->ws_eps, r->w->grad,
+                              r->gain->grad);
+      }
+  set_held (net, 0);
+}
+
+void
+snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst)
+{
+  LayerRt *r = &net->L[layer];
+  g_return_if_fail (r->spec->type == SNN_LAYER_LIF);
+  net->be->download (dst, spikes ? r->out : r->u, (size_t) net->cur_steps * net->batch * r->out_size * sizeof (float));
+}

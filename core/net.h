@@ -1,0 +1,104 @@
+/* A network at run time: parameters, one activation arena, and forward and
+ * backward over a chunk of time steps. BPTT runs one chunk of T steps with
+ * the temporal routes; SLTT runs T chunks of one step without them, so what
+ * it holds for backward does not grow with T. */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+#include "backend.h"
+#include "model.h"
+#include "npy.h"
+#include "rng.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char name[48];        /* "<layer>.<name>", e.g. "0.weight" */
+  int layer;
+  SnnParamInfo info;
+  float *data;          /* backend memory */
+  float *grad;          /* NULL for buffers (running statistics) */
+} SnnParam;
+
+typedef struct SnnNet SnnNet;
+
+/* Called after a LIF layer's backward over a chunk: u (before reset), ds
+ * (dL/ds from the layer above at the same step) and du (dL/du, including
+ * temporal routes when they are followed), each [steps][batch][neurons] in
+ * backend memory. */
+typedef void (*SnnLifBackwardHook) (SnnNet *net, int layer, int first_step, int steps,
+                                    const float *u, const float *ds, const float *du,
+                                    gpointer user_data);
+
+SnnNet         *snn_net_new (const SnnModel *model, const SnnBackend *backend);
+void            snn_net_free (SnnNet *net);
+const SnnModel *snn_net_model (const SnnNet *net);
+const SnnBackend *snn_net_backend (const SnnNet *net);
+
+int             snn_net_n_params (const SnnNet *net);
+SnnParam       *snn_net_param (SnnNet *net, int i);
+SnnParam       *snn_net_find_param (SnnNet *net, const char *name);
+
+/* PyTorch's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+ * linear and conv weights and biases; BN weight 1, bias 0, running stats 0/1;
+ * WS gain 1. */
+void            snn_net_init_default (SnnNet *net, uint64_t seed);
+/* Every parameter must be present with its exact shape; messages name the
+ * file and the parameter. */
+gboolean        snn_net_load_npz (SnnNet *net, const char *path, GError **error);
+gboolean        snn_net_set_from_npz (SnnNet *net, const SnnNpz *npz, const char *source, GError **error);
+gboolean        snn_net_save_npz (SnnNet *net, const char *path, GError **error);
+SnnNpz         *snn_net_to_npz (SnnNet *net, gboolean grads);
+
+/* Sizes the arena for batches of `batch` samples and chunks of up to
+ * `chunk_steps` steps. Cheap when nothing changed. */
+void            snn_net_configure (SnnNet *net, int batch, int chunk_steps);
+int             snn_net_batch (const SnnNet *net);
+
+/* Starts a new input sequence: LIF state to 0, dropout masks drawn (one per
+ * sample, kept for all steps), WS weights computed. */
+void            snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng);
+/* A static input is the same at every step (direct encoding): forward then
+ * takes x as [batch][input] and runs the layers before the first LIF layer
+ * once per sequence. Set before snn_net_begin_sequence. */
+void            snn_net_set_static_input (SnnNet *net, gboolean is_static);
+/* x is host memory [steps][batch][input] (or [batch][input] for a static
+ * input). keep: hold what backward needs. */
+void            snn_net_forward (SnnNet *net, const float *x, int steps, gboolean keep);
+/* The readout of the last forward, [steps][batch][classes], host memory. */
+const float    *snn_net_output (SnnNet *net);
+/* dout: host [steps][batch][classes] for the steps of the last forward.
+ * Parameter gradients accumulate. */
+void            snn_net_backward (SnnNet *net, const float *dout, gboolean temporal);
+/* Finishes the gradients of the sequence (weight standardisation). */
+void            snn_net_end_sequence (SnnNet *net);
+void            snn_net_zero_grad (SnnNet *net);
+
+/* Copies a LIF layer's u (before reset) or spikes of the last forward into
+ * host memory [steps][batch][neurons]. */
+void            snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst);
+int64_t         snn_net_layer_size (const SnnNet *net, int layer); /* output numel per sample */
+
+void            snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data);
+
+/* Overrides the LIF parameters of every LIF layer at run time (analysis). */
+SnnLifParams   *snn_net_lif_params (SnnNet *net, int layer);
+
+/* Bookkeeping for the memory and time charts. */
+typedef struct {
+  int64_t held_bytes;        /* bytes now held for backward */
+  int64_t peak_held_bytes;   /* their peak since the last reset */
+  int64_t arena_bytes;       /* the whole activation arena */
+  int64_t param_bytes;       /* parameters, gradients */
+  double forward_ms, backward_ms; /* since the last reset */
+} SnnNetStats;
+
+const SnnNetStats *snn_net_stats (const SnnNet *net);
+void            snn_net_reset_stats (SnnNet *net);
+/* Bytes held for backward by one chunk of `steps` steps at `batch`, without
+ * running anything (for the model editor's predictions). */
+int64_t         snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input);
+/* The same for a static input (direct encoding, the usual case). */
+int64_t         snn_model_held_bytes (const SnnModel *model, int batch, int steps);
+
+G_END_DECLS

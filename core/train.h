@@ -1,0 +1,56 @@
+/* The three training methods of one batch, and the loss of Eq. (14)/(S13). */
+#pragma once
+#include <glib.h>
+#include "net.h"
+
+G_BEGIN_DECLS
+
+typedef enum { SNN_METHOD_BPTT, SNN_METHOD_SLTT, SNN_METHOD_SLTT_K, SNN_METHOD_N } SnnMethod;
+
+const char *snn_method_name (SnnMethod m);
+gboolean    snn_method_from_name (const char *name, SnnMethod *out);
+
+typedef struct {
+  SnnMethod method;
+  int T;
+  int K;                /* SLTT-K: steps backpropagated per iteration */
+  float lambda;         /* weight of the MSE term */
+  gboolean mse_onehot;  /* target one-hot instead of a constant */
+  float mse_target;     /* the constant target (usually vth) */
+} SnnTrainConfig;
+
+void snn_train_config_init (SnnTrainConfig *cfg);
+
+typedef struct {
+  double loss;            /* L of the batch (all T steps, also under SLTT-K) */
+  int correct, count;     /* argmax of sum_t o[t] against the labels */
+  double forward_ms, backward_ms;
+  int64_t peak_held_bytes;
+  int k_steps[64];        /* the steps backpropagated (SLTT-K: drawn) */
+  int n_k_steps;
+} SnnBatchResult;
+
+/* Called after each forward chunk (first step, steps) so a caller can read
+ * LIF state with snn_net_read_lif. */
+typedef void (*SnnProbeFunc) (SnnNet *net, int first_step, int steps, gpointer user_data);
+
+/* One batch: x is host memory, static [B][input] or a sequence [T][B][input].
+ * Gradients accumulate into the parameters' grad (zero them first). k_steps
+ * (SLTT-K) lists the steps to backpropagate; NULL draws K without replacement
+ * from rng. o (optional) receives [T][B][C]. Fails on a NaN/inf loss. */
+gboolean snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolean sequence,
+                          int batch, const int32_t *y, const int *k_steps, int n_k_steps, SnnRng *rng,
+                          SnnProbeFunc probe, gpointer probe_data, float *o, SnnBatchResult *res,
+                          GError **error);
+
+/* Inference: forward only, evaluation mode (running BN statistics, no dropout). */
+void     snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch,
+                         const int32_t *y, SnnProbeFunc probe, gpointer probe_data, float *o,
+                         SnnBatchResult *res);
+
+/* The loss of one step's output o [B][C] and its gradient scaled by 1/T into
+ * dout (may be NULL). Returns the per-step loss (not divided by T). */
+double   snn_step_loss (const SnnTrainConfig *cfg, const float *o, const int32_t *y, int batch,
+                        int classes, float *dout);
+
+G_END_DECLS

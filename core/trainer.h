@@ -1,0 +1,66 @@
+/* A training run of an experiment, one iteration at a time, so that the
+ * command line and the workbench (on its worker thread) drive it alike. */
+#pragma once
+#include <glib.h>
+#include "data.h"
+#include "experiment.h"
+#include "net.h"
+#include "optim.h"
+#include "train.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  int epoch;                 /* 0-based */
+  int iter_in_epoch, iters_per_epoch;
+  long global_iter, total_iters;
+  double lr;
+  SnnBatchResult batch;
+  gboolean epoch_done;       /* this iteration ended an epoch (see last_epoch) */
+} SnnIterInfo;
+
+typedef struct {
+  int epoch;                 /* 1-based, as printed */
+  double train_loss, train_acc, test_acc;
+  double ms_per_iter, forward_ms, backward_ms;  /* means per iteration */
+  int64_t peak_held_bytes;
+  int64_t process_peak_bytes;
+  double seconds;            /* wall time of the epoch's training */
+} SnnEpochInfo;
+
+typedef struct SnnTrainer SnnTrainer;
+
+/* Loads the data, builds the network and initialises it from the seed. */
+SnnTrainer       *snn_trainer_new (const SnnExperiment *e, GError **error);
+void              snn_trainer_free (SnnTrainer *tr);
+SnnNet           *snn_trainer_net (SnnTrainer *tr);
+SnnExperiment    *snn_trainer_experiment (SnnTrainer *tr);   /* live settings */
+const SnnDataset *snn_trainer_train_set (SnnTrainer *tr);
+const SnnDataset *snn_trainer_test_set (SnnTrainer *tr);
+gboolean          snn_trainer_finished (SnnTrainer *tr);
+
+/* One iteration (one batch, one optimizer step). At an epoch's end it also
+ * evaluates on the test set and sets info->epoch_done. */
+gboolean          snn_trainer_step (SnnTrainer *tr, SnnIterInfo *info, GError **error);
+const SnnEpochInfo *snn_trainer_last_epoch (SnnTrainer *tr);
+
+/* Accuracy on a dataset in evaluation mode; the first sample of the first
+ * batch can be probed. */
+double            snn_trainer_evaluate (SnnTrainer *tr, const SnnDataset *ds, SnnProbeFunc probe, gpointer data);
+
+/* Changes taking effect at the next iteration (while paused). */
+void              snn_trainer_set_method (SnnTrainer *tr, SnnMethod method, int K);
+void              snn_trainer_set_lr (SnnTrainer *tr, double lr);
+void              snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpointer data);
+
+/* The first batch of the training set (fixed), for probes and analysis. */
+void              snn_trainer_probe_batch (SnnTrainer *tr, int batch, float **x, int32_t **y, gboolean *sequence);
+
+/* Loads the dataset an experiment names (train or test split, subset and
+ * normalisation applied); checks it against the model's input. */
+SnnDataset       *snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, GError **error);
+
+/* The process's peak resident memory in bytes (VmHWM), 0 if unknown. */
+int64_t           snn_process_peak_bytes (void);
+
+G_END_DECLS

@@ -1,0 +1,196 @@
+/* The snnwb command line as a user meets it: clear errors with exit code 2
+ * for bad files, nothing of the user's overwritten, outputs that load back. */
+#include "test-util.h"
+#include "npy.h"
+#include <glib/gstdio.h>
+
+typedef struct {
+  char *dir;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer d)
+{
+  f->dir = g_dir_make_tmp ("snnwb-cli-XXXXXX", NULL);
+}
+
+static void
+teardown (Fixture *f, gconstpointer d)
+{
+  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", f->dir);
+  g_assert_cmpint (system (cmd), ==, 0);
+  g_free (f->dir);
+}
+
+static int
+snnwb (const char *args, char **out, char **err)
+{
+  g_autofree char *cmd = g_strdup_printf ("'%s' %s", g_getenv ("SNNWB"), args);
+  int status;
+  g_assert_true (g_spawn_command_line_sync (cmd, out, err, &status, NULL));
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static char *
+write_file (Fixture *f, const char *name, const char *text)
+{
+  char *path = g_build_filename (f->dir, name, NULL);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  return path;
+}
+
+static const char *model_json =
+  "{\"input_shape\": [6], \"num_classes\": 3, \"layers\": [{\"type\": \"linear\", \"in\": 6, \"out\": 8},"
+  "{\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 8, \"out\": 3}]}";
+
+/* Weights, input and labels for model_json. */
+static void
+write_case (Fixture *f)
+{
+  g_autofree char *mpath = write_file (f, "model.json", model_json);
+  SnnModel *m = snn_model_load_file (mpath, NULL);
+  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  tu_randomize (net, 1, 3.0f);
+  g_autofree char *w = g_build_filename (f->dir, "w.npz", NULL);
+  g_assert_true (snn_net_save_npz (net, w, NULL));
+  int64_t xs[2] = { 4, 6 }, ys[1] = { 4 };
+  float *xv = tu_input (24, 2, 0, 1);
+  SnnArray *x = snn_array_new_f32 (2, xs, xv);
+  SnnArray *y = snn_array_new (SNN_DTYPE_I64, 1, ys);
+  for (int i = 0; i < 4; i++)
+    ((int64_t *) y->data)[i] = i % 3;
+  g_autofree char *xp = g_build_filename (f->dir, "x.npy", NULL);
+  g_autofree char *yp = g_build_filename (f->dir, "y.npy", NULL);
+  g_assert_true (snn_npy_save (xp, x, NULL));
+  g_assert_true (snn_npy_save (yp, y, NULL));
+  snn_array_free (x);
+  snn_array_free (y);
+  g_free (xv);
+  snn_net_free (net);
+  snn_model_free (m);
+}
+
+static char *
+grad_args (Fixture *f, const char *model, const char *extra)
+{
+  return g_strdup_printf ("grad --model %s/%s --weights %s/w.npz --input %s/x.npy --labels %s/y.npy --T 4 %s",
+                          f->dir, model, f->dir, f->dir, f->dir, extra);
+}
+
+static void
+test_grad_writes_everything (Fixture *f, gconstpointer d)
+{
+  write_case (f);
+  g_autofree char *extra = g_strdup_printf ("--method bptt --out %s/g.npz", f->dir);
+  g_autofree char *args = grad_args (f, "model.json", extra);
+  g_autofree char *err = NULL;
+  g_assert_cmpint (snnwb (args, NULL, &err), ==, 0);
+  g_autofree char *gp = g_build_filename (f->dir, "g.npz", NULL);
+  SnnNpz *g = snn_npz_load (gp, NULL);
+  g_assert_nonnull (g);
+  const char *names[] = { "loss", "o", "grad.0.weight", "grad.0.bias", "grad.2.weight", "grad.2.bias", "spikes.1", "v.1" };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    g_assert_nonnull (snn_npz_get (g, names[i]));
+  g_assert_cmpint (snn_npz_get (g, "loss")->ndim, ==, 0);
+  SnnArray *s = snn_npz_get (g, "spikes.1");
+  g_assert_cmpint (s->ndim, ==, 3);
+  g_assert_cmpint (s->shape[0], ==, 4);
+  g_assert_cmpint (s->shape[1], ==, 4);
+  g_assert_cmpint (s->shape[2], ==, 8);
+  snn_npz_free (g);
+  /* The same command again must not replace the file. */
+  g_autofree char *err2 = NULL;
+  g_assert_cmpint (snnwb (args, NULL, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "already exists"));
+}
+
+static void
+test_bad_model_file (Fixture *f, gconstpointer d)
+{
+  write_case (f);
+  g_autofree char *bad = write_file (f, "bad.json",
+                                     "{\"input_shape\": [6], \"num_classes\": 3, \"layers\": [{\"type\": \"linear\", \"in\": 6, \"out\": 8},"
+                                     "{\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 16, \"out\": 3}]}");
+  g_autofree char *extra = g_strdup_printf ("--method sltt --out %s/g.npz", f->dir);
+  g_autofree char *args = grad_args (f, "bad.json", extra);
+  g_autofree char *err = NULL;
+  g_assert_cmpint (snnwb (args, NULL, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "bad.json"));
+  g_assert_nonnull (strstr (err, "layer 2: linear expects 16 input features, gets 8"));
+  g_autofree char *gp = g_build_filename (f->dir, "g.npz", NULL);
+  g_assert_false (g_file_test (gp, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_bad_weights_and_input (Fixture *f, gconstpointer d)
+{
+  write_case (f);
+  g_autofree char *trunc = write_file (f, "trunc.npz", "PK\003\004 not really");
+  g_autofree char *args = g_strdup_printf ("grad --model %s/model.json --weights %s --input %s/x.npy --labels %s/y.npy "
+                                           "--T 4 --method sltt --out %s/g.npz", f->dir, trunc, f->dir, f->dir, f->dir);
+  g_autofree char *err = NULL;
+  g_assert_cmpint (snnwb (args, NULL, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "trunc.npz"));
+  /* An input of the wrong shape */
+  int64_t xs[2] = { 4, 5 };
+  SnnArray *x = snn_array_new (SNN_DTYPE_F32, 2, xs);
+  g_autofree char *xp = g_build_filename (f->dir, "x5.npy", NULL);
+  g_assert_true (snn_npy_save (xp, x, NULL));
+  snn_array_free (x);
+  g_autofree char *args2 = g_strdup_printf ("grad --model %s/model.json --weights %s/w.npz --input %s --labels %s/y.npy "
+                                            "--T 4 --method sltt --out %s/g.npz", f->dir, f->dir, xp, f->dir, f->dir);
+  g_autofree char *err2 = NULL;
+  g_assert_cmpint (snnwb (args2, NULL, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "x5.npy"));
+  g_assert_nonnull (strstr (err2, "does not fit"));
+}
+
+static void
+test_version_names_blas (Fixture *f, gconstpointer d)
+{
+  g_autofree char *out = NULL;
+  g_assert_cmpint (snnwb ("--version", &out, NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "OpenBLAS"));
+  g_assert_nonnull (strstr (out, "core"));
+}
+
+static void
+test_train_writes_metrics (Fixture *f, gconstpointer d)
+{
+  g_autofree char *args = g_strdup_printf ("train temporal-mlp epochs=2 train_subset=256 test_subset=64 --quiet --out %s/run",
+                                           f->dir);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (snnwb (args, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (out, "epoch 1/2"));
+  g_assert_nonnull (strstr (out, "epoch 2/2"));
+  g_autofree char *csv_path = g_build_filename (f->dir, "run", "metrics.csv", NULL);
+  g_autofree char *csv = NULL;
+  g_assert_true (g_file_get_contents (csv_path, &csv, NULL, NULL));
+  g_assert_true (g_str_has_prefix (csv, "epoch,train_loss,train_acc,test_acc"));
+  g_autofree char *w = g_build_filename (f->dir, "run", "weights.npz", NULL);
+  g_autofree char *e = g_build_filename (f->dir, "run", "experiment.json", NULL);
+  g_autofree char *eval = g_strdup_printf ("eval %s --weights %s", e, w);
+  g_autofree char *out2 = NULL;
+  g_assert_cmpint (snnwb (eval, &out2, NULL), ==, 0);
+  g_assert_nonnull (strstr (out2, "test accuracy"));
+  /* Training into the same folder again must not replace its results. */
+  g_autofree char *err2 = NULL;
+  g_assert_cmpint (snnwb (args, NULL, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "already exists"));
+  /* A bad override is named. */
+  g_autofree char *err3 = NULL;
+  g_assert_cmpint (snnwb ("train temporal-mlp method=rprop", NULL, &err3), ==, 2);
+  g_assert_nonnull (strstr (err3, "rprop"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/cli/grad-writes-everything", Fixture, NULL, setup, test_grad_writes_everything, teardown);
+  g_test_add ("/cli/bad-model-file", Fixture, NULL, setup, test_bad_model_file, teardown);
+  g_test_add ("/cli/bad-weights-and-input", Fixture, NULL, setup, test_bad_weights_and_input, teardown);
+  g_test_add ("/cli/version-names-blas", Fixture, NULL, setup, test_version_names_blas, teardown);
+  g_test_add ("/cli/train-writes-metrics", Fixture, NULL, setup, test_train_writes_metrics, teardown);
+  return g_test_run ();
+}

@@ -1,0 +1,333 @@
+/* The workbench window driven through its actions: train, pause, change the
+ * method, step, resume, stop, compare runs, save and reopen, and an invalid
+ * network that disables Train. Runs under Xvfb. */
+#include <gtk/gtk.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include "snnwb-window.h"
+
+static SnnwbWindow *win;
+static char *tmpdir;
+
+static gboolean
+wake_up (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop until cond holds; fails after timeout_s. */
+static void
+iterate_until (gboolean (*cond) (gpointer), gpointer data, double timeout_s, const char *what)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) (timeout_s * G_USEC_PER_SEC);
+  guint tick = g_timeout_add (10, wake_up, NULL);
+
+  while (!cond (data))
+    {
+      if (g_get_monotonic_time () > end)
+        g_error ("timed out waiting for %s", what);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_source_remove (tick);
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+static void
+iterate_for (double seconds)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  guint tick = g_timeout_add (10, wake_up, NULL);
+
+  while (g_get_monotonic_time () < end && !never (NULL))
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (tick);
+}
+
+static gboolean
+iters_reached (gpointer data)
+{
+  return snnwb_window_get_reported_iters (win) >= GPOINTER_TO_INT (data);
+}
+
+static gboolean
+state_is (gpointer data)
+{
+  return snnwb_window_get_run_state (win) == (SnnwbRunState) GPOINTER_TO_INT (data);
+}
+
+static void
+activate (const char *action)
+{
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (win), action));
+  g_action_group_activate_action (G_ACTION_GROUP (win), action, NULL);
+}
+
+static gboolean
+enabled (const char *action)
+{
+  return g_action_group_get_action_enabled (G_ACTION_GROUP (win), action);
+}
+
+/* A fast experiment: the synthetic temporal set with tiny subsets, more
+ * epochs than the test needs so a run never finishes by itself. */
+static void
+use_fast_experiment (void)
+{
+  g_autoptr (GError) error = NULL;
+  SnnExperiment *e;
+
+  g_assert_true (snnwb_window_load_experiment (win, "temporal-mlp", &error));
+  g_assert_no_error (error);
+  e = snnwb_window_get_experiment (win);
+  e->dataset = SNN_DATASET_SYNTHETIC;
+  e->train_subset = 256;
+  e->test_subset = 64;
+  e->batch_size = 16;
+  e->epochs = 200;
+  e->train.method = SNN_METHOD_SLTT;
+  snnwb_window_experiment_changed (win);
+}
+
+static void
+test_open (void)
+{
+  win = snnwb_window_new (NULL);
+  gtk_window_present (GTK_WINDOW (win));
+  iterate_for (0.2);
+  g_assert_nonnull (snnwb_window_get_experiment (win));
+  g_assert_nonnull (snnwb_window_get_experiment (win)->model);
+  use_fast_experiment ();
+  g_assert_cmpstr (snnwb_window_get_experiment (win)->name, ==, "temporal-mlp");
+  g_assert_true (snnwb_layer_editor_is_valid (snnwb_window_get_layer_editor (win)));
+  g_assert_true (enabled ("train"));
+  g_assert_false (enabled ("pause"));
+  g_assert_false (enabled ("stop"));
+}
+
+static double
+last_held_bytes (void)
+{
+  guint n;
+  const SnnwbIterRecord *it = snnwb_run_get_iters (snnwb_window_get_run (win, snnwb_window_get_n_runs (win) - 1), &n);
+
+  g_assert_cmpuint (n, >, 0);
+  return it[n - 1].held_bytes;
+}
+
+static void
+test_train_pause_method_stop (void)
+{
+  long paused_at;
+  double sltt_bytes;
+  SnnwbRun *run;
+  g_autofree char *method = NULL;
+
+  activate ("train");
+  g_assert_false (enabled ("train"));
+  iterate_until (iters_reached, GINT_TO_POINTER (20), 60, "20 iterations");
+  g_assert_cmpint (snnwb_window_get_run_state (win), ==, SNNWB_RUN_RUNNING);
+
+  activate ("pause");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause");
+  paused_at = snnwb_window_get_reported_iters (win);
+  iterate_for (0.3);
+  g_assert_cmpint (snnwb_window_get_reported_iters (win), ==, paused_at);
+  sltt_bytes = last_held_bytes ();
+
+  /* BPTT holds every step for backward: more bytes than SLTT. */
+  snnwb_settings_panel_set_method (snnwb_window_get_settings_panel (win), SNN_METHOD_BPTT, 1);
+  activate ("step");
+  iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 1), 30, "one step");
+  iterate_for (0.1);
+  g_assert_cmpint (snnwb_window_get_reported_iters (win), ==, paused_at + 1);
+  g_assert_cmpfloat (last_held_bytes (), >, sltt_bytes);
+  run = snnwb_window_get_run (win, 0);
+  method = snnwb_run_describe_method (run);
+  g_assert_cmpstr (method, ==, "BPTT");
+
+  activate ("pause");   /* resume */
+  iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 30), 60, "30 more iterations");
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop");
+  g_assert_true (enabled ("train"));
+  g_assert_false (enabled ("stop"));
+}
+
+static void
+test_views_received_data (void)
+{
+  static const char *const views[] = { "raster", "traces", "epsilon", "loss", "accuracy", "memory", "time" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (views); i++)
+    {
+      SnnwbChartView *view = snnwb_window_get_view (win, views[i]);
+
+      if (snnwb_window_get_view_data_count (win, views[i]) == 0 || !snnwb_chart_view_has_data (view))
+        g_error ("view %s received no data", views[i]);
+    }
+}
+
+static void
+test_compare_runs (void)
+{
+  activate ("train");
+  iterate_until (iters_reached, GINT_TO_POINTER (10), 60, "10 iterations of run 2");
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop of run 2");
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, 2);
+  snnwb_window_select_all_runs (win);
+  g_assert_cmpuint (snnwb_chart_view_get_n_runs (snnwb_window_get_view (win, "loss")), ==, 2);
+  g_assert_cmpuint (snnwb_chart_view_get_n_runs (snnwb_window_get_view (win, "memory")), ==, 2);
+}
+
+static void
+test_step_from_idle (void)
+{
+  guint runs = snnwb_window_get_n_runs (win);
+
+  activate ("step");
+  iterate_until (iters_reached, GINT_TO_POINTER (1), 60, "a single step");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause after a step");
+  g_assert_cmpint (snnwb_window_get_reported_iters (win), ==, 1);
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, runs + 1);
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop after a step");
+}
+
+static void
+test_export (void)
+{
+  g_autoptr (GError) error = NULL;
+  static const char *const files[] = { "loss.png", "raster.svg", "memory.pdf" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *path = g_build_filename (tmpdir, files[i], NULL);
+      g_autofree char *name = g_strndup (files[i], strchr (files[i], '.') - files[i]);
+
+      g_assert_true (snnwb_chart_view_export (snnwb_window_get_view (win, name), path, &error));
+      g_assert_no_error (error);
+      g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+    }
+  {
+    g_autofree char *csv = g_build_filename (tmpdir, "loss.csv", NULL);
+    g_autofree char *text = NULL;
+
+    g_assert_true (snnwb_chart_view_export_csv (snnwb_window_get_view (win, "loss"), csv, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_file_get_contents (csv, &text, NULL, NULL));
+    g_assert_true (strchr (text, '\n') != NULL);
+  }
+}
+
+static void
+test_save_reopen (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = g_build_filename (tmpdir, "saved.experiment.json", NULL);
+  SnnExperiment *e = snnwb_window_get_experiment (win);
+  int n_layers = e->model->n_layers;
+
+  e->train.T = 6;
+  e->seed = 7;
+  e->optim.lr = 0.05;
+  e->train.method = SNN_METHOD_SLTT_K;
+  e->train.K = 3;
+  snnwb_window_experiment_changed (win);
+  g_assert_true (snnwb_window_save_experiment_to (win, path, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (snnwb_window_load_experiment (win, "mlp", &error));
+  g_assert_true (snnwb_window_load_experiment (win, path, &error));
+  g_assert_no_error (error);
+  e = snnwb_window_get_experiment (win);
+  g_assert_cmpint (e->train.T, ==, 6);
+  g_assert_cmpuint (e->seed, ==, 7);
+  g_assert_cmpfloat_with_epsilon (e->optim.lr, 0.05, 1e-9);
+  g_assert_cmpint (e->train.method, ==, SNN_METHOD_SLTT_K);
+  g_assert_cmpint (e->train.K, ==, 3);
+  g_assert_cmpint (e->model->n_layers, ==, n_layers);
+  g_assert_cmpint (e->train_subset, ==, 256);
+}
+
+static void
+test_open_error_is_shown (void)
+{
+  g_autofree char *path = g_build_filename (tmpdir, "broken.json", NULL);
+
+  g_assert_true (g_file_set_contents (path, "{ not json", -1, NULL));
+  g_assert_false (snnwb_window_open_experiment (win, path));
+  g_assert_nonnull (snnwb_window_get_message (win));
+  g_assert_nonnull (strstr (snnwb_window_get_message (win), "broken.json"));
+}
+
+static void
+test_invalid_network_disables_train (void)
+{
+  SnnwbLayerEditor *editor = snnwb_window_get_layer_editor (win);
+
+  use_fast_experiment ();
+  g_assert_true (enabled ("train"));
+  /* A convolution needs [C, H, W] but gets the linear layer's [128]. */
+  snnwb_layer_editor_select (editor, 0);
+  snnwb_layer_editor_add_layer (editor, SNN_LAYER_CONV);
+  g_assert_false (snnwb_layer_editor_is_valid (editor));
+  g_assert_cmpint (snnwb_layer_editor_get_bad_layer (editor), ==, 1);
+  g_assert_nonnull (snnwb_layer_editor_get_problem (editor));
+  g_assert_false (enabled ("train"));
+  g_assert_false (enabled ("step"));
+
+  snnwb_layer_editor_remove_selected (editor);
+  g_assert_true (snnwb_layer_editor_is_valid (editor));
+  g_assert_true (enabled ("train"));
+}
+
+static void
+test_close (void)
+{
+  gtk_window_destroy (GTK_WINDOW (win));
+  iterate_for (0.1);
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_setenv ("GTK_A11Y", "none", TRUE);
+  g_setenv ("GSK_RENDERER", "cairo", FALSE);
+  gtk_test_init (&argc, &argv, NULL);
+  tmpdir = g_dir_make_tmp ("snnwb-gui-XXXXXX", NULL);
+
+  g_test_add_func ("/gui/open", test_open);
+  g_test_add_func ("/gui/train-pause-method-stop", test_train_pause_method_stop);
+  g_test_add_func ("/gui/views-received-data", test_views_received_data);
+  g_test_add_func ("/gui/compare-runs", test_compare_runs);
+  g_test_add_func ("/gui/step-from-idle", test_step_from_idle);
+  g_test_add_func ("/gui/export", test_export);
+  g_test_add_func ("/gui/save-reopen", test_save_reopen);
+  g_test_add_func ("/gui/open-error", test_open_error_is_shown);
+  g_test_add_func ("/gui/invalid-network", test_invalid_network_disables_train);
+  g_test_add_func ("/gui/close", test_close);
+  status = g_test_run ();
+
+  {
+    g_autoptr (GDir) dir = g_dir_open (tmpdir, 0, NULL);
+    const char *name;
+
+    while (dir && (name = g_dir_read_name (dir)))
+      {
+        g_autofree char *p = g_build_filename (tmpdir, name, NULL);
+
+        g_unlink (p);
+      }
+    g_rmdir (tmpdir);
+  }
+  g_free (tmpdir);
+  return status;
+}

@@ -1,0 +1,95 @@
+/* LIF dynamics and surrogates against values worked out by hand. */
+#include "test-util.h"
+#include "surrogate.h"
+
+static void
+test_surrogates (void)
+{
+  SnnLifParams p;
+  snn_lif_params_init (&p);
+  p.width = 1.0f;
+  p.surrogate = SNN_SURROGATE_RECTANGLE;
+  g_assert_cmpfloat (snn_surrogate_grad (&p, 0.49f), ==, 1.0f);
+  g_assert_cmpfloat (snn_surrogate_grad (&p, 0.5f), ==, 0.0f);   /* strict */
+  g_assert_cmpfloat (snn_surrogate_grad (&p, -0.5f), ==, 0.0f);
+  p.surrogate = SNN_SURROGATE_TRIANGLE;
+  p.width = 2.0f;
+  g_assert_cmpfloat_with_epsilon (snn_surrogate_grad (&p, 0.0f), 0.5f, 1e-7);
+  g_assert_cmpfloat_with_epsilon (snn_surrogate_grad (&p, 1.0f), 0.25f, 1e-7);
+  g_assert_cmpfloat (snn_surrogate_grad (&p, 2.5f), ==, 0.0f);
+  p.surrogate = SNN_SURROGATE_SIGMOID;
+  p.alpha = 4.0f;
+  g_assert_cmpfloat_with_epsilon (snn_surrogate_grad (&p, 0.0f), 1.0f, 1e-6);
+  p.surrogate = SNN_SURROGATE_ATAN;
+  p.alpha = 2.0f;
+  g_assert_cmpfloat_with_epsilon (snn_surrogate_grad (&p, 0.0f), 1.0f, 1e-6);
+  g_assert_cmpfloat_with_epsilon (snn_surrogate_grad (&p, 1.0f), 2.0 / (2.0 * (1.0 + M_PI * M_PI)), 1e-6);
+}
+
+static void
+test_forward (void)
+{
+  /* tau = 2: u = 0.5 v + x. Inputs 0.6, 0.6, 0.6, 0.0 with vth 1:
+   * soft: u1 .6 (no spike), u2 .9, u3 1.05 -> spike, v3 .05, u4 .025.
+   * hard: the same until u3, then v3 = 0 and u4 = 0. */
+  const SnnBackend *be = snn_backend_cpu ();
+  SnnLifParams p;
+  snn_lif_params_init (&p);
+  p.tau = 2.0f;
+  float x[4] = { 0.6f, 0.6f, 0.6f, 0.0f }, v = 0, u[4], s[4];
+  be->lif_forward (&p, x, FALSE, &v, 4, 1, u, s);
+  float eu[4] = { 0.6f, 0.9f, 1.05f, 0.025f }, es[4] = { 0, 0, 1, 0 };
+  for (int t = 0; t < 4; t++)
+    {
+      g_assert_cmpfloat_with_epsilon (u[t], eu[t], 1e-6);
+      g_assert_cmpfloat (s[t], ==, es[t]);
+    }
+  p.reset = SNN_RESET_HARD;
+  v = 0;
+  be->lif_forward (&p, x, FALSE, &v, 4, 1, u, s);
+  g_assert_cmpfloat (u[3], ==, 0.0f);
+  /* u exactly at threshold fires */
+  float at[1] = { 1.0f };
+  v = 0;
+  be->lif_forward (&p, at, FALSE, &v, 1, 1, u, s);
+  g_assert_cmpfloat (s[0], ==, 1.0f);
+}
+
+static void
+test_backward_by_hand (void)
+{
+  /* Two steps, soft reset, rectangle width 1, tau 2 (lambda 0.5).
+   * u1 = 1.2 (spike, sg 1), u2 = 0.5*0.2 + 0.8 = 0.9 (sg 1). ds = (0, 1).
+   * du2 = 1. dv1 = 0.5; du1 = dv1 + (ds1 - vth dv1) sg1 = 0.5 + (0 - 0.5) = 0.
+   * Without the reset route: du1 = 0.5. SLTT: du1 = 0. */
+  const SnnBackend *be = snn_backend_cpu ();
+  SnnLifParams p;
+  snn_lif_params_init (&p);
+  p.tau = 2.0f;
+  p.surrogate = SNN_SURROGATE_RECTANGLE;
+  float u[2] = { 1.2f, 0.9f }, ds[2] = { 0, 1 }, du[2];
+  be->lif_backward (&p, u, ds, 2, 1, TRUE, du);
+  g_assert_cmpfloat_with_epsilon (du[1], 1.0f, 1e-7);
+  g_assert_cmpfloat_with_epsilon (du[0], 0.0f, 1e-7);
+  p.detach_reset = TRUE;
+  be->lif_backward (&p, u, ds, 2, 1, TRUE, du);
+  g_assert_cmpfloat_with_epsilon (du[0], 0.5f, 1e-7);
+  be->lif_backward (&p, u, ds, 2, 1, FALSE, du);
+  g_assert_cmpfloat (du[0], ==, 0.0f);
+  /* hard reset: v1 = u1 (1 - s1) = 0, dv1/du1 = 0, dv1/ds1 = -u1:
+   * du1 = 0 + (0 - 1.2 * 0.5) * 1 = -0.6 */
+  p.detach_reset = FALSE;
+  p.reset = SNN_RESET_HARD;
+  be->lif_backward (&p, u, ds, 2, 1, TRUE, du);
+  g_assert_cmpfloat_with_epsilon (du[0], -0.6f, 1e-6);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/lif/surrogates", test_surrogates);
+  g_test_add_func ("/lif/forward", test_forward);
+  g_test_add_func ("/lif/backward-by-hand", test_backward_by_hand);
+  return g_test_run ();
+}
