@@ -137,6 +137,31 @@ cpu_bias_grad_channels (float *db, const float *dy, int n, int c, int hw)
     }
 }
 
+/* One output row of a patch: src is an input row (or NULL for padding). */
+static inline void
+im2col_row (const float *src, int w, int ow, int stride, int pad, int kj, float *d)
+{
+  if (!src)
+    {
+      memset (d, 0, ow * sizeof (float));
+      return;
+    }
+  if (stride == 1)
+    {
+      /* jj = oj - pad + kj must lie in [0, w): one copy between two fills. */
+      int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
+      memset (d, 0, lo * sizeof (float));
+      memcpy (d + lo, src + lo - pad + kj, (hi - lo) * sizeof (float));
+      memset (d + hi, 0, (ow - hi) * sizeof (float));
+      return;
+    }
+  for (int oj = 0; oj < ow; oj++)
+    {
+      int jj = oj * stride - pad + kj;
+      d[oj] = (jj >= 0 && jj < w) ? src[jj] : 0.0f;
+    }
+}
+
 static void
 cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh,
             int ow, float *col)
@@ -155,18 +180,7 @@ cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int p
               for (int oi = 0; oi < oh; oi++)
                 {
                   int ii = oi * stride - pad + ki;
-                  float *d = dst + oi * ow;
-                  if (ii < 0 || ii >= h)
-                    {
-                      memset (d, 0, ow * sizeof (float));
-                      continue;
-                    }
-                  const float *src = img + (size_t) ii * w;
-                  for (int oj = 0; oj < ow; oj++)
-                    {
-                      int jj = oj * stride - pad + kj;
-                      d[oj] = (jj >= 0 && jj < w) ? src[jj] : 0.0f;
-                    }
+                  im2col_row (ii >= 0 && ii < h ? img + (size_t) ii * w : NULL, w, ow, stride, pad, kj, dst + oi * ow);
                 }
             }
         }
@@ -233,6 +247,16 @@ cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stri
     {
       const float *img = x + p * h * w;
       float *out = y + p * oh * ow;
+      if (k == 2 && stride == 2)
+        {
+          for (int oi = 0; oi < oh; oi++)
+            {
+              const float *r0 = img + (size_t) 2 * oi * w, *r1 = r0 + w;
+              for (int oj = 0; oj < ow; oj++)
+                out[oi * ow + oj] = (r0[2 * oj] + r0[2 * oj + 1] + r1[2 * oj] + r1[2 * oj + 1]) * scale;
+            }
+          continue;
+        }
       for (int oi = 0; oi < oh; oi++)
         for (int oj = 0; oj < ow; oj++)
           {
@@ -254,6 +278,21 @@ cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int st
   for (size_t p = 0; p < (size_t) n * c; p++)
     {
       memset (dx + p * h * w, 0, (size_t) h * w * sizeof (float));
+      if (k == 2 && stride == 2)
+        {
+          float *img = dx + p * h * w;
+          const float *d = dy + p * oh * ow;
+          for (int oi = 0; oi < oh; oi++)
+            {
+              float *r0 = img + (size_t) 2 * oi * w, *r1 = r0 + w;
+              for (int oj = 0; oj < ow; oj++)
+                {
+                  float g = d[oi * ow + oj] * scale;
+                  r0[2 * oj] = r0[2 * oj + 1] = r1[2 * oj] = r1[2 * oj + 1] = g;
+                }
+            }
+          continue;
+        }
       float *img = dx + p * h * w;
       const float *d = dy + p * oh * ow;
       for (int oi = 0; oi < oh; oi++)
@@ -395,7 +434,7 @@ cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, floa
         BODY (fabsf (x_) < half ? inv : 0.0f) break; }                               \
     case SNN_SURROGATE_TRIANGLE:                                                     \
       { const float g = p->width, inv2 = 1.0f / (p->width * p->width);               \
-        BODY (fmaxf (g - fabsf (x_), 0.0f) * inv2) break; }                          \
+        BODY ((g - fabsf (x_) > 0.0f ? g - fabsf (x_) : 0.0f) * inv2) break; }                          \
     default:                                                                         \
       BODY (snn_surrogate_grad (p, x_)) break;                                       \
     }

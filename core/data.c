@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -42,6 +43,7 @@ dataset_new (const char *name, int n, int seq_T, int ndim, const int *shape, int
       ds->sample_size *= shape[i];
     }
   ds->num_classes = num_classes;
+  ds->norm_std = 1.0f;
   ds->x = g_try_malloc0_n ((size_t) n * dataset_values_per_sample (ds) + 1, sizeof (float));
   ds->y = g_try_malloc0_n ((size_t) n + 1, sizeof (int32_t));
   if (!ds->x || !ds->y)
@@ -83,6 +85,13 @@ idx_open (IdxFile *f, const char *path, GError **error)
                    "%s: cannot open: %s", path, g_strerror (e));
       return FALSE;
     }
+  struct stat st;
+  if (fstat (fd, &st) == 0 && S_ISDIR (st.st_mode))
+    {
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_INVALID, "%s: is a folder, not a file", path);
+      close (fd);
+      return FALSE;
+    }
   guint8 magic[2] = { 0, 0 };
   f->compressed = pread (fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   f->gz = gzdopen (fd, "rb");
@@ -104,9 +113,10 @@ idx_close (IdxFile *f)
   f->gz = NULL;
 }
 
-/* Reads exactly len bytes; what counts as "truncated" is the caller's to say,
- * since only it knows what the bytes were for. Returns the number read, or
- * -1 after setting error for a damaged gzip stream. */
+/* Reads len bytes, fewer only at the end of the data; what counts as
+ * "truncated" is the caller's to say, since only it knows what the bytes were
+ * for. Returns the number read, or -1 after setting error for a damaged gzip
+ * stream or a read error. */
 static gint64
 idx_read (IdxFile *f, void *buf, size_t len, GError **error)
 {
@@ -122,8 +132,9 @@ idx_read (IdxFile *f, void *buf, size_t len, GError **error)
           if (g_str_has_prefix (msg, "<fd:") && strstr (msg, ": "))
             msg = strstr (msg, ": ") + 2;
           g_set_error (error, SNN_DATA_ERROR, code == Z_BUF_ERROR ? SNN_ERROR_TRUNCATED : SNN_ERROR_PARSE,
-                       "%s: gzip data is %s (%s) after %" G_GUINT64_FORMAT " decompressed bytes",
-                       f->path, code == Z_BUF_ERROR ? "truncated" : "corrupt", msg, f->offset + got);
+                       "%s: %s (%s) after %" G_GUINT64_FORMAT " decompressed bytes", f->path,
+                       code == Z_BUF_ERROR ? "gzip data is truncated" : code == Z_ERRNO ? "read error"
+                                                                      : "gzip data is corrupt", msg, f->offset + got);
           return -1;
         }
       if (n == 0)

@@ -17,6 +17,7 @@ typedef struct {
   int num_classes;
   float *x;            /* n * max(seq_T,1) * sample_size, layout [n][seq_T][sample] */
   int32_t *y;          /* n labels in [0, num_classes) */
+  float norm_mean, norm_std; /* the normalisation applied (0 and 1 if none) */
 } SnnDataset;
 
 void        snn_dataset_free (SnnDataset *ds);

@@ -609,6 +609,17 @@ typedef struct {
   guint64 offset;
 } AtomicFile;
 
+static void
+atomic_abort (AtomicFile *af)
+{
+  if (af->f)
+    fclose (af->f);
+  if (af->tmp)
+    g_unlink (af->tmp);
+  g_clear_pointer (&af->tmp, g_free);
+  af->f = NULL;
+}
+
 static gboolean
 atomic_open (AtomicFile *af, const char *path, GError **error)
 {
@@ -626,18 +637,14 @@ atomic_open (AtomicFile *af, const char *path, GError **error)
       return FALSE;
     }
   af->f = fdopen (fd, "wb");
+  if (!af->f)
+    {
+      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", path, g_strerror (errno));
+      close (fd);
+      atomic_abort (af);
+      return FALSE;
+    }
   return TRUE;
-}
-
-static void
-atomic_abort (AtomicFile *af)
-{
-  if (af->f)
-    fclose (af->f);
-  if (af->tmp)
-    g_unlink (af->tmp);
-  g_clear_pointer (&af->tmp, g_free);
-  af->f = NULL;
 }
 
 static gboolean
@@ -661,7 +668,10 @@ atomic_commit (AtomicFile *af, GError **error)
   gboolean failed = fflush (af->f) != 0 || fsync (fileno (af->f)) != 0;
   int e = errno;
   if (fclose (af->f) != 0 && !failed)
-    failed = TRUE, e = errno;
+    {
+      failed = TRUE;
+      e = errno;
+    }
   af->f = NULL;
   if (!failed && g_rename (af->tmp, af->path) != 0)
     {

@@ -36,7 +36,7 @@ snn_process_peak_bytes (void)
 }
 
 SnnDataset *
-snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, GError **error)
+snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, const float *norm, GError **error)
 {
   SnnDataset *ds = NULL;
   int subset = train ? e->train_subset : e->test_subset;
@@ -62,25 +62,22 @@ snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, GError **er
         return NULL;
       if (e->normalize)
         {
-          /* Normalise both splits with the statistics of the training split. */
+          /* Both splits take the statistics of the training split. */
           float mean, std;
-          if (train)
-            snn_dataset_stats (ds, &mean, &std);
+          if (norm)
+            mean = norm[0], std = norm[1];
           else
-            {
-              SnnDataset *tr = snn_dataset_load_mnist_dir (dir, TRUE, NULL);
-              if (tr)
-                snn_dataset_stats (tr, &mean, &std);
-              else
-                snn_dataset_stats (ds, &mean, &std);
-              snn_dataset_free (tr);
-            }
-          snn_dataset_normalize (ds, mean, std > 0 ? std : 1.0f);
+            snn_dataset_stats (ds, &mean, &std);
+          ds->norm_mean = mean;
+          ds->norm_std = std > 0 ? std : 1.0f;
+          snn_dataset_normalize (ds, ds->norm_mean, ds->norm_std);
         }
     }
   if (subset > 0 && subset < ds->n)
     {
       SnnDataset *s = snn_dataset_subset (ds, subset, e->seed + (train ? 11 : 13));
+      s->norm_mean = ds->norm_mean;
+      s->norm_std = ds->norm_std;
       snn_dataset_free (ds);
       ds = s;
     }
@@ -109,8 +106,9 @@ snn_trainer_new (const SnnExperiment *e, GError **error)
 {
   SnnTrainer *tr = g_new0 (SnnTrainer, 1);
   tr->e = snn_experiment_copy (e);
-  tr->train = snn_experiment_load_dataset (tr->e, TRUE, error);
-  if (!tr->train || !(tr->test = snn_experiment_load_dataset (tr->e, FALSE, error)))
+  tr->train = snn_experiment_load_dataset (tr->e, TRUE, NULL, error);
+  float norm[2] = { tr->train ? tr->train->norm_mean : 0, tr->train ? tr->train->norm_std : 1 };
+  if (!tr->train || !(tr->test = snn_experiment_load_dataset (tr->e, FALSE, norm, error)))
     {
       snn_trainer_free (tr);
       return NULL;

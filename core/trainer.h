@@ -57,8 +57,10 @@ void              snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpo
 void              snn_trainer_probe_batch (SnnTrainer *tr, int batch, float **x, int32_t **y, gboolean *sequence);
 
 /* Loads the dataset an experiment names (train or test split, subset and
- * normalisation applied); checks it against the model's input. */
-SnnDataset       *snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, GError **error);
+ * normalisation applied); checks it against the model's input. norm is the
+ * training split's {mean, std} for the test split (NULL: its own). */
+SnnDataset       *snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, const float *norm,
+                                               GError **error);
 
 /* The process's peak resident memory in bytes (VmHWM), 0 if unknown. */
 int64_t           snn_process_peak_bytes (void);

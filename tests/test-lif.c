@@ -84,6 +84,51 @@ test_backward_by_hand (void)
   g_assert_cmpfloat_with_epsilon (du[0], -0.6f, 1e-6);
 }
 
+static void
+read_u (SnnNet *net, gboolean training, const float *x, int T, float *u)
+{
+  SnnRng rng;
+  snn_rng_seed (&rng, 9);
+  snn_net_configure (net, 16, T);
+  snn_net_set_static_input (net, TRUE);
+  snn_net_begin_sequence (net, training, &rng);
+  snn_net_forward (net, x, T, FALSE);
+  snn_net_read_lif (net, 2, FALSE, u);
+}
+
+static void
+test_dropout_mask (void)
+{
+  /* tau = 1: u[t] is the dropout's output itself. One mask per sample,
+   * the same at every step, entries 0 or 1/(1-p); identity in evaluation. */
+  SnnModel *m = tu_model ("{\"input_shape\": [10], \"num_classes\": 3, \"layers\": ["
+                          "{\"type\": \"linear\", \"in\": 10, \"out\": 50}, {\"type\": \"dropout\", \"p\": 0.25},"
+                          "{\"type\": \"lif\", \"tau\": 1.0}, {\"type\": \"linear\", \"in\": 50, \"out\": 3}]}");
+  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  int T = 3, n = 16 * 50, zeros = 0;
+  float *x = tu_input (16 * 10, 4, -1, 1), *ut = g_new (float, T * n), *ue = g_new (float, T * n);
+  read_u (net, TRUE, x, T, ut);
+  read_u (net, FALSE, x, T, ue);
+  for (int i = 0; i < n; i++)
+    {
+      g_assert_cmpfloat (ue[i], !=, 0.0f);
+      gboolean dropped = ut[i] == 0.0f;
+      zeros += dropped;
+      if (!dropped)
+        g_assert_cmpfloat_with_epsilon (ut[i], ue[i] / 0.75f, 1e-5);
+      for (int t = 1; t < T; t++)
+        {
+          g_assert_cmpfloat (ut[t * n + i], ==, ut[i]);
+          g_assert_cmpfloat (ue[t * n + i], ==, ue[i]);
+        }
+    }
+  g_assert_cmpint (zeros, >, n / 8);
+  g_assert_cmpint (zeros, <, 3 * n / 8);
+  g_free (x), g_free (ut), g_free (ue);
+  snn_net_free (net);
+  snn_model_free (m);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -91,5 +136,6 @@ main (int argc, char **argv)
   g_test_add_func ("/lif/surrogates", test_surrogates);
   g_test_add_func ("/lif/forward", test_forward);
   g_test_add_func ("/lif/backward-by-hand", test_backward_by_hand);
+  g_test_add_func ("/dropout/one-mask-per-sample", test_dropout_mask);
   return g_test_run ();
 }

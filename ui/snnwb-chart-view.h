@@ -1,0 +1,61 @@
+/* A live view: a drawing area that hands plain data to the viz renderers.
+ * One kind per view: the probed sample's spike raster or membrane traces,
+ * the epsilon heat map, run curves (loss, accuracy, memory, time) overlaid
+ * across runs, or the surrogate derivative. */
+#pragma once
+#include <gtk/gtk.h>
+#include "snnwb-run.h"
+#include "snnwb-session.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  SNNWB_CHART_RASTER,
+  SNNWB_CHART_TRACES,
+  SNNWB_CHART_EPSILON,
+  SNNWB_CHART_LOSS,
+  SNNWB_CHART_ACCURACY,
+  SNNWB_CHART_MEMORY,
+  SNNWB_CHART_TIME,
+  SNNWB_CHART_SURROGATE,
+} SnnwbChartKind;
+
+GType snnwb_chart_kind_get_type (void);
+#define SNNWB_TYPE_CHART_KIND (snnwb_chart_kind_get_type ())
+
+#define SNNWB_TYPE_CHART_VIEW (snnwb_chart_view_get_type ())
+G_DECLARE_FINAL_TYPE (SnnwbChartView, snnwb_chart_view, SNNWB, CHART_VIEW, GtkDrawingArea)
+
+GtkWidget     *snnwb_chart_view_new (SnnwbChartKind kind);
+SnnwbChartKind snnwb_chart_view_get_kind (SnnwbChartView *self);
+const char    *snnwb_chart_view_get_name (SnnwbChartView *self);   /* "raster", "loss", ... */
+
+/* Raster and traces. */
+void           snnwb_chart_view_set_probe (SnnwbChartView *self, SnnwbProbe *probe);
+/* Which LIF layer (index among the probed LIF layers) raster, traces and
+ * epsilon show. */
+void           snnwb_chart_view_set_lif_index (SnnwbChartView *self, int index);
+void           snnwb_chart_view_set_neurons (SnnwbChartView *self, const int *neurons, int n);
+/* Epsilon heat map. */
+void           snnwb_chart_view_set_epsilon (SnnwbChartView *self, SnnwbEpsilon *eps);
+/* Run curves: the runs overlaid (borrowed array of SnnwbRun). */
+void           snnwb_chart_view_set_runs (SnnwbChartView *self, GPtrArray *runs);
+/* New iterations were recorded in the runs shown. */
+void           snnwb_chart_view_runs_updated (SnnwbChartView *self);
+/* Surrogate derivative of these neuron parameters. */
+void           snnwb_chart_view_set_surrogate (SnnwbChartView *self, const SnnLifParams *p);
+
+/* The colour of the run with this index in every chart and the run list. */
+void           snnwb_chart_view_run_color (int index, GdkRGBA *color);
+
+/* How many times the view received new data. */
+guint          snnwb_chart_view_get_n_runs (SnnwbChartView *self);
+guint          snnwb_chart_view_get_data_count (SnnwbChartView *self);
+gboolean       snnwb_chart_view_has_data (SnnwbChartView *self);
+
+/* PNG, SVG or PDF by the file's extension. */
+gboolean       snnwb_chart_view_export (SnnwbChartView *self, const char *path, GError **error);
+/* The curves shown, as CSV. */
+gboolean       snnwb_chart_view_export_csv (SnnwbChartView *self, const char *path, GError **error);
+
+G_END_DECLS

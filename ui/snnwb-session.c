@@ -1,0 +1,703 @@
+#include "snnwb-session.h"
+#include <math.h>
+#include <string.h>
+#include "analysis.h"
+
+/* Views refresh at about 20 Hz while training; probing costs a copy of every
+ * LIF layer, so it runs at about 15 Hz. */
+#define DISPATCH_INTERVAL_US (50 * 1000)
+#define PROBE_INTERVAL_US    (66 * 1000)
+#define PEAK_INTERVAL_US     (50 * 1000)
+/* The epsilon analysis runs a BPTT and an SLTT pass on a small probe batch;
+ * every two seconds it stays well under 1% of the training time. */
+#define ANALYSIS_INTERVAL_US (2000 * 1000)
+#define ANALYSIS_BATCH       8
+
+struct _SnnwbSession {
+  GObject parent_instance;
+  SnnwbRun *run;
+  SnnExperiment *experiment;   /* the worker's own copy */
+  GMainContext *context;
+  GThread *thread;
+
+  GMutex lock;
+  GCond cond;
+  /* requests, guarded by lock */
+  gboolean paused, stop;
+  int step_budget;
+  gboolean method_pending, lr_pending;
+  SnnMethod method;
+  int K;
+  double lr;
+  /* worker state, guarded by lock */
+  SnnTrainer *trainer;
+  gboolean in_step;
+  SnnwbRunState state;
+  GArray *pending_iters, *pending_epochs;
+  SnnwbProbe *pending_probe;
+  SnnwbEpsilon *pending_epsilon;
+  long total_iters;
+  gboolean dispatch_pending;
+  gint64 last_dispatch;
+  GError *error;
+
+  /* worker only */
+  SnnwbProbe *building;
+  float *scratch;
+  gsize scratch_len;
+  gint64 last_probe, last_peak, last_analysis;
+  gint64 start_time;              /* of the first iteration; paused time excluded */
+  double peak_bytes;
+  char *initial_weights;
+  float *analysis_x;
+  int32_t *analysis_y;
+  gboolean analysis_sequence;
+  gboolean analysis_failed;
+
+  /* main thread only */
+  SnnwbRunState reported_state;
+  long reported_iters;
+  SnnwbProbe *probe;
+  SnnwbEpsilon *epsilon;
+};
+
+G_DEFINE_FINAL_TYPE (SnnwbSession, snnwb_session, G_TYPE_OBJECT)
+
+enum { UPDATED, STATE_CHANGED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+/* Probes */
+
+static SnnwbProbe *
+probe_new (const SnnModel *model, int T)
+{
+  SnnwbProbe *p = g_atomic_rc_box_new0 (SnnwbProbe);
+  int n = 0;
+
+  for (int l = 0; l < model->n_layers; l++)
+    n += model->layers[l].type == SNN_LAYER_LIF;
+  p->T = T;
+  p->layers = g_new0 (SnnwbProbeLayer, MAX (n, 1));
+  for (int l = 0; l < model->n_layers; l++)
+    {
+      const SnnLayerSpec *spec = &model->layers[l];
+      SnnwbProbeLayer *pl;
+
+      if (spec->type != SNN_LAYER_LIF)
+        continue;
+      pl = &p->layers[p->n_layers++];
+      pl->layer = l;
+      pl->neurons = (int) snn_shape_numel (&spec->out_shape);
+      pl->vth = spec->lif.vth;
+      pl->spikes = g_new0 (float, (gsize) T * pl->neurons);
+      pl->u = g_new0 (float, (gsize) T * pl->neurons);
+    }
+  return p;
+}
+
+static void
+probe_clear (gpointer data)
+{
+  SnnwbProbe *p = data;
+
+  for (int i = 0; i < p->n_layers; i++)
+    {
+      g_free (p->layers[i].spikes);
+      g_free (p->layers[i].u);
+    }
+  g_free (p->layers);
+}
+
+SnnwbProbe *
+snnwb_probe_ref (SnnwbProbe *probe)
+{
+  return g_atomic_rc_box_acquire (probe);
+}
+
+void
+snnwb_probe_unref (SnnwbProbe *probe)
+{
+  g_atomic_rc_box_release_full (probe, probe_clear);
+}
+
+static void
+epsilon_clear (gpointer data)
+{
+  SnnwbEpsilon *e = data;
+
+  for (int i = 0; i < e->n_layers; i++)
+    {
+      g_free (e->layers[i].prod_mean);
+      g_free (e->layers[i].step_mean);
+    }
+  g_free (e->layers);
+}
+
+SnnwbEpsilon *
+snnwb_epsilon_ref (SnnwbEpsilon *eps)
+{
+  return g_atomic_rc_box_acquire (eps);
+}
+
+void
+snnwb_epsilon_unref (SnnwbEpsilon *eps)
+{
+  g_atomic_rc_box_release_full (eps, epsilon_clear);
+}
+
+static SnnwbEpsilon *
+epsilon_from_analysis (const SnnAnalysis *a, long iter)
+{
+  SnnwbEpsilon *e = g_atomic_rc_box_new0 (SnnwbEpsilon);
+  int T = a->T;
+
+  e->iter = iter;
+  e->T = T;
+  e->cosine_mean = a->cosine_mean;
+  e->n_layers = a->n_lif;
+  e->layers = g_new0 (SnnwbEpsilonLayer, MAX (a->n_lif, 1));
+  for (int i = 0; i < a->n_lif; i++)
+    {
+      e->layers[i].layer = a->lif[i].layer;
+      e->layers[i].prod_mean = g_memdup2 (a->lif[i].eps_prod_mean, sizeof (double) * T * T);
+      e->layers[i].step_mean = g_memdup2 (a->lif[i].eps_mean, sizeof (double) * T);
+    }
+  return e;
+}
+
+/* Called by the trainer after each forward chunk, on the worker thread. */
+static void
+probe_chunk (SnnNet *net, int first_step, int steps, gpointer user_data)
+{
+  SnnwbSession *self = user_data;
+  SnnwbProbe *p = self->building;
+  int B = snn_net_batch (net);
+
+  if (!p || first_step + steps > p->T)
+    return;
+  for (int i = 0; i < p->n_layers; i++)
+    {
+      SnnwbProbeLayer *pl = &p->layers[i];
+      gsize n = (gsize) steps * B * pl->neurons;
+
+      if (n > self->scratch_len)
+        {
+          self->scratch = g_renew (float, self->scratch, n);
+          self->scratch_len = n;
+        }
+      for (int which = 0; which < 2; which++)
+        {
+          float *dst = which ? pl->spikes : pl->u;
+
+          snn_net_read_lif (net, pl->layer, which, self->scratch);
+          for (int t = 0; t < steps; t++)
+            memcpy (dst + (gsize) (first_step + t) * pl->neurons,
+                    self->scratch + (gsize) t * B * pl->neurons, pl->neurons * sizeof (float));
+        }
+    }
+}
+
+/* Handing results to the main loop */
+
+static gboolean
+dispatch_cb (gpointer user_data)
+{
+  SnnwbSession *self = user_data;
+  g_autoptr (GArray) iters = NULL;
+  g_autoptr (GArray) epochs = NULL;
+  SnnwbProbe *probe;
+  SnnwbEpsilon *epsilon;
+  SnnwbRunState state;
+
+  g_mutex_lock (&self->lock);
+  iters = self->pending_iters;
+  epochs = self->pending_epochs;
+  self->pending_iters = g_array_new (FALSE, FALSE, sizeof (SnnwbIterRecord));
+  self->pending_epochs = g_array_new (FALSE, FALSE, sizeof (SnnwbEpochRecord));
+  probe = g_steal_pointer (&self->pending_probe);
+  epsilon = g_steal_pointer (&self->pending_epsilon);
+  state = self->state;
+  snnwb_run_set_total_iters (self->run, self->total_iters);
+  self->dispatch_pending = FALSE;
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < iters->len; i++)
+    snnwb_run_append_iter (self->run, &g_array_index (iters, SnnwbIterRecord, i));
+  for (guint i = 0; i < epochs->len; i++)
+    snnwb_run_append_epoch (self->run, &g_array_index (epochs, SnnwbEpochRecord, i));
+  self->reported_iters += iters->len;
+  if (probe)
+    {
+      g_clear_pointer (&self->probe, snnwb_probe_unref);
+      self->probe = probe;
+    }
+  if (epsilon)
+    {
+      g_clear_pointer (&self->epsilon, snnwb_epsilon_unref);
+      self->epsilon = epsilon;
+    }
+  if (iters->len || epochs->len || probe || epsilon)
+    g_signal_emit (self, signals[UPDATED], 0);
+  if (state != self->reported_state)
+    {
+      self->reported_state = state;
+      snnwb_run_set_state (self->run, state);
+      g_signal_emit (self, signals[STATE_CHANGED], 0);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Called with the lock held. At most one hand-over waits in the main loop
+ * at a time; later results join it. */
+static void
+schedule_dispatch_locked (SnnwbSession *self)
+{
+  GSource *source;
+
+  self->last_dispatch = g_get_monotonic_time ();
+  if (self->dispatch_pending)
+    return;
+  self->dispatch_pending = TRUE;
+  /* An idle source attached to the main context, never a direct call: the
+   * worker must not run main-thread code even when the context is free. */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, dispatch_cb, g_object_ref (self), g_object_unref);
+  g_source_set_static_name (source, "[snnwb] training results");
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+static void
+set_state_locked (SnnwbSession *self, SnnwbRunState state)
+{
+  self->state = state;
+  schedule_dispatch_locked (self);
+}
+
+/* The worker */
+
+static void
+record_iteration_locked (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *info)
+{
+  const SnnBatchResult *b = &info->batch;
+  gint64 now = g_get_monotonic_time ();
+  SnnwbIterRecord rec = {
+    .iter = info->global_iter,
+    .epoch = info->epoch,
+    .loss = b->loss,
+    .acc = b->count ? (double) b->correct / b->count : 0.0,
+    .forward_ms = b->forward_ms,
+    .backward_ms = b->backward_ms,
+    .held_bytes = (double) b->peak_held_bytes,
+    .lr = info->lr,
+    .wall_s = (now - self->start_time) / 1e6,
+  };
+
+  /* Reading /proc costs more than a small iteration; sample it. */
+  if (now - self->last_peak >= PEAK_INTERVAL_US)
+    {
+      self->peak_bytes = (double) snn_process_peak_bytes ();
+      self->last_peak = now;
+    }
+  rec.process_peak_bytes = self->peak_bytes;
+  g_array_append_val (self->pending_iters, rec);
+  self->total_iters = info->total_iters;
+
+  if (info->epoch_done)
+    {
+      const SnnEpochInfo *ep = snn_trainer_last_epoch (tr);
+      SnnwbEpochRecord er = {
+        .epoch = ep->epoch,
+        .end_iter = info->global_iter,
+        .train_loss = ep->train_loss,
+        .train_acc = ep->train_acc,
+        .test_acc = ep->test_acc,
+        .ms_per_iter = ep->ms_per_iter,
+      };
+      g_array_append_val (self->pending_epochs, er);
+    }
+}
+
+static void
+finish_probe (SnnwbSession *self, const SnnIterInfo *info)
+{
+  SnnwbProbe *p = g_steal_pointer (&self->building);
+
+  p->iter = info->global_iter;
+  p->method = self->experiment->train.method;
+  p->n_k_steps = MIN (info->batch.n_k_steps, (int) G_N_ELEMENTS (p->k_steps));
+  memcpy (p->k_steps, info->batch.k_steps, p->n_k_steps * sizeof (int));
+  g_clear_pointer (&self->pending_probe, snnwb_probe_unref);
+  self->pending_probe = p;
+}
+
+/* Waits while paused; returns FALSE when asked to stop. Lock held. */
+static gboolean
+wait_for_go_locked (SnnwbSession *self)
+{
+  gint64 wait_start = g_get_monotonic_time ();
+
+  while (self->paused && self->step_budget == 0 && !self->stop)
+    {
+      if (self->state != SNNWB_RUN_PAUSED)
+        set_state_locked (self, SNNWB_RUN_PAUSED);
+      g_cond_wait (&self->cond, &self->lock);
+    }
+  /* Time spent paused does not count against the run's throughput. */
+  if (self->start_time == 0)
+    self->start_time = g_get_monotonic_time ();
+  else
+    self->start_time += g_get_monotonic_time () - wait_start;
+  if (self->stop)
+    return FALSE;
+  if (self->step_budget > 0)
+    self->step_budget--;
+  if (self->state != SNNWB_RUN_RUNNING)
+    set_state_locked (self, SNNWB_RUN_RUNNING);
+  return TRUE;
+}
+
+static void
+apply_changes_locked (SnnwbSession *self, SnnTrainer *tr)
+{
+  if (self->method_pending)
+    {
+      snn_trainer_set_method (tr, self->method, self->K);
+      self->experiment->train.method = self->method;
+      self->experiment->train.K = self->K;
+      self->method_pending = FALSE;
+    }
+  if (self->lr_pending)
+    {
+      snn_trainer_set_lr (tr, self->lr);
+      self->lr_pending = FALSE;
+    }
+}
+
+/* Worker only; the trainer is between iterations. */
+static void
+maybe_analyze (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *info, gboolean single)
+{
+  g_autoptr (GError) error = NULL;
+  SnnAnalysis *a;
+  gint64 now = g_get_monotonic_time ();
+  SnnwbEpsilon *eps;
+
+  if (self->analysis_failed || (!single && now - self->last_analysis < ANALYSIS_INTERVAL_US))
+    return;
+  self->last_analysis = now;
+  if (!self->analysis_x)
+    snn_trainer_probe_batch (tr, ANALYSIS_BATCH, &self->analysis_x, &self->analysis_y, &self->analysis_sequence);
+  a = snn_analyze_batch (snn_trainer_net (tr), &self->experiment->train, self->analysis_x, self->analysis_sequence,
+                         MIN (ANALYSIS_BATCH, snn_trainer_train_set (tr)->n), self->analysis_y, NULL, &error);
+  if (!a)
+    {
+      /* A diverged network cannot be analysed; the views keep the last data. */
+      self->analysis_failed = TRUE;
+      return;
+    }
+  eps = epsilon_from_analysis (a, info->global_iter);
+  snn_analysis_free (a);
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->pending_epsilon, snnwb_epsilon_unref);
+  self->pending_epsilon = eps;
+  g_mutex_unlock (&self->lock);
+}
+
+static gboolean
+run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
+{
+  g_autoptr (GError) error = NULL;
+  SnnIterInfo info;
+  gboolean single, ok;
+  gint64 now;
+
+  g_mutex_lock (&self->lock);
+  if (!wait_for_go_locked (self))
+    {
+      g_mutex_unlock (&self->lock);
+      return FALSE;
+    }
+  apply_changes_locked (self, tr);
+  single = self->paused;
+  self->in_step = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  now = g_get_monotonic_time ();
+  if (single || now - self->last_probe >= PROBE_INTERVAL_US)
+    {
+      self->building = probe_new (snn_net_model (snn_trainer_net (tr)), self->experiment->train.T);
+      self->last_probe = now;
+    }
+  ok = snn_trainer_step (tr, &info, &error);
+  if (ok)
+    maybe_analyze (self, tr, &info, single);
+
+  g_mutex_lock (&self->lock);
+  self->in_step = FALSE;
+  if (ok)
+    {
+      record_iteration_locked (self, tr, &info);
+      if (self->building)
+        finish_probe (self, &info);
+    }
+  else
+    {
+      g_clear_pointer (&self->building, snnwb_probe_unref);
+      self->error = g_steal_pointer (&error);
+    }
+  now = g_get_monotonic_time ();
+  if (single || info.epoch_done || now - self->last_dispatch >= DISPATCH_INTERVAL_US)
+    schedule_dispatch_locked (self);
+  g_mutex_unlock (&self->lock);
+  return ok && !snn_trainer_finished (tr);
+}
+
+static gpointer
+worker (gpointer data)
+{
+  SnnwbSession *self = data;
+  GError *error = NULL;
+  SnnTrainer *tr = snn_trainer_new (self->experiment, &error);
+  SnnwbRunState end = SNNWB_RUN_FAILED;
+
+  if (tr && self->initial_weights && !snn_net_load_npz (snn_trainer_net (tr), self->initial_weights, &error))
+    g_clear_pointer (&tr, snn_trainer_free);
+  if (tr)
+    {
+      snn_trainer_set_probe (tr, probe_chunk, self);
+      g_mutex_lock (&self->lock);
+      self->trainer = tr;
+      g_mutex_unlock (&self->lock);
+      while (run_one_iteration (self, tr))
+        ;
+    }
+
+  g_mutex_lock (&self->lock);
+  if (error)
+    self->error = error;
+  if (!tr)
+    self->trainer = NULL;
+  if (tr && !self->error)
+    end = snn_trainer_finished (tr) ? SNNWB_RUN_FINISHED : SNNWB_RUN_STOPPED;
+  set_state_locked (self, end);
+  g_mutex_unlock (&self->lock);
+  g_object_unref (self);
+  return NULL;
+}
+
+/* GObject */
+
+static void
+snnwb_session_finalize (GObject *object)
+{
+  SnnwbSession *self = SNNWB_SESSION (object);
+
+  /* The worker drops its reference last only when nobody joined it. */
+  if (self->thread && self->thread != g_thread_self ())
+    g_thread_join (self->thread);
+  snn_trainer_free (self->trainer);
+  snn_experiment_free (self->experiment);
+  g_clear_object (&self->run);
+  g_array_unref (self->pending_iters);
+  g_array_unref (self->pending_epochs);
+  g_clear_pointer (&self->pending_probe, snnwb_probe_unref);
+  g_clear_pointer (&self->probe, snnwb_probe_unref);
+  g_clear_pointer (&self->pending_epsilon, snnwb_epsilon_unref);
+  g_clear_pointer (&self->epsilon, snnwb_epsilon_unref);
+  g_free (self->initial_weights);
+  g_free (self->analysis_x);
+  g_free (self->analysis_y);
+  g_clear_error (&self->error);
+  g_free (self->scratch);
+  g_main_context_unref (self->context);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  G_OBJECT_CLASS (snnwb_session_parent_class)->finalize (object);
+}
+
+static void
+snnwb_session_class_init (SnnwbSessionClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = snnwb_session_finalize;
+
+  signals[UPDATED] = g_signal_new ("updated", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[STATE_CHANGED] = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                         0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+snnwb_session_init (SnnwbSession *self)
+{
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->pending_iters = g_array_new (FALSE, FALSE, sizeof (SnnwbIterRecord));
+  self->pending_epochs = g_array_new (FALSE, FALSE, sizeof (SnnwbEpochRecord));
+  self->context = g_main_context_ref_thread_default ();
+}
+
+SnnwbSession *
+snnwb_session_new (SnnwbRun *run)
+{
+  SnnwbSession *self = g_object_new (SNNWB_TYPE_SESSION, NULL);
+
+  self->run = g_object_ref (run);
+  self->experiment = snn_experiment_copy (snnwb_run_get_experiment (run));
+  return self;
+}
+
+SnnwbRun *
+snnwb_session_get_run (SnnwbSession *self)
+{
+  return self->run;
+}
+
+void
+snnwb_session_start (SnnwbSession *self, gboolean paused)
+{
+  g_return_if_fail (self->thread == NULL);
+
+  self->paused = paused;
+  self->state = self->reported_state = SNNWB_RUN_LOADING;
+  snnwb_run_set_state (self->run, SNNWB_RUN_LOADING);
+  self->thread = g_thread_new ("snnwb-train", worker, g_object_ref (self));
+}
+
+static void
+request (SnnwbSession *self, gboolean paused, int steps, gboolean stop)
+{
+  g_mutex_lock (&self->lock);
+  self->paused = paused;
+  self->step_budget += steps;
+  self->stop |= stop;
+  g_cond_signal (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+void
+snnwb_session_pause (SnnwbSession *self)
+{
+  request (self, TRUE, 0, FALSE);
+}
+
+void
+snnwb_session_resume (SnnwbSession *self)
+{
+  request (self, FALSE, 0, FALSE);
+}
+
+void
+snnwb_session_step (SnnwbSession *self)
+{
+  request (self, TRUE, 1, FALSE);
+}
+
+void
+snnwb_session_stop (SnnwbSession *self)
+{
+  request (self, self->paused, 0, TRUE);
+}
+
+void
+snnwb_session_join (SnnwbSession *self)
+{
+  if (!self->thread)
+    return;
+  snnwb_session_stop (self);
+  g_thread_join (self->thread);
+  self->thread = NULL;
+  dispatch_cb (self);
+}
+
+gboolean
+snnwb_session_is_active (SnnwbSession *self)
+{
+  return self->thread != NULL && self->reported_state <= SNNWB_RUN_PAUSED;
+}
+
+gboolean
+snnwb_session_is_paused (SnnwbSession *self)
+{
+  gboolean paused;
+
+  g_mutex_lock (&self->lock);
+  paused = self->paused;
+  g_mutex_unlock (&self->lock);
+  return paused;
+}
+
+SnnwbRunState
+snnwb_session_get_state (SnnwbSession *self)
+{
+  return self->reported_state;
+}
+
+void
+snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K)
+{
+  g_mutex_lock (&self->lock);
+  self->method = method;
+  self->K = K;
+  self->method_pending = TRUE;
+  g_mutex_unlock (&self->lock);
+  snnwb_run_set_method (self->run, method, K);
+}
+
+void
+snnwb_session_set_lr (SnnwbSession *self, double lr)
+{
+  g_mutex_lock (&self->lock);
+  self->lr = lr;
+  self->lr_pending = TRUE;
+  g_mutex_unlock (&self->lock);
+}
+
+long
+snnwb_session_get_reported_iters (SnnwbSession *self)
+{
+  return self->reported_iters;
+}
+
+SnnwbProbe *
+snnwb_session_get_probe (SnnwbSession *self)
+{
+  return self->probe;
+}
+
+SnnwbEpsilon *
+snnwb_session_get_epsilon (SnnwbSession *self)
+{
+  return self->epsilon;
+}
+
+void
+snnwb_session_set_initial_weights (SnnwbSession *self, const char *npz_path)
+{
+  g_return_if_fail (self->thread == NULL);
+  g_free (self->initial_weights);
+  self->initial_weights = g_strdup (npz_path);
+}
+
+SnnTrainer *
+snnwb_session_lock_trainer (SnnwbSession *self)
+{
+  g_mutex_lock (&self->lock);
+  if (self->trainer && !self->in_step)
+    return self->trainer;
+  g_mutex_unlock (&self->lock);
+  return NULL;
+}
+
+void
+snnwb_session_unlock_trainer (SnnwbSession *self)
+{
+  g_mutex_unlock (&self->lock);
+}
+
+const GError *
+snnwb_session_get_error (SnnwbSession *self)
+{
+  return self->reported_state == SNNWB_RUN_FAILED ? self->error : NULL;
+}

@@ -1,0 +1,1211 @@
+#include "snnwb-window.h"
+#include "snnwb-resources.h"
+#include "snnwb-session.h"
+#include "data.h"
+#include <errno.h>
+#include <string.h>
+
+#define N_VIEWS (SNNWB_CHART_TIME + 1)
+
+struct _SnnwbWindow {
+  GtkApplicationWindow parent_instance;
+
+  /* template */
+  GtkDropDown *preset_dd;
+  GtkLabel *title_label;
+  GtkLabel *subtitle_label;
+  GtkInfoBar *info_bar;
+  GtkLabel *info_label;
+  GtkStack *sidebar_stack;
+  SnnwbLayerEditor *layer_editor;
+  SnnwbSettingsPanel *settings_panel;
+  GtkBox *probe_row;
+  GtkBox *curve_row;
+  GtkListBox *run_list;
+  GtkLabel *status_label;
+
+  SnnwbChartView *views[N_VIEWS];
+  GtkDropDown *lif_dd;
+  GtkEntry *neurons_entry;
+
+  SnnExperiment *experiment;
+  char *file_path;            /* where Save writes without asking */
+  char **presets;
+  gboolean loading_preset;
+  char *message;
+  char *pending_weights;      /* loaded before the next run's first iteration */
+
+  GPtrArray *runs;            /* SnnwbRun, oldest first */
+  int run_counter;
+  SnnwbSession *session;      /* the current (latest) run */
+  SnnwbProbe *shown_probe;
+  SnnwbEpsilon *shown_epsilon;
+
+  /* screenshot mode */
+  char *screenshot_path;
+  int screenshot_iters, screenshot_runs;
+  gboolean screenshot_taken;
+  gboolean disposed;
+};
+
+G_DEFINE_FINAL_TYPE (SnnwbWindow, snnwb_window, GTK_TYPE_APPLICATION_WINDOW)
+
+static const char *const view_names[N_VIEWS] = {
+  "raster", "traces", "epsilon", "loss", "accuracy", "memory", "time",
+};
+static const char *const view_titles[N_VIEWS] = {
+  "Spike raster", "Membrane traces", "Epsilon products", "Loss", "Accuracy",
+  "Memory for backward", "Time per iteration",
+};
+
+static void update_actions (SnnwbWindow *self);
+static void update_status (SnnwbWindow *self);
+static void drop_session (SnnwbWindow *self);
+static void select_preset_item (SnnwbWindow *self, const char *name);
+
+/* Messages */
+
+static void
+show_message (SnnwbWindow *self, GtkMessageType type, const char *text)
+{
+  g_free (self->message);
+  self->message = g_strdup (text);
+  gtk_info_bar_set_message_type (self->info_bar, type);
+  gtk_label_set_text (self->info_label, text);
+  gtk_info_bar_set_revealed (self->info_bar, TRUE);
+}
+
+static void
+show_error (SnnwbWindow *self, const char *what, const GError *error)
+{
+  g_autofree char *text = g_strdup_printf ("%s: %s", what, error->message);
+
+  show_message (self, GTK_MESSAGE_ERROR, text);
+}
+
+static void
+info_bar_response_cb (SnnwbWindow *self, int response)
+{
+  gtk_info_bar_set_revealed (self->info_bar, FALSE);
+  g_clear_pointer (&self->message, g_free);
+}
+
+/* The experiment being edited */
+
+static void
+update_title (SnnwbWindow *self)
+{
+  const SnnExperiment *e = self->experiment;
+  g_autofree char *base = self->file_path ? g_path_get_basename (self->file_path) : NULL;
+  g_autofree char *sub = g_strdup_printf ("%s%s%s", e->name ? e->name : "experiment",
+                                          base ? " — " : "", base ? base : "");
+
+  gtk_label_set_text (self->subtitle_label, sub);
+}
+
+static void
+rebuild_lif_choices (SnnwbWindow *self, const SnnModel *model)
+{
+  g_autoptr (GtkStringList) list = gtk_string_list_new (NULL);
+  guint keep = gtk_drop_down_get_selected (self->lif_dd);
+
+  for (int l = 0; model && l < model->n_layers; l++)
+    if (model->layers[l].type == SNN_LAYER_LIF)
+      {
+        g_autofree char *item = g_strdup_printf ("Layer %d (LIF)", l);
+
+        gtk_string_list_append (list, item);
+      }
+  if (g_list_model_get_n_items (G_LIST_MODEL (list)) == 0)
+    gtk_string_list_append (list, "No LIF layer");
+  gtk_drop_down_set_model (self->lif_dd, G_LIST_MODEL (list));
+  if (keep != GTK_INVALID_LIST_POSITION && keep < g_list_model_get_n_items (G_LIST_MODEL (list)))
+    gtk_drop_down_set_selected (self->lif_dd, keep);
+}
+
+static void
+set_experiment (SnnwbWindow *self, SnnExperiment *e, const char *file_path)
+{
+  SnnExperiment *old = self->experiment;
+
+  self->experiment = e;
+  g_free (self->file_path);
+  self->file_path = g_strdup (file_path);
+  snnwb_layer_editor_set_model (self->layer_editor, e->model);
+  snnwb_layer_editor_set_run_size (self->layer_editor, e->batch_size, e->train.T);
+  snnwb_settings_panel_set_experiment (self->settings_panel, e);
+  if (!self->session)
+    rebuild_lif_choices (self, e->model);
+  snn_experiment_free (old);
+  update_title (self);
+  update_actions (self);
+}
+
+gboolean
+snnwb_window_load_experiment (SnnwbWindow *self, const char *path_or_preset, GError **error)
+{
+  SnnExperiment *e = snn_experiment_load (path_or_preset, error);
+  gboolean is_file;
+
+  if (!e)
+    return FALSE;
+  /* Opening a file does not make it ours to overwrite: Save asks first. */
+  is_file = g_file_test (path_or_preset, G_FILE_TEST_IS_REGULAR);
+  set_experiment (self, e, NULL);
+  if (!is_file)
+    select_preset_item (self, path_or_preset);
+  if (is_file)
+    {
+      g_autofree char *base = g_path_get_basename (path_or_preset);
+
+      gtk_label_set_text (self->subtitle_label, base);
+    }
+  return TRUE;
+}
+
+gboolean
+snnwb_window_open_experiment (SnnwbWindow *self, const char *path_or_preset)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (snnwb_window_load_experiment (self, path_or_preset, &error))
+    return TRUE;
+  show_error (self, "Could not open the experiment", error);
+  return FALSE;
+}
+
+gboolean
+snnwb_window_save_experiment_to (SnnwbWindow *self, const char *path, GError **error)
+{
+  if (!snn_experiment_save (self->experiment, path, error))
+    return FALSE;
+  g_free (self->file_path);
+  self->file_path = g_strdup (path);
+  update_title (self);
+  return TRUE;
+}
+
+SnnExperiment *
+snnwb_window_get_experiment (SnnwbWindow *self)
+{
+  return self->experiment;
+}
+
+void
+snnwb_window_experiment_changed (SnnwbWindow *self)
+{
+  snnwb_layer_editor_refresh (self->layer_editor);
+  snnwb_layer_editor_set_run_size (self->layer_editor, self->experiment->batch_size, self->experiment->train.T);
+  snnwb_settings_panel_refresh (self->settings_panel);
+  update_title (self);
+  update_actions (self);
+}
+
+static void
+model_changed_cb (SnnwbWindow *self)
+{
+  snnwb_settings_panel_refresh (self->settings_panel);
+  if (!self->session)
+    rebuild_lif_choices (self, self->experiment->model);
+  update_actions (self);
+}
+
+static void
+settings_changed_cb (SnnwbWindow *self)
+{
+  snnwb_layer_editor_set_run_size (self->layer_editor, self->experiment->batch_size, self->experiment->train.T);
+  update_title (self);
+  update_actions (self);
+}
+
+static void
+settings_model_changed_cb (SnnwbWindow *self)
+{
+  snnwb_layer_editor_refresh (self->layer_editor);
+}
+
+static void
+settings_live_changed_cb (SnnwbWindow *self)
+{
+  const SnnExperiment *e = self->experiment;
+
+  if (!self->session || !snnwb_session_is_active (self->session) || !snnwb_session_is_paused (self->session))
+    return;
+  snnwb_session_set_method (self->session, e->train.method, e->train.K);
+  snnwb_session_set_lr (self->session, e->optim.lr);
+  update_status (self);
+}
+
+/* Presets */
+
+static char *
+default_preset (void)
+{
+  const char *env = g_getenv ("SNNWB_DEFAULT_PRESET");
+  g_autofree char *gz = g_build_filename (SNN_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz", NULL);
+  g_autofree char *raw = g_build_filename (SNN_FASHION_MNIST_DIR, "train-images-idx3-ubyte", NULL);
+
+  if (env && *env)
+    return g_strdup (env);
+  if (g_file_test (gz, G_FILE_TEST_EXISTS) || g_file_test (raw, G_FILE_TEST_EXISTS))
+    return g_strdup ("mlp-small");
+  /* Without Fashion-MNIST the synthetic temporal set still trains. */
+  return g_strdup ("temporal-mlp");
+}
+
+static void
+select_preset_item (SnnwbWindow *self, const char *name)
+{
+  self->loading_preset = TRUE;
+  for (guint i = 0; self->presets && self->presets[i]; i++)
+    if (g_str_equal (self->presets[i], name))
+      gtk_drop_down_set_selected (self->preset_dd, i);
+  self->loading_preset = FALSE;
+}
+
+static void
+preset_selected_cb (SnnwbWindow *self)
+{
+  guint i = gtk_drop_down_get_selected (self->preset_dd);
+
+  if (self->loading_preset || !self->presets || i == GTK_INVALID_LIST_POSITION)
+    return;
+  snnwb_window_open_experiment (self, self->presets[i]);
+}
+
+static void
+setup_presets (SnnwbWindow *self)
+{
+  g_autoptr (GtkStringList) list = NULL;
+
+  self->presets = snn_preset_list ();
+  list = gtk_string_list_new ((const char *const *) self->presets);
+  self->loading_preset = TRUE;
+  gtk_drop_down_set_model (self->preset_dd, G_LIST_MODEL (list));
+  self->loading_preset = FALSE;
+}
+
+/* Views */
+
+static GtkWidget *
+make_card_menu (SnnwbChartKind kind)
+{
+  g_autoptr (GMenu) menu = g_menu_new ();
+  g_autofree char *image = g_strdup_printf ("win.export-view('%s')", view_names[kind]);
+  g_autofree char *csv = g_strdup_printf ("win.export-csv('%s')", view_names[kind]);
+  GtkWidget *button = gtk_menu_button_new ();
+
+  g_menu_append (menu, "Export Image (PNG, SVG, PDF)…", image);
+  if (kind >= SNNWB_CHART_LOSS)
+    g_menu_append (menu, "Export Curves as CSV…", csv);
+  gtk_menu_button_set_menu_model (GTK_MENU_BUTTON (button), G_MENU_MODEL (menu));
+  gtk_menu_button_set_icon_name (GTK_MENU_BUTTON (button), "view-more-symbolic");
+  gtk_menu_button_set_has_frame (GTK_MENU_BUTTON (button), FALSE);
+  gtk_widget_set_tooltip_text (button, "Export");
+  return button;
+}
+
+static GtkWidget *
+make_card (SnnwbWindow *self, SnnwbChartKind kind, GtkWidget *extra)
+{
+  GtkWidget *card = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  GtkWidget *header = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *title = gtk_label_new (view_titles[kind]);
+  GtkWidget *view = snnwb_chart_view_new (kind);
+
+  gtk_widget_add_css_class (title, "heading");
+  gtk_label_set_xalign (GTK_LABEL (title), 0);
+  gtk_label_set_ellipsize (GTK_LABEL (title), PANGO_ELLIPSIZE_END);
+  gtk_widget_set_hexpand (title, TRUE);
+  gtk_box_append (GTK_BOX (header), title);
+  if (extra)
+    gtk_box_append (GTK_BOX (header), extra);
+  gtk_box_append (GTK_BOX (header), make_card_menu (kind));
+  gtk_widget_add_css_class (view, "chart-frame");
+  gtk_widget_set_vexpand (view, TRUE);
+  gtk_widget_set_hexpand (view, TRUE);
+  gtk_widget_set_size_request (view, 160, 120);
+  gtk_box_append (GTK_BOX (card), header);
+  gtk_box_append (GTK_BOX (card), view);
+  self->views[kind] = SNNWB_CHART_VIEW (view);
+  return card;
+}
+
+static void
+lif_selected_cb (SnnwbWindow *self)
+{
+  guint i = gtk_drop_down_get_selected (self->lif_dd);
+
+  if (i == GTK_INVALID_LIST_POSITION)
+    return;
+  for (int k = SNNWB_CHART_RASTER; k <= SNNWB_CHART_EPSILON; k++)
+    snnwb_chart_view_set_lif_index (self->views[k], (int) i);
+}
+
+static void
+neurons_changed_cb (SnnwbWindow *self)
+{
+  g_auto (GStrv) parts = g_strsplit_set (gtk_editable_get_text (GTK_EDITABLE (self->neurons_entry)), ", ;", -1);
+  int neurons[16], n = 0;
+
+  for (int i = 0; parts[i] && n < (int) G_N_ELEMENTS (neurons); i++)
+    {
+      char *end;
+      gint64 v;
+
+      if (!*parts[i])
+        continue;
+      v = g_ascii_strtoll (parts[i], &end, 10);
+      if (*end == '\0' && v >= 0)
+        neurons[n++] = (int) v;
+    }
+  snnwb_chart_view_set_neurons (self->views[SNNWB_CHART_TRACES], neurons, n);
+}
+
+static void
+build_views (SnnwbWindow *self)
+{
+  GtkWidget *lif_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
+
+  self->lif_dd = GTK_DROP_DOWN (gtk_drop_down_new (NULL, NULL));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->lif_dd), "The LIF layer shown by the raster, traces and epsilon views");
+  g_signal_connect_swapped (self->lif_dd, "notify::selected", G_CALLBACK (lif_selected_cb), self);
+  gtk_box_append (GTK_BOX (lif_box), GTK_WIDGET (self->lif_dd));
+
+  self->neurons_entry = GTK_ENTRY (gtk_entry_new ());
+  gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), "0, 1, 2, 3");
+  gtk_editable_set_width_chars (GTK_EDITABLE (self->neurons_entry), 8);
+  gtk_editable_set_max_width_chars (GTK_EDITABLE (self->neurons_entry), 8);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->neurons_entry), "Neurons to trace, separated by commas");
+  g_signal_connect_swapped (self->neurons_entry, "changed", G_CALLBACK (neurons_changed_cb), self);
+
+  gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_RASTER, lif_box));
+  gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_TRACES, GTK_WIDGET (self->neurons_entry)));
+  gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_EPSILON, NULL));
+  for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
+    gtk_box_append (self->curve_row, make_card (self, k, NULL));
+  neurons_changed_cb (self);
+}
+
+SnnwbChartView *
+snnwb_window_get_view (SnnwbWindow *self, const char *name)
+{
+  for (int k = 0; k < N_VIEWS; k++)
+    if (g_str_equal (view_names[k], name))
+      return self->views[k];
+  return NULL;
+}
+
+/* Runs */
+
+static GPtrArray *
+shown_runs (SnnwbWindow *self)
+{
+  GPtrArray *runs = g_ptr_array_new ();
+  GList *rows = gtk_list_box_get_selected_rows (self->run_list);
+
+  for (GList *l = rows; l; l = l->next)
+    g_ptr_array_add (runs, g_object_get_data (G_OBJECT (l->data), "run"));
+  g_list_free (rows);
+  if (runs->len == 0 && self->session)
+    g_ptr_array_add (runs, snnwb_session_get_run (self->session));
+  return runs;
+}
+
+static void
+refresh_curve_views (SnnwbWindow *self)
+{
+  g_autoptr (GPtrArray) runs = shown_runs (self);
+
+  for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
+    snnwb_chart_view_set_runs (self->views[k], runs);
+}
+
+static void
+run_selection_changed_cb (SnnwbWindow *self)
+{
+  /* Rows are unselected while the window is torn down. */
+  if (self->disposed)
+    return;
+  refresh_curve_views (self);
+}
+
+static GtkWidget *
+run_label (const char *text, gboolean expand, const char *css)
+{
+  GtkWidget *label = gtk_label_new (text);
+
+  gtk_label_set_xalign (GTK_LABEL (label), 0);
+  gtk_widget_set_hexpand (label, expand);
+  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+  if (css)
+    gtk_widget_add_css_class (label, css);
+  return label;
+}
+
+static void
+draw_swatch (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer data)
+{
+  SnnwbRun *run = data;
+  GdkRGBA color;
+
+  snnwb_chart_view_run_color (snnwb_run_get_color_index (run), &color);
+  /* A white ring keeps the colour visible on a selected row. */
+  cairo_arc (cr, width / 2.0, height / 2.0, MIN (width, height) / 2.0 - 1, 0, 2 * G_PI);
+  gdk_cairo_set_source_rgba (cr, &color);
+  cairo_fill_preserve (cr);
+  cairo_set_source_rgba (cr, 1, 1, 1, 0.9);
+  cairo_set_line_width (cr, 1.5);
+  cairo_stroke (cr);
+}
+
+static void
+fill_run_row (GtkListBoxRow *row, SnnwbRun *run)
+{
+  const SnnExperiment *e = snnwb_run_get_experiment (run);
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+  GtkWidget *swatch = gtk_drawing_area_new ();
+  g_autofree char *method = snnwb_run_describe_method (run);
+  g_autofree char *t = g_strdup_printf ("T %d", e->train.T);
+  g_autofree char *seed = g_strdup_printf ("seed %" G_GUINT64_FORMAT, e->seed);
+  double acc = snnwb_run_get_final_accuracy (run);
+  g_autofree char *acc_text = acc >= 0 ? g_strdup_printf ("test %.1f %%", acc * 100) : g_strdup ("test —");
+
+  gtk_drawing_area_set_content_width (GTK_DRAWING_AREA (swatch), 12);
+  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (swatch), 12);
+  gtk_widget_set_valign (swatch, GTK_ALIGN_CENTER);
+  gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (swatch), draw_swatch, g_object_ref (run), g_object_unref);
+  gtk_widget_set_margin_start (box, 8);
+  gtk_widget_set_margin_end (box, 8);
+  gtk_widget_set_margin_top (box, 3);
+  gtk_widget_set_margin_bottom (box, 3);
+  gtk_box_append (GTK_BOX (box), swatch);
+  gtk_box_append (GTK_BOX (box), run_label (snnwb_run_get_name (run), TRUE, NULL));
+  gtk_box_append (GTK_BOX (box), run_label (method, FALSE, "numeric"));
+  gtk_box_append (GTK_BOX (box), run_label (t, FALSE, "numeric"));
+  gtk_box_append (GTK_BOX (box), run_label (seed, FALSE, "numeric"));
+  gtk_box_append (GTK_BOX (box), run_label (acc_text, FALSE, "numeric"));
+  gtk_box_append (GTK_BOX (box), run_label (snnwb_run_state_name (snnwb_run_get_state (run)), FALSE, "dim-label"));
+  gtk_list_box_row_set_child (row, box);
+}
+
+static void
+run_changed_cb (SnnwbRun *run, GtkListBoxRow *row)
+{
+  fill_run_row (row, run);
+}
+
+static void
+add_run_row (SnnwbWindow *self, SnnwbRun *run)
+{
+  GtkWidget *row = gtk_list_box_row_new ();
+
+  g_object_set_data_full (G_OBJECT (row), "run", g_object_ref (run), g_object_unref);
+  fill_run_row (GTK_LIST_BOX_ROW (row), run);
+  g_signal_connect_object (run, "changed", G_CALLBACK (run_changed_cb), row, 0);
+  gtk_list_box_append (self->run_list, row);
+  gtk_list_box_unselect_all (self->run_list);
+  gtk_list_box_select_row (self->run_list, GTK_LIST_BOX_ROW (row));
+}
+
+void
+snnwb_window_select_all_runs (SnnwbWindow *self)
+{
+  gtk_list_box_select_all (self->run_list);
+}
+
+/* Training */
+
+static char *
+format_status (SnnwbWindow *self, SnnwbRun *run)
+{
+  guint n;
+  const SnnwbIterRecord *it = snnwb_run_get_iters (run, &n);
+  const SnnExperiment *e = snnwb_run_get_experiment (run);
+  g_autofree char *method = snnwb_run_describe_method (run);
+  const char *state = snnwb_run_state_name (snnwb_run_get_state (run));
+  long total = snnwb_run_get_total_iters (run);
+  const SnnwbIterRecord *r;
+
+  if (n == 0)
+    return g_strdup_printf ("%s · %s · %s", snnwb_run_get_name (run), method, state);
+  r = &it[n - 1];
+  return g_strdup_printf ("%s · %s · %s · epoch %d/%d · iteration %ld/%ld · loss %.4f · batch accuracy %.1f %% · "
+                          "forward %.2f ms, backward %.2f ms · %.0f iterations/s · lr %.4g",
+                          snnwb_run_get_name (run), method, state, r->epoch + 1, e->epochs, r->iter + 1, total,
+                          r->loss, r->acc * 100, r->forward_ms, r->backward_ms, snnwb_run_get_throughput (run),
+                          r->lr);
+}
+
+static void
+update_status (SnnwbWindow *self)
+{
+  g_autofree char *text = NULL;
+
+  if (self->session)
+    text = format_status (self, snnwb_session_get_run (self->session));
+  else if (self->pending_weights)
+    text = g_strdup_printf ("Ready · the next run starts from %s", self->pending_weights);
+  else
+    text = g_strdup ("Ready · press Train (Ctrl+Return) to start a run");
+  gtk_label_set_text (self->status_label, text);
+}
+
+static void
+maybe_finish_screenshot (SnnwbWindow *self);
+
+static void
+session_updated_cb (SnnwbSession *session, SnnwbWindow *self)
+{
+  SnnwbProbe *probe = snnwb_session_get_probe (session);
+  SnnwbEpsilon *eps = snnwb_session_get_epsilon (session);
+
+  if (probe && probe != self->shown_probe)
+    {
+      self->shown_probe = probe;
+      snnwb_chart_view_set_probe (self->views[SNNWB_CHART_RASTER], probe);
+      snnwb_chart_view_set_probe (self->views[SNNWB_CHART_TRACES], probe);
+    }
+  if (eps && eps != self->shown_epsilon)
+    {
+      self->shown_epsilon = eps;
+      snnwb_chart_view_set_epsilon (self->views[SNNWB_CHART_EPSILON], eps);
+    }
+  for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
+    snnwb_chart_view_runs_updated (self->views[k]);
+  update_status (self);
+  maybe_finish_screenshot (self);
+}
+
+static void
+session_state_cb (SnnwbSession *session, SnnwbWindow *self)
+{
+  SnnwbRunState state = snnwb_session_get_state (session);
+  const GError *error = snnwb_session_get_error (session);
+
+  if (state >= SNNWB_RUN_STOPPED)
+    snnwb_session_join (session);
+  if (error)
+    show_error (self, "Training failed", error);
+  update_actions (self);
+  update_status (self);
+  maybe_finish_screenshot (self);
+}
+
+static void
+drop_session (SnnwbWindow *self)
+{
+  if (!self->session)
+    return;
+  g_signal_handlers_disconnect_by_data (self->session, self);
+  snnwb_session_join (self->session);
+  g_clear_object (&self->session);
+  self->shown_probe = NULL;
+  self->shown_epsilon = NULL;
+}
+
+static gboolean
+session_active (SnnwbWindow *self)
+{
+  return self->session && snnwb_session_is_active (self->session);
+}
+
+static void
+start_run (SnnwbWindow *self, gboolean paused)
+{
+  g_autoptr (SnnwbRun) run = NULL;
+
+  if (!snnwb_layer_editor_is_valid (self->layer_editor) || session_active (self))
+    return;
+  drop_session (self);
+  run = snnwb_run_new (self->experiment, ++self->run_counter);
+  g_ptr_array_add (self->runs, g_object_ref (run));
+  self->session = snnwb_session_new (run);
+  if (self->pending_weights)
+    snnwb_session_set_initial_weights (self->session, self->pending_weights);
+  g_clear_pointer (&self->pending_weights, g_free);
+  g_signal_connect (self->session, "updated", G_CALLBACK (session_updated_cb), self);
+  g_signal_connect (self->session, "state-changed", G_CALLBACK (session_state_cb), self);
+  rebuild_lif_choices (self, run ? snnwb_run_get_experiment (run)->model : NULL);
+  add_run_row (self, run);
+  snnwb_session_start (self->session, paused);
+  refresh_curve_views (self);
+  update_actions (self);
+  update_status (self);
+}
+
+static void
+train_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  start_run (SNNWB_WINDOW (user_data), FALSE);
+}
+
+static void
+pause_change_state (GSimpleAction *action, GVariant *value, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+
+  if (!session_active (self))
+    return;
+  if (g_variant_get_boolean (value))
+    snnwb_session_pause (self->session);
+  else
+    snnwb_session_resume (self->session);
+  update_actions (self);
+}
+
+static void
+step_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+
+  if (!session_active (self))
+    start_run (self, TRUE);
+  if (self->session && snnwb_session_is_active (self->session))
+    snnwb_session_step (self->session);
+  update_actions (self);
+}
+
+static void
+stop_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+
+  if (self->session)
+    snnwb_session_stop (self->session);
+}
+
+static void
+set_enabled (SnnwbWindow *self, const char *name, gboolean enabled)
+{
+  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), name);
+
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
+}
+
+static void
+update_actions (SnnwbWindow *self)
+{
+  gboolean valid = self->experiment && snnwb_layer_editor_is_valid (self->layer_editor);
+  gboolean active = session_active (self);
+  gboolean paused = active && snnwb_session_is_paused (self->session);
+  GAction *pause = g_action_map_lookup_action (G_ACTION_MAP (self), "pause");
+
+  if (!pause)
+    return;
+  set_enabled (self, "train", valid && !active);
+  set_enabled (self, "pause", active);
+  set_enabled (self, "step", (valid && !active) || paused);
+  set_enabled (self, "stop", active);
+  set_enabled (self, "save-weights", self->session != NULL);
+  g_simple_action_set_state (G_SIMPLE_ACTION (pause), g_variant_new_boolean (paused));
+  snnwb_settings_panel_set_training (self->settings_panel, active, paused);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->preset_dd), TRUE);
+}
+
+/* Files */
+
+typedef void (*FileChosenFunc) (SnnwbWindow *self, const char *path, const char *extra);
+
+typedef struct {
+  SnnwbWindow *self;
+  FileChosenFunc func;
+  char *extra;
+} ChooserData;
+
+static void
+chooser_response_cb (GtkNativeDialog *dialog, int response, gpointer user_data)
+{
+  ChooserData *data = user_data;
+
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr (GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (file);
+
+      data->func (data->self, path, data->extra);
+    }
+  g_object_unref (data->self);
+  g_free (data->extra);
+  g_free (data);
+  g_object_unref (dialog);
+}
+
+static void
+add_filter (GtkFileChooser *chooser, const char *name, const char *pattern)
+{
+  g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
+
+  gtk_file_filter_set_name (filter, name);
+  gtk_file_filter_add_pattern (filter, pattern);
+  gtk_file_chooser_add_filter (chooser, filter);
+}
+
+/* The chooser of a save asks before replacing a file (GTK 4 always does). */
+static void
+choose_file (SnnwbWindow *self, const char *title, gboolean save, const char *suggested,
+             const char *const *filters, FileChosenFunc func, const char *extra)
+{
+  GtkFileChooserNative *dialog =
+    gtk_file_chooser_native_new (title, GTK_WINDOW (self),
+                                 save ? GTK_FILE_CHOOSER_ACTION_SAVE : GTK_FILE_CHOOSER_ACTION_OPEN,
+                                 save ? "_Save" : "_Open", "_Cancel");
+  ChooserData *data = g_new0 (ChooserData, 1);
+
+  for (int i = 0; filters && filters[i]; i += 2)
+    add_filter (GTK_FILE_CHOOSER (dialog), filters[i], filters[i + 1]);
+  if (suggested)
+    gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), suggested);
+  data->self = g_object_ref (self);
+  data->func = func;
+  data->extra = g_strdup (extra);
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", G_CALLBACK (chooser_response_cb), data);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static const char *const json_filters[] = { "Experiments (*.json)", "*.json", "All files", "*", NULL };
+static const char *const npz_filters[] = { "Weights (*.npz)", "*.npz", "All files", "*", NULL };
+static const char *const image_filters[] = { "PNG image", "*.png", "SVG image", "*.svg", "PDF document", "*.pdf", NULL };
+static const char *const csv_filters[] = { "CSV (*.csv)", "*.csv", NULL };
+
+static void
+open_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  if (snnwb_window_open_experiment (self, path))
+    info_bar_response_cb (self, 0);
+}
+
+static void
+save_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!snnwb_window_save_experiment_to (self, path, &error))
+    show_error (self, "Could not save the experiment", error);
+}
+
+static void
+open_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  choose_file (user_data, "Open Experiment", FALSE, NULL, json_filters, open_chosen, NULL);
+}
+
+static void
+save_as_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+  g_autofree char *name = g_strdup_printf ("%s.experiment.json", self->experiment->name ? self->experiment->name : "experiment");
+
+  choose_file (self, "Save Experiment", TRUE, name, json_filters, save_chosen, NULL);
+}
+
+static void
+save_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+
+  /* Only a file this window saved through the chooser is written in place. */
+  if (self->file_path)
+    save_chosen (self, self->file_path, NULL);
+  else
+    save_as_activated (action, param, user_data);
+}
+
+static void
+save_weights_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  g_autoptr (GError) error = NULL;
+  SnnTrainer *tr = self->session ? snnwb_session_lock_trainer (self->session) : NULL;
+  g_autofree char *what = g_strdup_printf ("Could not save the weights to %s", path);
+
+  if (!tr)
+    {
+      show_message (self, GTK_MESSAGE_WARNING, "Pause or stop training before saving the weights.");
+      return;
+    }
+  if (!snn_net_save_npz (snn_trainer_net (tr), path, &error))
+    show_error (self, what, error);
+  snnwb_session_unlock_trainer (self->session);
+}
+
+static void
+save_weights_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+  g_autofree char *name = g_strdup_printf ("%s.npz", self->experiment->name ? self->experiment->name : "weights");
+
+  choose_file (self, "Save Weights", TRUE, name, npz_filters, save_weights_chosen, NULL);
+}
+
+static void
+load_weights_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  g_autoptr (GError) error = NULL;
+  SnnTrainer *tr;
+
+  /* A paused run continues from the weights; otherwise the next run starts
+   * from them. */
+  if (session_active (self) && snnwb_session_is_paused (self->session)
+      && (tr = snnwb_session_lock_trainer (self->session)))
+    {
+      gboolean ok = snn_net_load_npz (snn_trainer_net (tr), path, &error);
+
+      snnwb_session_unlock_trainer (self->session);
+      if (!ok)
+        show_error (self, "Could not load the weights", error);
+      return;
+    }
+  if (session_active (self))
+    {
+      show_message (self, GTK_MESSAGE_WARNING, "Pause training before loading weights.");
+      return;
+    }
+  g_free (self->pending_weights);
+  self->pending_weights = g_strdup (path);
+  drop_session (self);
+  update_status (self);
+  update_actions (self);
+}
+
+static void
+load_weights_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  choose_file (user_data, "Load Weights", FALSE, NULL, npz_filters, load_weights_chosen, NULL);
+}
+
+static void
+export_view_chosen (SnnwbWindow *self, const char *path, const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *full = strrchr (path, '.') > strrchr (path, '/') ? g_strdup (path) : g_strconcat (path, ".png", NULL);
+  g_autofree char *what = g_strdup_printf ("Could not export the view to %s", full);
+
+  if (!snnwb_chart_view_export (snnwb_window_get_view (self, name), full, &error))
+    show_error (self, what, error);
+}
+
+static void
+export_csv_chosen (SnnwbWindow *self, const char *path, const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *what = g_strdup_printf ("Could not export the curves to %s", path);
+
+  if (!snnwb_chart_view_export_csv (snnwb_window_get_view (self, name), path, &error))
+    show_error (self, what, error);
+}
+
+static void
+export_view_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  const char *name = g_variant_get_string (param, NULL);
+  g_autofree char *file = g_strdup_printf ("%s.png", name);
+
+  if (snnwb_window_get_view (user_data, name))
+    choose_file (user_data, "Export View", TRUE, file, image_filters, export_view_chosen, name);
+}
+
+static void
+export_csv_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  const char *name = g_variant_get_string (param, NULL);
+  g_autofree char *file = g_strdup_printf ("%s.csv", name);
+
+  if (snnwb_window_get_view (user_data, name))
+    choose_file (user_data, "Export Curves", TRUE, file, csv_filters, export_csv_chosen, name);
+}
+
+static void
+show_panel_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+
+  gtk_stack_set_visible_child_name (self->sidebar_stack, g_variant_get_string (param, NULL));
+}
+
+static void
+add_layer_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+
+  gtk_stack_set_visible_child_name (self->sidebar_stack, "network");
+  gtk_widget_activate_action (GTK_WIDGET (self->layer_editor), "layer.add", "s", g_variant_get_string (param, NULL));
+}
+
+static const GActionEntry win_entries[] = {
+  { .name = "train", .activate = train_activated },
+  { .name = "pause", .state = "false", .change_state = pause_change_state },
+  { .name = "step", .activate = step_activated },
+  { .name = "stop", .activate = stop_activated },
+  { .name = "open", .activate = open_activated },
+  { .name = "save", .activate = save_activated },
+  { .name = "save-as", .activate = save_as_activated },
+  { .name = "save-weights", .activate = save_weights_activated },
+  { .name = "load-weights", .activate = load_weights_activated },
+  { .name = "export-view", .activate = export_view_activated, .parameter_type = "s" },
+  { .name = "export-csv", .activate = export_csv_activated, .parameter_type = "s" },
+  { .name = "show-panel", .activate = show_panel_activated, .parameter_type = "s" },
+  { .name = "add-layer", .activate = add_layer_activated, .parameter_type = "s" },
+};
+
+/* Space pauses, but text fields and buttons with focus see it first. */
+static void
+add_space_shortcut (SnnwbWindow *self)
+{
+  GtkEventController *controller = gtk_shortcut_controller_new ();
+
+  gtk_event_controller_set_propagation_phase (controller, GTK_PHASE_BUBBLE);
+  gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (controller),
+                                        gtk_shortcut_new (gtk_keyval_trigger_new (GDK_KEY_space, 0),
+                                                          gtk_named_action_new ("win.pause")));
+  gtk_widget_add_controller (GTK_WIDGET (self), controller);
+}
+
+/* Screenshots */
+
+gboolean
+snnwb_window_save_png (SnnwbWindow *self, const char *path, GError **error)
+{
+  GtkWidget *widget = GTK_WIDGET (self);
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  g_autoptr (GskRenderNode) node = NULL;
+  g_autoptr (GdkTexture) texture = NULL;
+  GskRenderer *renderer = gtk_native_get_renderer (GTK_NATIVE (self));
+
+  gdk_paintable_snapshot (paintable, snapshot, w, h);
+  node = gtk_snapshot_free_to_node (snapshot);
+  if (!node || !renderer)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: the window has not been drawn yet", path);
+      return FALSE;
+    }
+  texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
+  if (!gdk_texture_save_to_png (texture, path))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: could not write the PNG", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+screenshot_timeout_cb (gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!snnwb_window_save_png (self, self->screenshot_path, &error))
+    g_printerr ("%s\n", error->message);
+  else
+    g_print ("Saved %s (%s)\n", self->screenshot_path, gtk_label_get_text (self->status_label));
+  gtk_window_close (GTK_WINDOW (self));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+screenshot_next_run (SnnwbWindow *self)
+{
+  static const SnnMethod methods[] = { SNN_METHOD_SLTT, SNN_METHOD_BPTT, SNN_METHOD_SLTT_K };
+
+  self->experiment->train.method = methods[self->run_counter % G_N_ELEMENTS (methods)];
+  snnwb_settings_panel_refresh (self->settings_panel);
+  start_run (self, FALSE);
+}
+
+/* Runs the screenshot plan: each run trains the given iterations, then the
+ * next starts; after the last, the window is captured. */
+static void
+maybe_finish_screenshot (SnnwbWindow *self)
+{
+  SnnwbRunState state;
+
+  if (!self->screenshot_path || self->screenshot_taken || !self->session)
+    return;
+  state = snnwb_session_get_state (self->session);
+  if (snnwb_session_get_reported_iters (self->session) >= self->screenshot_iters && state == SNNWB_RUN_RUNNING)
+    {
+      if (self->run_counter < self->screenshot_runs)
+        snnwb_session_stop (self->session);
+      else
+        snnwb_session_pause (self->session);
+      return;
+    }
+  if (state >= SNNWB_RUN_STOPPED && self->run_counter < self->screenshot_runs)
+    {
+      screenshot_next_run (self);
+      return;
+    }
+  if (state == SNNWB_RUN_PAUSED || state >= SNNWB_RUN_STOPPED)
+    {
+      self->screenshot_taken = TRUE;
+      if (self->screenshot_runs > 1)
+        snnwb_window_select_all_runs (self);
+      update_actions (self);
+      /* Let the views draw the last data first. */
+      g_timeout_add (800, screenshot_timeout_cb, self);
+    }
+}
+
+static gboolean
+screenshot_start_cb (gpointer user_data)
+{
+  screenshot_next_run (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+snnwb_window_run_screenshot (SnnwbWindow *self, const char *path, int iterations, int runs, const char *panel)
+{
+  g_free (self->screenshot_path);
+  self->screenshot_path = g_strdup (path);
+  self->screenshot_iters = MAX (iterations, 1);
+  self->screenshot_runs = MAX (runs, 1);
+  if (panel)
+    gtk_stack_set_visible_child_name (self->sidebar_stack, panel);
+  g_timeout_add (300, screenshot_start_cb, self);
+}
+
+/* Accessors */
+
+SnnwbLayerEditor *
+snnwb_window_get_layer_editor (SnnwbWindow *self)
+{
+  return self->layer_editor;
+}
+
+SnnwbSettingsPanel *
+snnwb_window_get_settings_panel (SnnwbWindow *self)
+{
+  return self->settings_panel;
+}
+
+guint
+snnwb_window_get_view_data_count (SnnwbWindow *self, const char *name)
+{
+  SnnwbChartView *view = snnwb_window_get_view (self, name);
+
+  return view ? snnwb_chart_view_get_data_count (view) : 0;
+}
+
+guint
+snnwb_window_get_n_runs (SnnwbWindow *self)
+{
+  return self->runs->len;
+}
+
+SnnwbRun *
+snnwb_window_get_run (SnnwbWindow *self, guint index)
+{
+  return index < self->runs->len ? self->runs->pdata[index] : NULL;
+}
+
+long
+snnwb_window_get_reported_iters (SnnwbWindow *self)
+{
+  return self->session ? snnwb_session_get_reported_iters (self->session) : 0;
+}
+
+SnnwbRunState
+snnwb_window_get_run_state (SnnwbWindow *self)
+{
+  return self->session ? snnwb_session_get_state (self->session) : SNNWB_RUN_STOPPED;
+}
+
+const char *
+snnwb_window_get_message (SnnwbWindow *self)
+{
+  return self->message;
+}
+
+/* GObject */
+
+static void
+snnwb_window_dispose (GObject *object)
+{
+  SnnwbWindow *self = SNNWB_WINDOW (object);
+
+  self->disposed = TRUE;
+  drop_session (self);
+  G_OBJECT_CLASS (snnwb_window_parent_class)->dispose (object);
+}
+
+static void
+snnwb_window_finalize (GObject *object)
+{
+  SnnwbWindow *self = SNNWB_WINDOW (object);
+
+  snn_experiment_free (self->experiment);
+  g_ptr_array_unref (self->runs);
+  g_strfreev (self->presets);
+  g_free (self->file_path);
+  g_free (self->message);
+  g_free (self->pending_weights);
+  g_free (self->screenshot_path);
+  G_OBJECT_CLASS (snnwb_window_parent_class)->finalize (object);
+}
+
+static void
+snnwb_window_class_init (SnnwbWindowClass *klass)
+{
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->dispose = snnwb_window_dispose;
+  G_OBJECT_CLASS (klass)->finalize = snnwb_window_finalize;
+
+  g_type_ensure (SNNWB_TYPE_LAYER_EDITOR);
+  g_type_ensure (SNNWB_TYPE_SETTINGS_PANEL);
+  /* Referencing the bundle links it (and its registration) in from the
+   * static library. */
+  snnwb_get_resource ();
+  gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-window.ui");
+#define BIND(name) gtk_widget_class_bind_template_child (widget_class, SnnwbWindow, name)
+  BIND (preset_dd); BIND (title_label); BIND (subtitle_label); BIND (info_bar); BIND (info_label);
+  BIND (sidebar_stack); BIND (layer_editor); BIND (settings_panel); BIND (probe_row); BIND (curve_row);
+  BIND (run_list); BIND (status_label);
+#undef BIND
+  gtk_widget_class_bind_template_callback (widget_class, preset_selected_cb);
+  gtk_widget_class_bind_template_callback (widget_class, info_bar_response_cb);
+  gtk_widget_class_bind_template_callback (widget_class, model_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, settings_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, settings_model_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, settings_live_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, run_selection_changed_cb);
+}
+
+static void
+load_default_experiment (SnnwbWindow *self)
+{
+  g_autofree char *preset = default_preset ();
+  g_autoptr (GError) error = NULL;
+
+  if (snnwb_window_load_experiment (self, preset, &error))
+    {
+      select_preset_item (self, preset);
+      return;
+    }
+  show_error (self, "Could not load the default preset", error);
+  set_experiment (self, snn_experiment_new_default (), NULL);
+  self->experiment->model = snn_model_new (&(SnnShape) { 1, { 32 } }, 4);
+  snnwb_window_experiment_changed (self);
+}
+
+static void
+snnwb_window_init (SnnwbWindow *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+  self->runs = g_ptr_array_new_with_free_func (g_object_unref);
+  g_action_map_add_action_entries (G_ACTION_MAP (self), win_entries, G_N_ELEMENTS (win_entries), self);
+  add_space_shortcut (self);
+  build_views (self);
+  setup_presets (self);
+  load_default_experiment (self);
+  update_status (self);
+}
+
+SnnwbWindow *
+snnwb_window_new (GtkApplication *app)
+{
+  return g_object_new (SNNWB_TYPE_WINDOW, "application", app, NULL);
+}

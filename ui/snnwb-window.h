@@ -1,0 +1,50 @@
+/* The workbench window: network editor and settings on the left, live
+ * views and the run list on the right, training commands as actions. */
+#pragma once
+#include <gtk/gtk.h>
+#include "experiment.h"
+#include "snnwb-chart-view.h"
+#include "snnwb-layer-editor.h"
+#include "snnwb-run.h"
+#include "snnwb-settings-panel.h"
+
+G_BEGIN_DECLS
+
+#define SNNWB_TYPE_WINDOW (snnwb_window_get_type ())
+G_DECLARE_FINAL_TYPE (SnnwbWindow, snnwb_window, SNNWB, WINDOW, GtkApplicationWindow)
+
+SnnwbWindow   *snnwb_window_new (GtkApplication *app);
+
+/* A preset name or an experiment file; errors go to the window's message
+ * bar and are returned. */
+gboolean       snnwb_window_open_experiment (SnnwbWindow *self, const char *path_or_preset);
+gboolean       snnwb_window_load_experiment (SnnwbWindow *self, const char *path_or_preset, GError **error);
+gboolean       snnwb_window_save_experiment_to (SnnwbWindow *self, const char *path, GError **error);
+/* The experiment being edited (the next run's settings). */
+SnnExperiment *snnwb_window_get_experiment (SnnwbWindow *self);
+/* Call after changing the experiment directly. */
+void           snnwb_window_experiment_changed (SnnwbWindow *self);
+
+SnnwbLayerEditor   *snnwb_window_get_layer_editor (SnnwbWindow *self);
+SnnwbSettingsPanel *snnwb_window_get_settings_panel (SnnwbWindow *self);
+SnnwbChartView     *snnwb_window_get_view (SnnwbWindow *self, const char *name);
+
+/* What the views and runs received, for tests and scripts. */
+guint          snnwb_window_get_view_data_count (SnnwbWindow *self, const char *name);
+guint          snnwb_window_get_n_runs (SnnwbWindow *self);
+SnnwbRun      *snnwb_window_get_run (SnnwbWindow *self, guint index);
+/* Iterations of the current run reported to the main loop. */
+long           snnwb_window_get_reported_iters (SnnwbWindow *self);
+/* State of the current run; SNNWB_RUN_STOPPED when there is none. */
+SnnwbRunState  snnwb_window_get_run_state (SnnwbWindow *self);
+void           snnwb_window_select_all_runs (SnnwbWindow *self);
+/* The message shown in the message bar, or NULL. */
+const char    *snnwb_window_get_message (SnnwbWindow *self);
+
+/* Trains `iterations` iterations of `runs` runs (alternating the method),
+ * saves a PNG of the window to path and quits. */
+void           snnwb_window_run_screenshot (SnnwbWindow *self, const char *path, int iterations, int runs,
+                                            const char *panel);
+gboolean       snnwb_window_save_png (SnnwbWindow *self, const char *path, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,201 @@
+/* Line chart: loss and accuracy curves, memory and time against T, cosine
+ * curves, the surrogate derivative. */
+#include "viz-private.h"
+#include <math.h>
+
+typedef struct {
+  VizFrame f;
+  VizLegendItem *legend;
+  gboolean has_data;
+} LineLayout;
+
+static double
+point_x (const VizSeries *s, int i)
+{
+  return s->x ? s->x[i] : i;
+}
+
+/* A point is drawn when both coordinates are finite and y fits the axis. */
+static gboolean
+point_ok (const VizSeries *s, int i, gboolean log_y)
+{
+  double x = point_x (s, i), y = s->y[i];
+  return isfinite (x) && isfinite (y) && (!log_y || y > 0);
+}
+
+static gboolean
+data_range (const VizLineChart *d, double *x0, double *x1, double *y0, double *y1)
+{
+  *x0 = *y0 = INFINITY;
+  *x1 = *y1 = -INFINITY;
+  for (int k = 0; d && d->series && k < d->n_series; k++)
+    {
+      const VizSeries *s = &d->series[k];
+      for (int i = 0; s->y && i < s->n; i++)
+        if (point_ok (s, i, d->log_y))
+          {
+            *x0 = MIN (*x0, point_x (s, i)), *x1 = MAX (*x1, point_x (s, i));
+            *y0 = MIN (*y0, s->y[i]), *y1 = MAX (*y1, s->y[i]);
+          }
+    }
+  return *x1 >= *x0;
+}
+
+/* Dots at the ends would be cut in half by the plot's edge. */
+static gboolean
+any_markers (const VizLineChart *d)
+{
+  for (int k = 0; k < d->n_series; k++)
+    if (d->series[k].markers)
+      return TRUE;
+  return FALSE;
+}
+
+static VizColor
+series_color (const VizLineChart *d, int k, const VizStyle *style)
+{
+  const VizSeries *s = &d->series[k];
+  return s->color ? *s->color : viz_style_series_color (style, k);
+}
+
+static void
+make_legend (LineLayout *L, const VizLineChart *d, const VizStyle *style)
+{
+  L->legend = g_new0 (VizLegendItem, MAX (d->n_series, 1));
+  int n = 0;
+  for (int k = 0; k < d->n_series; k++)
+    if (d->series[k].label && *d->series[k].label)
+      L->legend[n++] = (VizLegendItem) { d->series[k].label, series_color (d, k, style),
+                                         d->series[k].dashed ? VIZ_LEGEND_DASHED : VIZ_LEGEND_LINE };
+  L->f.legend = L->legend;
+  L->f.n_legend = n;
+}
+
+static void
+line_layout (LineLayout *L, double width, double height, const VizLineChart *d,
+             const VizStyle *style)
+{
+  style = viz_style_or_default (style);
+  VizFrame *f = &L->f;
+  viz_frame_init (f);
+  L->legend = NULL;
+  double x0, x1, y0, y1;
+  L->has_data = data_range (d, &x0, &x1, &y0, &y1);
+  if (!d)
+    {
+      viz_frame_layout (f, width, height, style);
+      return;
+    }
+  f->title = d->title;
+  f->x_title = d->x_title;
+  f->y_title = d->y_title;
+  f->x.integer = d->x_integer;
+  if (d->series && d->n_series > 0)
+    make_legend (L, d, style);
+  if (d->fix_x && d->x_max > d->x_min)
+    viz_scale_set (&f->x, d->x_min, d->x_max, 0, FALSE);
+  else if (L->has_data)
+    viz_scale_set (&f->x, x0, x1, any_markers (d) ? 0.03 : 0, FALSE);
+  gboolean fixed_y = d->fix_y && d->y_max > d->y_min && (!d->log_y || d->y_min > 0);
+  if (fixed_y)
+    viz_scale_set (&f->y, d->y_min, d->y_max, 0, d->log_y);
+  else if (L->has_data)
+    viz_scale_set (&f->y, y0, y1, 0.05, d->log_y);
+  else
+    viz_scale_set (&f->y, d->log_y ? 1 : 0, d->log_y ? 10 : 1, 0, d->log_y);
+  viz_frame_layout (f, width, height, style);
+}
+
+gboolean
+viz_line_chart_layout (double width, double height, const VizLineChart *data,
+                       const VizStyle *style, VizPlotMap *map)
+{
+  if (!viz_size_ok (width, height))
+    return FALSE;
+  LineLayout L;
+  line_layout (&L, width, height, data, style);
+  viz_frame_map (&L.f, map);
+  g_free (L.legend);
+  return L.f.ok;
+}
+
+static void
+draw_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, const VizColor *c, gboolean log_y)
+{
+  double dash[] = { 6, 4 };
+  cairo_save (cr);
+  viz_set_color (cr, c);
+  cairo_set_line_width (cr, 1.75);
+  if (s->dashed)
+    cairo_set_dash (cr, dash, 2, 0);
+  gboolean pen = FALSE;
+  for (int i = 0; i < s->n; i++)
+    {
+      if (!point_ok (s, i, log_y))
+        {
+          pen = FALSE;
+          continue;
+        }
+      double x = viz_frame_x (f, point_x (s, i)), y = viz_frame_y (f, s->y[i]);
+      if (pen)
+        cairo_line_to (cr, x, y);
+      else
+        cairo_move_to (cr, x, y);
+      pen = TRUE;
+    }
+  cairo_stroke (cr);
+  /* A point with no neighbour would draw nothing as a line. */
+  for (int i = 0; i < s->n; i++)
+    {
+      if (!point_ok (s, i, log_y))
+        continue;
+      gboolean alone = (i == 0 || !point_ok (s, i - 1, log_y)) && (i == s->n - 1 || !point_ok (s, i + 1, log_y));
+      if (!s->markers && !alone)
+        continue;
+      cairo_new_sub_path (cr);
+      cairo_arc (cr, viz_frame_x (f, point_x (s, i)), viz_frame_y (f, s->y[i]), 2.75, 0, 2 * G_PI);
+    }
+  cairo_fill (cr);
+  cairo_restore (cr);
+}
+
+void
+viz_line_chart_draw (cairo_t *cr, double width, double height, const VizLineChart *data,
+                     const VizStyle *style)
+{
+  if (!viz_begin (cr, width, height, style))
+    return;
+  style = viz_style_or_default (style);
+  LineLayout L;
+  line_layout (&L, width, height, data, style);
+  const VizFrame *f = &L.f;
+  viz_frame_draw_header (cr, f, style);
+  if (f->ok)
+    {
+      viz_frame_draw_grid (cr, f, style);
+      if (L.has_data)
+        {
+          cairo_save (cr);
+          viz_frame_clip (cr, f);
+          for (int k = 0; k < data->n_series; k++)
+            if (data->series[k].y)
+              {
+                VizColor c = series_color (data, k, style);
+                draw_series (cr, f, &data->series[k], &c, data->log_y);
+              }
+          cairo_restore (cr);
+        }
+      else
+        viz_draw_note (cr, style, &f->area, "no data");
+      viz_frame_draw_axes (cr, f, style);
+    }
+  g_free (L.legend);
+  viz_end (cr);
+}
+
+void
+viz_draw_line_chart (cairo_t *cr, double width, double height, gconstpointer data,
+                     const VizStyle *style)
+{
+  viz_line_chart_draw (cr, width, height, data, style);
+}
