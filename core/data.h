@@ -55,4 +55,39 @@ SnnDataset *snn_dataset_subset (const SnnDataset *ds, int n, uint64_t seed);
 void        snn_dataset_gather (const SnnDataset *ds, const int *idx, int bsz,
                                 float *x_out, int32_t *y_out);
 
+/* ---------------------------------------------------------------- CIFAR
+ * The binary versions: CIFAR-10 data_batch_{1..5}.bin / test_batch.bin
+ * (records of 1 label byte and 3072 pixel bytes) and CIFAR-100
+ * train.bin / test.bin (coarse and fine label bytes, then 3072 pixel
+ * bytes); pixels are the R, G and B planes of a 32 x 32 image. `dir` may
+ * also be the folder above cifar-10-batches-bin/ or cifar-100-binary/.
+ * Samples have shape [3, 32, 32] in [0, 1]; CIFAR-100 uses the fine
+ * labels. Errors name the file and the byte offset of a cut or bad record. */
+SnnDataset *snn_dataset_load_cifar (const char *dir, int classes, gboolean train, GError **error);
+
+#define SNN_CIFAR_CHANNELS 3
+#define SNN_CIFAR_SIZE 32
+
+/* The usual per-channel constants of the training sets (classes 10 or 100). */
+void        snn_cifar_norm_constants (int classes, float mean[3], float std[3]);
+
+/* x[c] = (x[c] - mean[c]) / std[c] for each of the sample_shape[0]
+ * channels of every sample (and every frame of a sequence), in place. */
+void        snn_dataset_normalize_channels (SnnDataset *ds, const float *mean, const float *std);
+
+/* Augmentation of static images, in place on a gathered batch
+ * [B][C][H][W]: random crop with zero padding, then a random-erasing
+ * cutout, then a horizontal flip, as in the usual CIFAR recipe. */
+typedef struct {
+  int pad;                  /* crop padding in pixels (4); 0: no crop */
+  double cutout_p;          /* chance of one erased rectangle (0.5); 0: none */
+  gboolean flip;            /* horizontal flip with chance 1/2 */
+  const float *mean, *std;  /* per-channel normalisation already applied to x,
+                             * so padding and fill land at the right pixel
+                             * values; NULL: x holds raw [0, 1] pixels */
+} SnnImageAugment;
+
+void        snn_image_augment_init (SnnImageAugment *aug);
+void        snn_augment_images (float *x, int B, int C, int H, int W, const SnnImageAugment *aug, SnnRng *rng);
+
 G_END_DECLS

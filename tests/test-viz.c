@@ -376,8 +376,16 @@ test_no_data (Canvas *c, gconstpointer style)
       viz_line_chart_draw (c->cr, c->width, c->height, &lines[i], c->style);
       assert_note (c);
     }
-  viz_line_chart_draw (c->cr, c->width, c->height, NULL, c->style);
-  assert_note (c);
+  /* No data struct at all. */
+  VizDrawFunc views[] = { viz_draw_raster, viz_draw_traces, viz_draw_line_chart, viz_draw_bars,
+                          viz_draw_heatmap };
+  for (guint i = 0; i < G_N_ELEMENTS (views); i++)
+    {
+      views[i] (c->cr, c->width, c->height, NULL, c->style);
+      assert_note (c);
+    }
+  VizColor masked = viz_heatmap_value_color (NULL, c->style, NAN);
+  g_assert_true (masked.r == c->style->masked.r);
   VizRaster r0 = { .spikes = none, .n_neurons = 0, .T = 4, .show_rate = TRUE };
   viz_raster_draw (c->cr, c->width, c->height, &r0, c->style);
   assert_note (c);
@@ -605,7 +613,10 @@ test_export (void)
   GDir *d = g_dir_open (dir, 0, NULL);
   int n = 0;
   for (const char *name; (name = g_dir_read_name (d)); n++)
-    g_remove (g_build_filename (dir, name, NULL));   /* leak is fine in a test */
+    {
+      g_autofree char *left = g_build_filename (dir, name, NULL);
+      g_remove (left);
+    }
   g_dir_close (d);
   g_assert_cmpint (n, ==, 2);
   g_rmdir (dir);

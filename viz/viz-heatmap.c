@@ -19,7 +19,7 @@ heat_valid (const VizHeatmap *d)
 static gboolean
 shown (const VizHeatmap *d, double v)
 {
-  return isfinite (v) && (!d->log_scale || v > 0);
+  return isfinite (v) && (!d || !d->log_scale || v > 0);
 }
 
 static gboolean
@@ -140,11 +140,11 @@ VizColor
 viz_heatmap_value_color (const VizHeatmap *data, const VizStyle *style, double value)
 {
   style = viz_style_or_default (style);
-  HeatLayout L;
+  VizScale v;
   double lo, hi;
   gboolean has = value_range (data, &lo, &hi);
-  set_value_scale (&L.v, data, has, lo, hi);
-  return color_of (data, &L.v, style, value);
+  set_value_scale (&v, data, has, lo, hi);
+  return color_of (data, &v, style, value);
 }
 
 static void

@@ -87,10 +87,8 @@ raster_layout (RasterLayout *L, double width, double height, const VizRaster *d,
     }
   viz_frame_layout (f, width, height, style);
   L->panel = (VizRect) { f->area.x + f->area.width + panel_gap, f->area.y, round (panel_w), f->area.height };
-  L->rate = (VizScale) { 0 };
-  viz_scale_set (&L->rate, 0, max_rate > 0 ? max_rate : 1, 0, FALSE);
-  L->rate.lo = 0;
-  L->rate.hi = max_rate > 0 ? max_rate * 1.05 : 1;
+  /* Rates start at zero; a little room past the busiest neuron. */
+  L->rate = (VizScale) { .lo = 0, .hi = max_rate > 0 ? max_rate * 1.05 : 1 };
   viz_scale_make_ticks (&L->rate, L->panel.width, TRUE, &m);
 }
 
@@ -119,6 +117,17 @@ viz_raster_cell_rect (double width, double height, const VizRaster *data, const 
     return FALSE;
   cell_rect (&L.f, data, t, neuron, cell);
   return TRUE;
+}
+
+/* Cells thinner than a pixel get a mark one pixel thick around their
+ * centre: a faint sliver per spike would read as grey noise. */
+static void
+at_least_a_pixel (VizRect *r)
+{
+  if (r->width < 1)
+    r->x += r->width / 2 - 0.5, r->width = 1;
+  if (r->height < 1)
+    r->y += r->height / 2 - 0.5, r->height = 1;
 }
 
 /* Inset so neighbouring marks stay apart once cells are big enough. */
@@ -155,7 +164,9 @@ draw_marks (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const VizSty
         {
           VizRect r;
           cell_rect (&L->f, d, t, i, &r);
-          cairo_rectangle (cr, r.x + ix, r.y + iy, r.width - 2 * ix, r.height - 2 * iy);
+          r = (VizRect) { r.x + ix, r.y + iy, r.width - 2 * ix, r.height - 2 * iy };
+          at_least_a_pixel (&r);
+          cairo_rectangle (cr, r.x, r.y, r.width, r.height);
         }
   cairo_fill (cr);
 }
@@ -177,8 +188,10 @@ draw_rate_panel (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const V
         continue;
       VizRect r;
       cell_rect (&L->f, d, 0, i, &r);
-      double w = viz_scale_frac (&L->rate, (double) per[i] / d->T) * p->width;
-      cairo_rectangle (cr, p->x, r.y + iy, MAX (w, 1), r.height - 2 * iy);
+      r = (VizRect) { p->x, r.y + iy, viz_scale_frac (&L->rate, (double) per[i] / d->T) * p->width,
+                      r.height - 2 * iy };
+      at_least_a_pixel (&r);
+      cairo_rectangle (cr, r.x, r.y, r.width, r.height);
     }
   cairo_fill (cr);
   VizScale none = { .lo = 0, .hi = 1 };

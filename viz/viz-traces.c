@@ -2,7 +2,6 @@
  * spikes as ticks in a strip above the plot. */
 #include "viz-private.h"
 #include <math.h>
-#include <stdio.h>
 
 typedef struct {
   VizFrame f;
@@ -234,9 +233,10 @@ draw_spike_strip (cairo_t *cr, const TracesLayout *L, const VizTraces *d, const 
                            tick_w, L->strip_row * 0.8);
       cairo_fill (cr);
     }
-  viz_text (cr, style, &style->muted, f->m.tick_fs, FALSE, f->area.x - f->m.tick_len - f->m.gap,
-            top + d->n_traces * L->strip_row / 2, 0, VIZ_ALIGN_END, VIZ_ALIGN_CENTER,
-            f->area.x - f->m.pad, "spikes");
+  double room = f->area.x - f->m.tick_len - f->m.gap - f->m.pad;
+  if (viz_est_width ("spikes", f->m.tick_fs) <= room)
+    viz_text (cr, style, &style->muted, f->m.tick_fs, FALSE, f->area.x - f->m.tick_len - f->m.gap,
+              top + d->n_traces * L->strip_row / 2, 0, VIZ_ALIGN_END, VIZ_ALIGN_CENTER, 0, "spikes");
 }
 
 void
