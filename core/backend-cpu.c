@@ -94,16 +94,22 @@ cpu_add_bias_rows (float *y, const float *bias, int rows, int cols)
 static void
 cpu_bias_grad_rows (float *db, const float *dy, int rows, int cols)
 {
-  double *acc = g_new0 (double, cols);
-  for (int r = 0; r < rows; r++)
+  /* Columns in blocks, so the double accumulators live on the stack. */
+  enum { BLOCK = 1024 };
+  double acc[BLOCK];
+  for (int c0 = 0; c0 < cols; c0 += BLOCK)
     {
-      const float *d = dy + (size_t) r * cols;
-      for (int c = 0; c < cols; c++)
-        acc[c] += d[c];
+      int nc = MIN (BLOCK, cols - c0);
+      memset (acc, 0, nc * sizeof (double));
+      for (int r = 0; r < rows; r++)
+        {
+          const float *d = dy + (size_t) r * cols + c0;
+          for (int c = 0; c < nc; c++)
+            acc[c] += d[c];
+        }
+      for (int c = 0; c < nc; c++)
+        db[c0 + c] += (float) acc[c];
     }
-  for (int c = 0; c < cols; c++)
-    db[c] += (float) acc[c];
-  g_free (acc);
 }
 
 static void
@@ -495,11 +501,10 @@ static void
 cpu_ws_backward (const float *w, const float *gain, const float *dwhat, const float *inv_scale,
                  int rows, int fan, float g0, float eps, float *dw, float *dgain)
 {
-  float *dc = g_new (float, fan);
   for (int o = 0; o < rows; o++)
     {
       const float *wr = w + (size_t) o * fan, *g = dwhat + (size_t) o * fan;
-      double sum = 0, sq = 0, gc = 0;
+      double sum = 0, sq = 0, gc = 0, gsum = 0;
       for (int j = 0; j < fan; j++)
         sum += wr[j];
       double mean = sum / fan;
@@ -508,22 +513,17 @@ cpu_ws_backward (const float *w, const float *gain, const float *dwhat, const fl
           double c = wr[j] - mean;
           sq += c * c;
           gc += g[j] * c;
+          gsum += g[j];
         }
       double inv = inv_scale[o], a = (double) g0 * gain[o];
       dgain[o] += (float) (g0 * gc * inv);
-      /* Below eps the scale is a constant and only the centring remains. */
-      double k = sq > eps ? gc / sq : 0.0, dsum = 0;
+      /* d/dc_j = a/s (g_j - c_j <g,c>/|c|^2); below eps the scale is a
+       * constant and only the centring remains. Centring subtracts the mean
+       * of d/dc, which is a/s mean(g) since the c_j sum to zero. */
+      double k = sq > eps ? gc / sq : 0.0, dmean = a * inv * gsum / fan;
       for (int j = 0; j < fan; j++)
-        {
-          double c = wr[j] - mean;
-          dc[j] = (float) (a * inv * (g[j] - c * k));
-          dsum += dc[j];
-        }
-      float dmean = (float) (dsum / fan);
-      for (int j = 0; j < fan; j++)
-        dw[(size_t) o * fan + j] += dc[j] - dmean;
+        dw[(size_t) o * fan + j] += (float) (a * inv * (g[j] - (wr[j] - mean) * k) - dmean);
     }
-  g_free (dc);
 }
 
 static void

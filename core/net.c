@@ -28,12 +28,16 @@ struct SnnNet {
   void *arena;
   float *in_buf, *gbuf[2], *col, *cm;
   float *out_host;
+  float *mask_host;               /* dropout masks drawn on the host */
+  float *loss_scratch;            /* [chunk or T][batch][classes] x 2, for the trainer */
+  size_t loss_scratch_floats;
   int cur_steps, step_in_seq, chunk_first;
   gboolean training, kept;
   /* A static input makes every layer before the first LIF layer (the prefix)
    * compute the same thing at every step: it runs once per sequence, and its
    * backward runs once on the gradient summed over steps. */
   int prefix;                     /* index of the first LIF layer, -1: none */
+  gboolean input_static;          /* x holds one step for all */
   gboolean static_in, prefix_ready, prefix_grad_ready;
   float *prefix_grad;
   int64_t held_per_seq;
@@ -128,6 +132,7 @@ snn_net_new (const SnnModel *model, const SnnBackend *backend)
 void
 snn_net_set_static_input (SnnNet *net, gboolean is_static)
 {
+  net->input_static = is_static;
   net->static_in = is_static && net->prefix >= 0;
 }
 
@@ -144,6 +149,7 @@ free_arena (SnnNet *net)
     net->be->free (net->arena);
   net->arena = NULL;
   g_clear_pointer (&net->out_host, g_free);
+  g_clear_pointer (&net->mask_host, g_free);
 }
 
 void
@@ -166,12 +172,25 @@ snn_net_free (SnnNet *net)
         net->be->free (net->L[l].inv_scale);
       }
   g_free (net->params);
+  g_free (net->loss_scratch);
   g_free (net->L);
   snn_model_free (net->model);
   g_free (net);
 }
 
 const SnnModel *snn_net_model (const SnnNet *net) { return net->model; }
+
+float *
+snn_net_host_scratch (SnnNet *net, size_t floats)
+{
+  if (floats > net->loss_scratch_floats)
+    {
+      g_free (net->loss_scratch);
+      net->loss_scratch = g_new (float, floats);
+      net->loss_scratch_floats = floats;
+    }
+  return net->loss_scratch;
+}
 const SnnBackend *snn_net_backend (const SnnNet *net) { return net->be; }
 int snn_net_n_params (const SnnNet *net) { return net->n_params; }
 SnnParam *snn_net_param (SnnNet *net, int i) { return &net->params[i]; }
@@ -366,7 +385,11 @@ int64_t
 snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input)
 {
   int64_t total = 0;
-  gboolean prefix = static_input;
+  gboolean has_lif = FALSE;
+  for (int l = 0; l < model->n_layers; l++)
+    has_lif |= model->layers[l].type == SNN_LAYER_LIF;
+  /* Without a LIF layer nothing runs once per sequence (see snn_net_set_static_input). */
+  gboolean prefix = static_input && has_lif;
   for (int l = 0; l < model->n_layers; l++)
     {
       int64_t ps, pq;
@@ -481,6 +504,11 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
     if (net->model->layers[l].type == SNN_LAYER_FLATTEN)
       net->L[l].out = l == 0 ? net->in_buf : net->L[l - 1].out;
   net->out_host = g_new0 (float, (size_t) net->chunk * net->batch * net->model->num_classes);
+  int64_t mask = 0;
+  for (int l = 0; l < net->model->n_layers; l++)
+    if (net->model->layers[l].type == SNN_LAYER_DROPOUT)
+      mask = MAX (mask, (int64_t) net->batch * net->L[l].out_size);
+  net->mask_host = mask ? g_new (float, mask) : NULL;
   net->batch_cap = net->batch;
   net->batch = batch;
 }
@@ -509,11 +537,10 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
         {
           /* One mask per sample, the same at every step, scaled by 1/(1-p). */
           int64_t n = (int64_t) net->batch * r->out_size;
-          float *h = g_new (float, n), keep = 1.0f / (1.0f - s->p);
+          float *h = net->mask_host, keep = 1.0f / (1.0f - s->p);
           for (int64_t i = 0; i < n; i++)
             h[i] = snn_rng_uniform (rng) >= s->p ? keep : 0.0f;
           be->upload (r->mask, h, n * sizeof (float));
-          g_free (h);
         }
       if (r->gain)
         {
@@ -648,6 +675,13 @@ snn_net_forward (SnnNet *net, const float *x, int steps, gboolean keep)
     {
       forward_prefix (net, x, steps);
       first = net->prefix;
+    }
+  else if (net->input_static)
+    {
+      /* No LIF layer to start from: the same input at every step. */
+      size_t bytes = (size_t) net->batch * net->in_size * sizeof (float);
+      for (int t = 0; t < steps; t++)
+        net->be->upload ((char *) net->in_buf + t * bytes, x, bytes);
     }
   else
     net->be->upload (net->in_buf, x, (size_t) n * net->in_size * sizeof (float));

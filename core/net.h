@@ -79,6 +79,11 @@ void            snn_net_zero_grad (SnnNet *net);
 void            snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst);
 int64_t         snn_net_layer_size (const SnnNet *net, int layer); /* output numel per sample */
 
+/* Host memory of at least `floats` floats owned by the net, for the loss
+ * and its gradient: it grows only when a larger batch or T first appears,
+ * so the training loop does not allocate. */
+float          *snn_net_host_scratch (SnnNet *net, size_t floats);
+
 void            snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data);
 
 /* Overrides the LIF parameters of every LIF layer at run time (analysis). */

@@ -105,11 +105,10 @@ choose_steps (const SnnTrainConfig *cfg, const int *k_steps, int n_k, SnnRng *rn
           bp[k_steps[i]] = TRUE;
       else
         {
-          int *perm = g_new (int, T);
+          int perm[T];
           snn_rng_permutation (rng, perm, T);
           for (int i = 0; i < MIN (cfg->K, T); i++)
             bp[perm[i]] = TRUE;
-          g_free (perm);
         }
     }
   for (int t = 0; t < T && res->n_k_steps < (int) G_N_ELEMENTS (res->k_steps); t++)
@@ -135,8 +134,8 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
   gboolean bp[T];
   memset (res, 0, sizeof *res);
   choose_steps (cfg, k_steps, n_k_steps, rng, bp, res);
-  float *o_all = o ? o : g_new (float, T * out_floats);
-  float *dout = g_new (float, T * out_floats);
+  float *scratch = snn_net_host_scratch (net, 2 * T * out_floats);
+  float *o_all = o ? o : scratch, *dout = scratch + T * out_floats;
   gboolean bptt = cfg->method == SNN_METHOD_BPTT;
 
   snn_net_configure (net, batch, bptt ? T : 1);
@@ -173,9 +172,6 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
   res->forward_ms = st->forward_ms;
   res->backward_ms = st->backward_ms;
   res->peak_held_bytes = st->peak_held_bytes;
-  if (o_all != o)
-    g_free (o_all);
-  g_free (dout);
   if (!isfinite (res->loss))
     {
       g_set_error (error, SNN_TRAIN_ERROR, SNN_ERROR_NONFINITE,
@@ -193,7 +189,7 @@ snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch
   const int C = m->num_classes;
   const size_t step_floats = (size_t) batch * snn_shape_numel (&m->input_shape);
   const size_t out_floats = (size_t) batch * C;
-  float *o_all = o ? o : g_new (float, T * out_floats);
+  float *o_all = o ? o : snn_net_host_scratch (net, T * out_floats);
   memset (res, 0, sizeof *res);
   snn_net_configure (net, batch, 1);
   snn_net_set_static_input (net, !sequence);
@@ -206,6 +202,4 @@ snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch
         probe (net, t, 1, probe_data);
     }
   count_correct (o_all, T, batch, C, y, res);
-  if (o_all != o)
-    g_free (o_all);
 }
