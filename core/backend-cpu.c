@@ -243,8 +243,19 @@ cpu_nchw_to_cn (const float *y, int n, int c, int hw, float *m)
       memcpy (m + (size_t) ch * n * hw + (size_t) s * hw, y + ((size_t) s * c + ch) * hw, hw * sizeof (float));
 }
 
+/* One pooling window's sum, the window clipped to the image (padding is zero). */
+static inline float
+pool_sum (const float *img, int h, int w, int i0, int j0, int k)
+{
+  float acc = 0;
+  for (int ii = MAX (i0, 0); ii < MIN (i0 + k, h); ii++)
+    for (int jj = MAX (j0, 0); jj < MIN (j0 + k, w); jj++)
+      acc += img[ii * w + jj];
+  return acc;
+}
+
 static void
-cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stride, int oh,
+cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh,
                      int ow, float *y)
 {
   float scale = 1.0f / (k * k);
@@ -253,7 +264,7 @@ cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stri
     {
       const float *img = x + p * h * w;
       float *out = y + p * oh * ow;
-      if (k == 2 && stride == 2)
+      if (k == 2 && stride == 2 && pad == 0)
         {
           for (int oi = 0; oi < oh; oi++)
             {
@@ -265,29 +276,23 @@ cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stri
         }
       for (int oi = 0; oi < oh; oi++)
         for (int oj = 0; oj < ow; oj++)
-          {
-            float acc = 0;
-            for (int ki = 0; ki < k; ki++)
-              for (int kj = 0; kj < k; kj++)
-                acc += img[(oi * stride + ki) * w + oj * stride + kj];
-            out[oi * ow + oj] = acc * scale;
-          }
+          out[oi * ow + oj] = pool_sum (img, h, w, oi * stride - pad, oj * stride - pad, k) * scale;
     }
 }
 
 static void
-cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int stride, int oh,
+cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int stride, int pad, int oh,
                       int ow, float *dx)
 {
   float scale = 1.0f / (k * k);
 #pragma omp parallel for if ((size_t) n * c * h * w > PAR_MIN) num_threads (cpu_threads)
   for (size_t p = 0; p < (size_t) n * c; p++)
     {
-      memset (dx + p * h * w, 0, (size_t) h * w * sizeof (float));
-      if (k == 2 && stride == 2)
+      float *img = dx + p * h * w;
+      const float *d = dy + p * oh * ow;
+      memset (img, 0, (size_t) h * w * sizeof (float));
+      if (k == 2 && stride == 2 && pad == 0)
         {
-          float *img = dx + p * h * w;
-          const float *d = dy + p * oh * ow;
           for (int oi = 0; oi < oh; oi++)
             {
               float *r0 = img + (size_t) 2 * oi * w, *r1 = r0 + w;
@@ -299,16 +304,38 @@ cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int st
             }
           continue;
         }
-      float *img = dx + p * h * w;
-      const float *d = dy + p * oh * ow;
       for (int oi = 0; oi < oh; oi++)
         for (int oj = 0; oj < ow; oj++)
           {
             float g = d[oi * ow + oj] * scale;
-            for (int ki = 0; ki < k; ki++)
-              for (int kj = 0; kj < k; kj++)
-                img[(oi * stride + ki) * w + oj * stride + kj] += g;
+            int i0 = oi * stride - pad, j0 = oj * stride - pad;
+            for (int ii = MAX (i0, 0); ii < MIN (i0 + k, h); ii++)
+              for (int jj = MAX (j0, 0); jj < MIN (j0 + k, w); jj++)
+                img[ii * w + jj] += g;
           }
+    }
+}
+
+static void
+cpu_global_avgpool_forward (const float *x, int64_t planes, int hw, float *y)
+{
+  for (int64_t p = 0; p < planes; p++)
+    {
+      double acc = 0;
+      for (int i = 0; i < hw; i++)
+        acc += x[p * hw + i];
+      y[p] = (float) (acc / hw);
+    }
+}
+
+static void
+cpu_global_avgpool_backward (const float *dy, int64_t planes, int hw, float *dx)
+{
+  for (int64_t p = 0; p < planes; p++)
+    {
+      float g = dy[p] / hw;
+      for (int i = 0; i < hw; i++)
+        dx[p * hw + i] = g;
     }
 }
 
@@ -548,6 +575,23 @@ cpu_axpy (int64_t n, float a, const float *x, float *y)
 }
 
 static void
+cpu_scale (int64_t n, float a, const float *x, float *y)
+{
+#pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
+  for (int64_t i = 0; i < n; i++)
+    y[i] = a * x[i];
+}
+
+static double
+cpu_dot (int64_t n, const float *a, const float *b)
+{
+  double acc = 0;
+  for (int64_t i = 0; i < n; i++)
+    acc += (double) a[i] * b[i];
+  return acc;
+}
+
+static void
 cpu_sum_steps (const float *x, int steps, int64_t count, gboolean accumulate, float *y)
 {
   if (!accumulate)
@@ -611,6 +655,8 @@ static const SnnBackend cpu_backend = {
   .nchw_to_cn = cpu_nchw_to_cn,
   .avgpool_forward = cpu_avgpool_forward,
   .avgpool_backward = cpu_avgpool_backward,
+  .global_avgpool_forward = cpu_global_avgpool_forward,
+  .global_avgpool_backward = cpu_global_avgpool_backward,
   .bn_forward_train = cpu_bn_forward_train,
   .bn_forward_eval = cpu_bn_forward_eval,
   .bn_backward = cpu_bn_backward,
@@ -620,6 +666,8 @@ static const SnnBackend cpu_backend = {
   .ws_backward = cpu_ws_backward,
   .mul_mask = cpu_mul_mask,
   .axpy = cpu_axpy,
+  .scale = cpu_scale,
+  .dot = cpu_dot,
   .sum_steps = cpu_sum_steps,
   .channel_mean = cpu_channel_mean,
   .bn_repeat_running = cpu_bn_repeat_running,

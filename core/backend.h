@@ -41,10 +41,14 @@ struct _SnnBackend {
   void (*cn_to_nchw) (const float *m, int n, int c, int hw, float *y);
   void (*nchw_to_cn) (const float *y, int n, int c, int hw, float *m);
 
-  void (*avgpool_forward) (const float *x, int n, int c, int h, int w, int k, int stride,
+  /* Zero padding `pad`; the divisor is always k*k (PyTorch's count_include_pad). */
+  void (*avgpool_forward) (const float *x, int n, int c, int h, int w, int k, int stride, int pad,
                            int oh, int ow, float *y);
-  void (*avgpool_backward) (const float *dy, int n, int c, int h, int w, int k, int stride,
+  void (*avgpool_backward) (const float *dy, int n, int c, int h, int w, int k, int stride, int pad,
                             int oh, int ow, float *dx);
+  /* [n][c][hw] -> [n][c] means, and back (dx = dy / hw) */
+  void (*global_avgpool_forward) (const float *x, int64_t planes, int hw, float *y);
+  void (*global_avgpool_backward) (const float *dy, int64_t planes, int hw, float *dx);
 
   /* Batch norm over the samples of one step: x is [n][c][hw]. Training:
    * batch mean and biased variance; saves xhat and invstd; updates running
@@ -86,6 +90,9 @@ struct _SnnBackend {
 
   /* y += a * x */
   void (*axpy) (int64_t n, float a, const float *x, float *y);
+  /* y = a * x */
+  void (*scale) (int64_t n, float a, const float *x, float *y);
+  double (*dot) (int64_t n, const float *a, const float *b);
   /* y[i] = sum over s of x[s][i] for steps s (added to y when accumulate) */
   void (*sum_steps) (const float *x, int steps, int64_t count, gboolean accumulate, float *y);
   /* mean[c] of the last batch statistics, from x and invstd: used together

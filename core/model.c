@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char *layer_type_names[SNN_LAYER_N_TYPES] = {
-  "linear", "conv", "avgpool", "flatten", "bn_step", "lif", "dropout",
+  "linear", "conv", "avgpool", "flatten", "bn_step", "lif", "dropout", "residual", "scale", "global_avgpool",
 };
 static const char *surrogate_names[SNN_SURROGATE_N] = {
   "rectangle", "triangle", "sigmoid", "atan",
@@ -81,6 +81,7 @@ snn_layer_spec_init (SnnLayerSpec *spec, SnnLayerType type)
   spec->pool_k = 2;
   spec->pool_stride = 2;
   spec->p = 0.5f;
+  spec->scale = 1.0f;
   snn_lif_params_init (&spec->lif);
   spec->lif.alpha = 4.0f;
 }
@@ -102,10 +103,56 @@ snn_model_append_layer (SnnModel *model, const SnnLayerSpec *spec)
   model->layers[model->n_layers++] = *spec;
 }
 
+static void
+list_clear (SnnLayerList *list)
+{
+  for (int i = 0; i < list->n; i++)
+    snn_layer_spec_clear (&list->layers[i]);
+  g_free (list->layers);
+  list->layers = NULL;
+  list->n = 0;
+}
+
+void
+snn_layer_spec_clear (SnnLayerSpec *spec)
+{
+  if (!spec->block)
+    return;
+  list_clear (&spec->block->pre);
+  list_clear (&spec->block->main);
+  list_clear (&spec->block->shortcut);
+  g_clear_pointer (&spec->block, g_free);
+}
+
+static void
+list_copy (SnnLayerList *dst, const SnnLayerList *src)
+{
+  dst->n = src->n;
+  dst->layers = src->n ? g_memdup2 (src->layers, src->n * sizeof (SnnLayerSpec)) : NULL;
+  for (int i = 0; i < src->n; i++)
+    snn_layer_spec_copy_block (&dst->layers[i], &src->layers[i]);
+}
+
+void
+snn_layer_spec_copy_block (SnnLayerSpec *dst, const SnnLayerSpec *src)
+{
+  if (!src->block)
+    {
+      dst->block = NULL;
+      return;
+    }
+  dst->block = g_new0 (SnnBlock, 1);
+  *dst->block = *src->block;
+  list_copy (&dst->block->pre, &src->block->pre);
+  list_copy (&dst->block->main, &src->block->main);
+  list_copy (&dst->block->shortcut, &src->block->shortcut);
+}
+
 void
 snn_model_remove_layer (SnnModel *model, int index)
 {
   g_return_if_fail (index >= 0 && index < model->n_layers);
+  snn_layer_spec_clear (&model->layers[index]);
   memmove (model->layers + index, model->layers + index + 1,
            (model->n_layers - index - 1) * sizeof (SnnLayerSpec));
   model->n_layers--;
@@ -129,6 +176,8 @@ snn_model_copy (const SnnModel *model)
   SnnModel *m = g_new0 (SnnModel, 1);
   *m = *model;
   m->layers = g_memdup2 (model->layers, sizeof (SnnLayerSpec) * MAX (model->n_layers, 1));
+  for (int i = 0; i < model->n_layers; i++)
+    snn_layer_spec_copy_block (&m->layers[i], &model->layers[i]);
   m->source = g_strdup (model->source);
   return m;
 }
@@ -138,6 +187,8 @@ snn_model_free (SnnModel *model)
 {
   if (!model)
     return;
+  for (int i = 0; i < model->n_layers; i++)
+    snn_layer_spec_clear (&model->layers[i]);
   g_free (model->layers);
   g_free (model->source);
   g_free (model);
@@ -147,7 +198,7 @@ snn_model_free (SnnModel *model)
 
 typedef struct {
   const char *source;
-  int layer;          /* -1 outside the layer list */
+  const char *path;   /* "3" or "3.main.1"; NULL outside the layer list */
   GError **error;
 } ParseCtx;
 
@@ -158,8 +209,8 @@ parse_fail (ParseCtx *ctx, int code, const char *fmt, ...)
   va_start (ap, fmt);
   char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  if (ctx->layer >= 0)
-    g_set_error (ctx->error, SNN_MODEL_ERROR, code, "%s: layer %d: %s", ctx->source, ctx->layer, msg);
+  if (ctx->path)
+    g_set_error (ctx->error, SNN_MODEL_ERROR, code, "%s: layer %s: %s", ctx->source, ctx->path, msg);
   else
     g_set_error (ctx->error, SNN_MODEL_ERROR, code, "%s: %s", ctx->source, msg);
   g_free (msg);
@@ -305,9 +356,67 @@ parse_lif (ParseCtx *ctx, JsonObject *obj, SnnLayerSpec *spec)
   return TRUE;
 }
 
+static gboolean parse_layer (ParseCtx *ctx, JsonNode *node, SnnLayerSpec *spec);
+
+static void
+list_append (SnnLayerList *list, const SnnLayerSpec *spec)
+{
+  list->layers = g_renew (SnnLayerSpec, list->layers, list->n + 1);
+  list->layers[list->n++] = *spec;
+}
+
+static gboolean
+parse_list (ParseCtx *ctx, JsonObject *obj, const char *key, gboolean required, SnnLayerList *list)
+{
+  JsonNode *n = json_object_get_member (obj, key);
+  if (!n)
+    return required ? parse_fail (ctx, SNN_ERROR_MISSING, "missing field '%s' (a list of layers)", key) : TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (n))
+    return parse_fail (ctx, SNN_ERROR_INVALID, "field '%s' must be a list of layers", key);
+  JsonArray *arr = json_node_get_array (n);
+  if (required && json_array_get_length (arr) == 0)
+    return parse_fail (ctx, SNN_ERROR_INVALID, "field '%s' must not be empty", key);
+  for (guint j = 0; j < json_array_get_length (arr); j++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s.%s.%u", ctx->path, key, j);
+      ParseCtx sub = { ctx->source, path, ctx->error };
+      SnnLayerSpec spec;
+      gboolean ok = parse_layer (&sub, json_array_get_element (arr, j), &spec);
+      list_append (list, &spec);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+parse_block (ParseCtx *ctx, JsonObject *obj, SnnLayerSpec *spec)
+{
+  static const char *const known[] = { "pre", "main", "shortcut", "shortcut_from", "alpha", "skipinit", NULL };
+  SnnBlock *b = spec->block = g_new0 (SnnBlock, 1);
+  b->alpha = 1.0f;
+  gboolean ok;
+  if (!check_known_fields (ctx, obj, known) || !parse_list (ctx, obj, "pre", FALSE, &b->pre)
+      || !parse_list (ctx, obj, "main", TRUE, &b->main) || !parse_list (ctx, obj, "shortcut", FALSE, &b->shortcut)
+      || !get_float (ctx, obj, "alpha", &b->alpha) || !get_bool (ctx, obj, "skipinit", &b->skipinit))
+    return FALSE;
+  const char *from = get_string (ctx, obj, "shortcut_from", &ok);
+  if (!ok)
+    return FALSE;
+  b->shortcut_from_pre = b->pre.n > 0;
+  if (from && g_str_equal (from, "pre"))
+    b->shortcut_from_pre = TRUE;
+  else if (from && g_str_equal (from, "input"))
+    b->shortcut_from_pre = FALSE;
+  else if (from)
+    return parse_fail (ctx, SNN_ERROR_INVALID, "shortcut_from must be \"input\" or \"pre\"");
+  return TRUE;
+}
+
 static gboolean
 parse_layer (ParseCtx *ctx, JsonNode *node, SnnLayerSpec *spec)
 {
+  snn_layer_spec_init (spec, SNN_LAYER_LINEAR);
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return parse_fail (ctx, SNN_ERROR_PARSE, "must be an object with a \"type\"");
   JsonObject *obj = json_node_get_object (node);
@@ -323,7 +432,8 @@ parse_layer (ParseCtx *ctx, JsonNode *node, SnnLayerSpec *spec)
       t = i;
   if (t < 0)
     return parse_fail (ctx, SNN_ERROR_INVALID,
-                       "unknown layer type \"%s\" (linear, conv, avgpool, flatten, bn_step, lif, dropout)", type);
+                       "unknown layer type \"%s\" (linear, conv, avgpool, flatten, bn_step, lif, dropout, "
+                       "residual, scale, global_avgpool)", type);
   snn_layer_spec_init (spec, (SnnLayerType) t);
   switch (spec->type)
     {
@@ -344,11 +454,14 @@ parse_layer (ParseCtx *ctx, JsonNode *node, SnnLayerSpec *spec)
       }
     case SNN_LAYER_AVGPOOL:
       {
-        static const char *const known[] = { "k", "stride", NULL };
+        static const char *const known[] = { "k", "stride", "pad", NULL };
         spec->pool_stride = 0;
         if (!check_known_fields (ctx, obj, known) || !get_int (ctx, obj, "k", TRUE, 1, &spec->pool_k)
-            || !get_int (ctx, obj, "stride", FALSE, 1, &spec->pool_stride))
+            || !get_int (ctx, obj, "stride", FALSE, 1, &spec->pool_stride)
+            || !get_int (ctx, obj, "pad", FALSE, 0, &spec->pool_pad))
           return FALSE;
+        if (spec->pool_pad * 2 > spec->pool_k)
+          return parse_fail (ctx, SNN_ERROR_INVALID, "avgpool pad must be at most half the window");
         if (spec->pool_stride == 0)
           spec->pool_stride = spec->pool_k;
         return TRUE;
@@ -370,6 +483,20 @@ parse_layer (ParseCtx *ctx, JsonNode *node, SnnLayerSpec *spec)
       }
     case SNN_LAYER_LIF:
       return parse_lif (ctx, obj, spec);
+    case SNN_LAYER_SCALE:
+      {
+        static const char *const known[] = { "value", NULL };
+        if (!json_object_has_member (obj, "value"))
+          return parse_fail (ctx, SNN_ERROR_MISSING, "missing field 'value'");
+        return check_known_fields (ctx, obj, known) && get_float (ctx, obj, "value", &spec->scale);
+      }
+    case SNN_LAYER_GLOBAL_AVGPOOL:
+      {
+        static const char *const known[] = { NULL };
+        return check_known_fields (ctx, obj, known);
+      }
+    case SNN_LAYER_RESIDUAL:
+      return parse_block (ctx, obj, spec);
     case SNN_LAYER_DROPOUT:
       {
         static const char *const known[] = { "p", NULL };
@@ -409,7 +536,7 @@ parse_shape (ParseCtx *ctx, JsonNode *n, SnnShape *shape)
 SnnModel *
 snn_model_from_json_node (JsonNode *root, const char *source, GError **error)
 {
-  ParseCtx ctx = { source, -1, error };
+  ParseCtx ctx = { source, NULL, error };
   if (!root || !JSON_NODE_HOLDS_OBJECT (root))
     {
       parse_fail (&ctx, SNN_ERROR_PARSE, "a model must be a JSON object with input_shape, num_classes and layers");
@@ -435,13 +562,15 @@ snn_model_from_json_node (JsonNode *root, const char *source, GError **error)
   for (guint i = 0; i < json_array_get_length (arr); i++)
     {
       SnnLayerSpec spec;
-      ctx.layer = (int) i;
-      if (!parse_layer (&ctx, json_array_get_element (arr, i), &spec))
+      g_autofree char *path = g_strdup_printf ("%u", i);
+      ctx.path = path;
+      gboolean ok = parse_layer (&ctx, json_array_get_element (arr, i), &spec);
+      snn_model_append_layer (model, &spec); /* appended even on failure, so the model frees it */
+      if (!ok)
         {
           snn_model_free (model);
           return NULL;
         }
-      snn_model_append_layer (model, &spec);
     }
   if (!snn_model_infer_shapes (model, NULL, error))
     {
@@ -483,22 +612,68 @@ snn_model_load_file (const char *path, GError **error)
 
 /* ---- shape inference ---- */
 
-static gboolean G_GNUC_PRINTF (4, 5)
-shape_fail (GError **error, int layer, int *bad_layer, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4)
+shape_fail (GError **error, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
   char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_SHAPE, "layer %d: %s", layer, msg);
+  g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_SHAPE, "layer %s: %s", path, msg);
   g_free (msg);
-  if (bad_layer)
-    *bad_layer = layer;
   return FALSE;
 }
 
+static gboolean infer_list (SnnLayerSpec *layers, int n, const char *prefix, SnnShape in, SnnShape *out,
+                            GError **error);
+
 static gboolean
-infer_layer (SnnLayerSpec *L, int i, SnnShape in, int *bad, GError **error)
+same_shape (const SnnShape *a, const SnnShape *b)
+{
+  if (a->ndim != b->ndim)
+    return FALSE;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->d[i] != b->d[i])
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+infer_block (SnnLayerSpec *L, const char *path, SnnShape in, SnnShape *out, GError **error)
+{
+  SnnBlock *b = L->block;
+  SnnShape p = in, m, sc;
+  g_autofree char *pre = g_strconcat (path, ".pre", NULL);
+  g_autofree char *main = g_strconcat (path, ".main", NULL);
+  g_autofree char *shortcut = g_strconcat (path, ".shortcut", NULL);
+  if (!infer_list (b->pre.layers, b->pre.n, pre, in, &p, error)
+      || !infer_list (b->main.layers, b->main.n, main, p, &m, error)
+      || !infer_list (b->shortcut.layers, b->shortcut.n, shortcut, b->shortcut_from_pre ? p : in, &sc, error))
+    return FALSE;
+  if (!same_shape (&m, &sc))
+    {
+      g_autofree char *ms = snn_shape_to_string (&m);
+      g_autofree char *ss = snn_shape_to_string (&sc);
+      return shape_fail (error, path, "the main path gives %s but the shortcut %s (add a 1x1 conv shortcut)", ms, ss);
+    }
+  *out = m;
+  return TRUE;
+}
+
+static gboolean
+infer_pool (SnnLayerSpec *L, const char *path, const char *ins, SnnShape in, SnnShape *out)
+{
+  for (int a = 1; a < 3; a++)
+    {
+      if (in.d[a] + 2 * L->pool_pad < L->pool_k)
+        return FALSE;
+      out->d[a] = (in.d[a] + 2 * L->pool_pad - L->pool_k) / L->pool_stride + 1;
+    }
+  return TRUE;
+}
+
+static gboolean
+infer_layer (SnnLayerSpec *L, const char *path, SnnShape in, GError **error)
 {
   SnnShape out = in;
   g_autofree char *ins = snn_shape_to_string (&in);
@@ -506,34 +681,35 @@ infer_layer (SnnLayerSpec *L, int i, SnnShape in, int *bad, GError **error)
     {
     case SNN_LAYER_LINEAR:
       if (in.ndim != 1)
-        return shape_fail (error, i, bad, "linear expects a flat input, gets %s (add a flatten layer)", ins);
+        return shape_fail (error, path, "linear expects a flat input, gets %s (add a flatten layer)", ins);
       if (in.d[0] != L->in)
-        return shape_fail (error, i, bad, "linear expects %d input features, gets %d", L->in, in.d[0]);
+        return shape_fail (error, path, "linear expects %d input features, gets %d", L->in, in.d[0]);
       out.d[0] = L->out;
       break;
     case SNN_LAYER_CONV:
       if (in.ndim != 3)
-        return shape_fail (error, i, bad, "conv expects a [C, H, W] input, gets %s", ins);
+        return shape_fail (error, path, "conv expects a [C, H, W] input, gets %s", ins);
       if (in.d[0] != L->in_ch)
-        return shape_fail (error, i, bad, "conv expects %d input channels, gets %d", L->in_ch, in.d[0]);
+        return shape_fail (error, path, "conv expects %d input channels, gets %d", L->in_ch, in.d[0]);
       for (int a = 1; a < 3; a++)
         {
           int o = (in.d[a] + 2 * L->pad - L->k) / L->stride + 1;
           if (in.d[a] + 2 * L->pad < L->k || o < 1)
-            return shape_fail (error, i, bad, "conv kernel %d does not fit the input %s with padding %d", L->k, ins, L->pad);
+            return shape_fail (error, path, "conv kernel %d does not fit the input %s with padding %d", L->k, ins, L->pad);
           out.d[a] = o;
         }
       out.d[0] = L->out_ch;
       break;
     case SNN_LAYER_AVGPOOL:
       if (in.ndim != 3)
-        return shape_fail (error, i, bad, "avgpool expects a [C, H, W] input, gets %s", ins);
-      for (int a = 1; a < 3; a++)
-        {
-          if (in.d[a] < L->pool_k)
-            return shape_fail (error, i, bad, "avgpool window %d is larger than the input %s", L->pool_k, ins);
-          out.d[a] = (in.d[a] - L->pool_k) / L->pool_stride + 1;
-        }
+        return shape_fail (error, path, "avgpool expects a [C, H, W] input, gets %s", ins);
+      if (!infer_pool (L, path, ins, in, &out))
+        return shape_fail (error, path, "avgpool window %d is larger than the input %s", L->pool_k, ins);
+      break;
+    case SNN_LAYER_GLOBAL_AVGPOOL:
+      if (in.ndim != 3)
+        return shape_fail (error, path, "global_avgpool expects a [C, H, W] input, gets %s", ins);
+      out.d[1] = out.d[2] = 1;
       break;
     case SNN_LAYER_FLATTEN:
       out.ndim = 1;
@@ -541,7 +717,11 @@ infer_layer (SnnLayerSpec *L, int i, SnnShape in, int *bad, GError **error)
       break;
     case SNN_LAYER_BN_STEP:
       if (in.d[0] != L->num_features)
-        return shape_fail (error, i, bad, "bn_step expects %d features (channels), gets %d", L->num_features, in.d[0]);
+        return shape_fail (error, path, "bn_step expects %d features (channels), gets %d", L->num_features, in.d[0]);
+      break;
+    case SNN_LAYER_RESIDUAL:
+      if (!infer_block (L, path, in, &out, error))
+        return FALSE;
       break;
     default:
       break;
@@ -551,31 +731,55 @@ infer_layer (SnnLayerSpec *L, int i, SnnShape in, int *bad, GError **error)
   return TRUE;
 }
 
+static gboolean
+infer_list (SnnLayerSpec *layers, int n, const char *prefix, SnnShape in, SnnShape *out, GError **error)
+{
+  SnnShape cur = in;
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *path = prefix ? g_strdup_printf ("%s.%d", prefix, i) : g_strdup_printf ("%d", i);
+      if (!infer_layer (&layers[i], path, cur, error))
+        return FALSE;
+      cur = layers[i].out_shape;
+    }
+  *out = cur;
+  return TRUE;
+}
+
 gboolean
 snn_model_infer_shapes (SnnModel *model, int *bad_layer, GError **error)
 {
   if (bad_layer)
     *bad_layer = -1;
-  SnnShape cur = model->input_shape;
   if (model->n_layers == 0)
     {
       g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_SHAPE, "the network has no layers");
       return FALSE;
     }
+  SnnShape cur = model->input_shape;
   for (int i = 0; i < model->n_layers; i++)
     {
-      if (!infer_layer (&model->layers[i], i, cur, bad_layer, error))
-        return FALSE;
+      g_autofree char *path = g_strdup_printf ("%d", i);
+      if (!infer_layer (&model->layers[i], path, cur, error))
+        {
+          if (bad_layer)
+            *bad_layer = i;
+          return FALSE;
+        }
       cur = model->layers[i].out_shape;
     }
-  SnnLayerSpec *last = &model->layers[model->n_layers - 1];
-  if (last->type != SNN_LAYER_LINEAR)
-    return shape_fail (error, model->n_layers - 1, bad_layer,
-                       "the last layer must be a linear readout (no LIF after it), is %s",
-                       snn_layer_type_name (last->type));
-  if (cur.d[0] != model->num_classes)
-    return shape_fail (error, model->n_layers - 1, bad_layer, "the readout has %d outputs but the model has %d classes",
-                       cur.d[0], model->num_classes);
+  int last_i = model->n_layers - 1;
+  g_autofree char *last = g_strdup_printf ("%d", last_i);
+  if (model->layers[last_i].type != SNN_LAYER_LINEAR || cur.d[0] != model->num_classes)
+    {
+      if (bad_layer)
+        *bad_layer = last_i;
+      if (model->layers[last_i].type != SNN_LAYER_LINEAR)
+        return shape_fail (error, last, "the last layer must be a linear readout (no LIF after it), is %s",
+                           snn_layer_type_name (model->layers[last_i].type));
+      return shape_fail (error, last, "the readout has %d outputs but the model has %d classes", cur.d[0],
+                         model->num_classes);
+    }
   return TRUE;
 }
 
@@ -611,6 +815,11 @@ snn_layer_params (const SnnLayerSpec *L, SnnParamInfo out[6])
       if (L->ws)
         param_info (&out[n++], "gain", 1, &o, TRUE);
     }
+  else if (L->type == SNN_LAYER_RESIDUAL && L->block->skipinit)
+    {
+      int64_t one = 1;
+      param_info (&out[n++], "skipinit_gain", 1, &one, TRUE);
+    }
   else if (L->type == SNN_LAYER_BN_STEP)
     {
       int64_t c = L->num_features;
@@ -622,6 +831,15 @@ snn_layer_params (const SnnLayerSpec *L, SnnParamInfo out[6])
   return n;
 }
 
+static int64_t
+list_param_count (const SnnLayerList *list)
+{
+  int64_t total = 0;
+  for (int i = 0; i < list->n; i++)
+    total += snn_layer_param_count (&list->layers[i]);
+  return total;
+}
+
 int64_t
 snn_layer_param_count (const SnnLayerSpec *spec)
 {
@@ -631,6 +849,9 @@ snn_layer_param_count (const SnnLayerSpec *spec)
   for (int i = 0; i < n; i++)
     if (info[i].trainable)
       total += info[i].numel;
+  if (spec->block)
+    total += list_param_count (&spec->block->pre) + list_param_count (&spec->block->main)
+             + list_param_count (&spec->block->shortcut);
   return total;
 }
 
@@ -681,6 +902,18 @@ add_num (JsonBuilder *b, const char *k, float v)
   json_builder_add_double_value (b, g_ascii_strtod (buf, NULL));
 }
 
+static void add_layer (JsonBuilder *b, const SnnLayerSpec *L);
+
+static void
+add_list (JsonBuilder *b, const char *key, const SnnLayerList *list)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_begin_array (b);
+  for (int i = 0; i < list->n; i++)
+    add_layer (b, &list->layers[i]);
+  json_builder_end_array (b);
+}
+
 static void
 add_layer (JsonBuilder *b, const SnnLayerSpec *L)
 {
@@ -703,6 +936,23 @@ add_layer (JsonBuilder *b, const SnnLayerSpec *L)
     case SNN_LAYER_AVGPOOL:
       add_int (b, "k", L->pool_k);
       add_int (b, "stride", L->pool_stride);
+      if (L->pool_pad)
+        add_int (b, "pad", L->pool_pad);
+      break;
+    case SNN_LAYER_SCALE:
+      add_num (b, "value", L->scale);
+      break;
+    case SNN_LAYER_RESIDUAL:
+      if (L->block->pre.n)
+        add_list (b, "pre", &L->block->pre);
+      add_list (b, "main", &L->block->main);
+      if (L->block->shortcut.n)
+        add_list (b, "shortcut", &L->block->shortcut);
+      json_builder_set_member_name (b, "shortcut_from");
+      json_builder_add_string_value (b, L->block->shortcut_from_pre ? "pre" : "input");
+      add_num (b, "alpha", L->block->alpha);
+      json_builder_set_member_name (b, "skipinit");
+      json_builder_add_boolean_value (b, L->block->skipinit);
       break;
     case SNN_LAYER_BN_STEP:
       add_int (b, "num_features", L->num_features);

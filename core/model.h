@@ -15,6 +15,9 @@ typedef enum {
   SNN_LAYER_BN_STEP,
   SNN_LAYER_LIF,
   SNN_LAYER_DROPOUT,
+  SNN_LAYER_RESIDUAL,       /* a block of sub-lists whose outputs are added */
+  SNN_LAYER_SCALE,          /* y = value * x */
+  SNN_LAYER_GLOBAL_AVGPOOL, /* [C, H, W] -> [C, 1, 1] */
   SNN_LAYER_N_TYPES
 } SnnLayerType;
 
@@ -43,6 +46,22 @@ typedef struct {
 } SnnLifParams;
 
 typedef struct _SnnLayerSpec SnnLayerSpec;
+
+typedef struct {
+  int n;
+  SnnLayerSpec *layers;
+} SnnLayerList;
+
+/* A residual block: p = pre(x) (x when pre is empty), m = main(p),
+ * s = shortcut(p or x) (the identity when empty), output alpha * g * m + s
+ * where g is the learnable scalar skipinit_gain (starting at 0) or 1. */
+typedef struct {
+  SnnLayerList pre, main, shortcut;
+  gboolean shortcut_from_pre;
+  float alpha;
+  gboolean skipinit;
+} SnnBlock;
+
 struct _SnnLayerSpec {
   SnnLayerType type;
   /* linear */
@@ -54,7 +73,9 @@ struct _SnnLayerSpec {
   gboolean ws;
   float ws_gamma, ws_eps;
   /* avgpool */
-  int pool_k, pool_stride;
+  int pool_k, pool_stride, pool_pad;
+  /* scale */
+  float scale;
   /* bn_step */
   int num_features;
   float eps, momentum;
@@ -62,8 +83,8 @@ struct _SnnLayerSpec {
   SnnLifParams lif;
   /* dropout */
   float p;
-  /* Room for layers that hold sub-lists (residual blocks). */
-  GPtrArray *children;
+  /* residual: owned by the spec (deep-copied with the model) */
+  SnnBlock *block;
   /* filled by shape inference */
   SnnShape in_shape, out_shape;
 };
@@ -118,8 +139,13 @@ typedef struct {
   gboolean trainable;
 } SnnParamInfo;
 
+/* A layer's own parameters; a residual block's sub-layers have theirs,
+ * named "<i>.main.<j>.<name>" and so on (see snn_model_param_names). */
 int          snn_layer_params (const SnnLayerSpec *spec, SnnParamInfo out[6]);
 int64_t      snn_model_param_count (const SnnModel *model); /* trainable scalars */
-int64_t      snn_layer_param_count (const SnnLayerSpec *spec);
+int64_t      snn_layer_param_count (const SnnLayerSpec *spec); /* including sub-layers */
+/* Deep copy and release of a spec's block (for editors holding specs). */
+void         snn_layer_spec_copy_block (SnnLayerSpec *dst, const SnnLayerSpec *src);
+void         snn_layer_spec_clear (SnnLayerSpec *spec);
 
 G_END_DECLS

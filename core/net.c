@@ -3,11 +3,20 @@
 #include <math.h>
 #include <string.h>
 
+/* The network runs as a list of nodes in execution order: every layer of
+ * the model, the layers inside residual blocks, and one "add" node per block
+ * (its spec is the residual layer). A node reads the output of node src
+ * (-1: the network input); an add node also reads src2. */
 typedef struct {
   SnnLayerSpec *spec;
+  char name[40];                  /* "3" or "3.main.1": prefix of its parameters */
+  int top;                        /* the top-level layer it belongs to */
+  gboolean is_top;                /* it produces that layer's output */
+  int src, src2;
   int64_t in_size, out_size;      /* per sample */
   SnnParam *w, *b, *gain;         /* linear, conv */
   SnnParam *bn_w, *bn_b, *rmean, *rvar;
+  SnnParam *skip;                 /* residual add: skipinit_gain */
   SnnLifParams lif;
   float *out;                     /* [chunk][batch][out_size] */
   float *u, *v;                   /* lif: u per step, carried v [batch][out] */
@@ -15,18 +24,26 @@ typedef struct {
   float *mask;                    /* dropout [batch][out] */
   float *what, *inv_scale, *dwhat;/* weight standardisation */
   float *bn_mean;                 /* bn_step in the prefix: the batch mean */
-} LayerRt;
+} Node;
+
+enum { N_GBUF = 8 };
 
 struct SnnNet {
   SnnModel *model;
   const SnnBackend *be;
   int n_params;
   SnnParam *params;
-  LayerRt *L;
+  const SnnLayerSpec **param_spec; /* the layer each parameter belongs to */
+  Node *N;
+  int nn;
+  int *top_node;                  /* top-level layer -> node */
   int64_t in_size, max_size;
   int batch, batch_cap, chunk;
   void *arena;
-  float *in_buf, *gbuf[2], *col, *cm;
+  float *in_buf, *col, *cm;
+  float *gbuf[N_GBUF];            /* gradient buffers, handed out during backward */
+  gboolean gbuf_used[N_GBUF];
+  float **grad;                   /* per node: the buffer holding dL/doutput, or NULL */
   float *out_host;
   float *mask_host;               /* dropout masks drawn on the host */
   float *loss_scratch;            /* [chunk or T][batch][classes] x 2, for the trainer */
@@ -36,7 +53,7 @@ struct SnnNet {
   /* A static input makes every layer before the first LIF layer (the prefix)
    * compute the same thing at every step: it runs once per sequence, and its
    * backward runs once on the gradient summed over steps. */
-  int prefix;                     /* index of the first LIF layer, -1: none */
+  int prefix;                     /* node of the first LIF layer, -1: none */
   gboolean input_static;          /* x holds one step for all */
   gboolean static_in, prefix_ready, prefix_grad_ready;
   float *prefix_grad;
@@ -58,15 +75,131 @@ layer_fan_in (const SnnLayerSpec *s)
   return s->type == SNN_LAYER_CONV ? conv_patch (s) : s->in;
 }
 
+/* The first top-level LIF layer, when only plain layers come before it:
+ * those run once per sequence for a static input. -1 otherwise. */
+static int
+model_prefix (const SnnModel *m)
+{
+  for (int l = 0; l < m->n_layers; l++)
+    {
+      if (m->layers[l].type == SNN_LAYER_LIF)
+        return l;
+      if (m->layers[l].type == SNN_LAYER_RESIDUAL)
+        return -1;
+    }
+  return -1;
+}
+
 /* ---- construction ---- */
 
-static SnnParam *
-add_params (SnnNet *net, int layer, const char *want)
+static int add_list_nodes (SnnNet *net, SnnLayerSpec *layers, int n, const char *prefix, int top, int src);
+
+static int
+new_node (SnnNet *net, SnnLayerSpec *spec, const char *name, int top, int src)
 {
-  for (int i = 0; i < net->n_params; i++)
-    if (net->params[i].layer == layer && g_strcmp0 (net->params[i].info.name, want) == 0)
-      return &net->params[i];
-  return NULL;
+  net->N = g_renew (Node, net->N, net->nn + 1);
+  Node *r = &net->N[net->nn];
+  memset (r, 0, sizeof *r);
+  r->spec = spec;
+  g_strlcpy (r->name, name, sizeof r->name);
+  r->top = top;
+  r->src = src;
+  r->src2 = -1;
+  r->in_size = snn_shape_numel (&spec->in_shape);
+  r->out_size = snn_shape_numel (&spec->out_shape);
+  r->lif = spec->lif;
+  return net->nn++;
+}
+
+static int
+add_block_nodes (SnnNet *net, SnnLayerSpec *spec, const char *name, int top, int src)
+{
+  SnnBlock *b = spec->block;
+  g_autofree char *pre = g_strconcat (name, ".pre", NULL);
+  g_autofree char *main = g_strconcat (name, ".main", NULL);
+  g_autofree char *shortcut = g_strconcat (name, ".shortcut", NULL);
+  int p = add_list_nodes (net, b->pre.layers, b->pre.n, pre, top, src);
+  int m = add_list_nodes (net, b->main.layers, b->main.n, main, top, p);
+  int s = add_list_nodes (net, b->shortcut.layers, b->shortcut.n, shortcut, top, b->shortcut_from_pre ? p : src);
+  int add = new_node (net, spec, name, top, m);
+  net->N[add].src2 = s;
+  return add;
+}
+
+static int
+add_list_nodes (SnnNet *net, SnnLayerSpec *layers, int n, const char *prefix, int top, int src)
+{
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *name = prefix ? g_strdup_printf ("%s.%d", prefix, i) : g_strdup_printf ("%d", i);
+      int t = prefix ? top : i;
+      if (layers[i].type == SNN_LAYER_RESIDUAL)
+        src = add_block_nodes (net, &layers[i], name, t, src);
+      else
+        src = new_node (net, &layers[i], name, t, src);
+      if (!prefix)
+        {
+          net->N[src].is_top = TRUE;
+          net->top_node[i] = src;
+        }
+    }
+  return src;
+}
+
+static SnnParam *
+node_param (SnnNet *net, const Node *r, const char *want)
+{
+  g_autofree char *full = g_strdup_printf ("%s.%s", r->name, want);
+  return snn_net_find_param (net, full);
+}
+
+static void
+create_params (SnnNet *net)
+{
+  int cap = 0;
+  for (int i = 0; i < net->nn; i++)
+    {
+      SnnParamInfo info[6];
+      int n = snn_layer_params (net->N[i].spec, info);
+      net->params = g_renew (SnnParam, net->params, cap + n + 1);
+      net->param_spec = g_renew (const SnnLayerSpec *, net->param_spec, cap + n + 1);
+      for (int k = 0; k < n; k++)
+        {
+          SnnParam *p = &net->params[cap];
+          memset (p, 0, sizeof *p);
+          g_snprintf (p->name, sizeof p->name, "%s.%s", net->N[i].name, info[k].name);
+          p->layer = net->N[i].top;
+          p->info = info[k];
+          p->data = net->be->alloc (info[k].numel * sizeof (float));
+          p->grad = info[k].trainable ? net->be->alloc (info[k].numel * sizeof (float)) : NULL;
+          net->param_spec[cap++] = net->N[i].spec;
+          net->stats.param_bytes += info[k].numel * sizeof (float) * (info[k].trainable ? 2 : 1);
+        }
+    }
+  net->n_params = cap;
+}
+
+static void
+bind_params (SnnNet *net, Node *r)
+{
+  const SnnLayerSpec *s = r->spec;
+  gboolean bn = s->type == SNN_LAYER_BN_STEP;
+  gboolean affine = s->type == SNN_LAYER_LINEAR || s->type == SNN_LAYER_CONV;
+  r->w = affine ? node_param (net, r, "weight") : NULL;
+  r->b = affine ? node_param (net, r, "bias") : NULL;
+  r->gain = affine ? node_param (net, r, "gain") : NULL;
+  r->bn_w = bn ? node_param (net, r, "weight") : NULL;
+  r->bn_b = bn ? node_param (net, r, "bias") : NULL;
+  r->rmean = bn ? node_param (net, r, "running_mean") : NULL;
+  r->rvar = bn ? node_param (net, r, "running_var") : NULL;
+  r->skip = s->type == SNN_LAYER_RESIDUAL ? node_param (net, r, "skipinit_gain") : NULL;
+  if (r->gain)
+    {
+      int64_t n = r->w->info.numel, rows = r->w->info.shape[0];
+      r->what = net->be->alloc (n * sizeof (float));
+      r->dwhat = net->be->alloc (n * sizeof (float));
+      r->inv_scale = net->be->alloc (rows * sizeof (float));
+    }
 }
 
 SnnNet *
@@ -75,56 +208,18 @@ snn_net_new (const SnnModel *model, const SnnBackend *backend)
   SnnNet *net = g_new0 (SnnNet, 1);
   net->model = snn_model_copy (model);
   net->be = backend;
-  net->L = g_new0 (LayerRt, model->n_layers);
+  net->top_node = g_new0 (int, model->n_layers);
   net->in_size = snn_shape_numel (&model->input_shape);
   net->max_size = net->in_size;
-  int cap = 0;
-  for (int l = 0; l < model->n_layers; l++)
+  add_list_nodes (net, net->model->layers, net->model->n_layers, NULL, 0, -1);
+  create_params (net);
+  for (int i = 0; i < net->nn; i++)
     {
-      SnnParamInfo info[6];
-      int n = snn_layer_params (&net->model->layers[l], info);
-      net->params = g_renew (SnnParam, net->params, cap + n + 1);
-      for (int i = 0; i < n; i++)
-        {
-          SnnParam *p = &net->params[cap++];
-          memset (p, 0, sizeof *p);
-          g_snprintf (p->name, sizeof p->name, "%d.%s", l, info[i].name);
-          p->layer = l;
-          p->info = info[i];
-          p->data = backend->alloc (info[i].numel * sizeof (float));
-          p->grad = info[i].trainable ? backend->alloc (info[i].numel * sizeof (float)) : NULL;
-          net->stats.param_bytes += info[i].numel * sizeof (float) * (info[i].trainable ? 2 : 1);
-        }
+      bind_params (net, &net->N[i]);
+      net->max_size = MAX (net->max_size, net->N[i].out_size);
     }
-  net->n_params = cap;
-  for (int l = 0; l < model->n_layers; l++)
-    {
-      LayerRt *r = &net->L[l];
-      r->spec = &net->model->layers[l];
-      r->in_size = snn_shape_numel (&r->spec->in_shape);
-      r->out_size = snn_shape_numel (&r->spec->out_shape);
-      net->max_size = MAX (net->max_size, r->out_size);
-      r->lif = r->spec->lif;
-      gboolean bn = r->spec->type == SNN_LAYER_BN_STEP;
-      r->w = bn ? NULL : add_params (net, l, "weight");
-      r->b = bn ? NULL : add_params (net, l, "bias");
-      r->gain = add_params (net, l, "gain");
-      r->bn_w = bn ? add_params (net, l, "weight") : NULL;
-      r->bn_b = bn ? add_params (net, l, "bias") : NULL;
-      r->rmean = add_params (net, l, "running_mean");
-      r->rvar = add_params (net, l, "running_var");
-      if (r->gain)
-        {
-          int64_t n = r->w->info.numel, rows = r->w->info.shape[0];
-          r->what = backend->alloc (n * sizeof (float));
-          r->dwhat = backend->alloc (n * sizeof (float));
-          r->inv_scale = backend->alloc (rows * sizeof (float));
-        }
-    }
-  net->prefix = -1;
-  for (int l = 0; l < model->n_layers && net->prefix < 0; l++)
-    if (model->layers[l].type == SNN_LAYER_LIF)
-      net->prefix = l;
+  int p = model_prefix (model);
+  net->prefix = p >= 0 ? net->top_node[p] : -1;
   snn_net_init_default (net, 0);
   return net;
 }
@@ -137,9 +232,9 @@ snn_net_set_static_input (SnnNet *net, gboolean is_static)
 }
 
 static gboolean
-in_prefix (const SnnNet *net, int l)
+in_prefix (const SnnNet *net, int i)
 {
-  return net->static_in && l < net->prefix;
+  return net->static_in && i < net->prefix;
 }
 
 static void
@@ -164,21 +259,31 @@ snn_net_free (SnnNet *net)
       if (net->params[i].grad)
         net->be->free (net->params[i].grad);
     }
-  for (int l = 0; l < net->model->n_layers; l++)
-    if (net->L[l].what)
+  for (int i = 0; i < net->nn; i++)
+    if (net->N[i].what)
       {
-        net->be->free (net->L[l].what);
-        net->be->free (net->L[l].dwhat);
-        net->be->free (net->L[l].inv_scale);
+        net->be->free (net->N[i].what);
+        net->be->free (net->N[i].dwhat);
+        net->be->free (net->N[i].inv_scale);
       }
   g_free (net->params);
+  g_free (net->param_spec);
   g_free (net->loss_scratch);
-  g_free (net->L);
+  g_free (net->grad);
+  g_free (net->N);
+  g_free (net->top_node);
   snn_model_free (net->model);
   g_free (net);
 }
 
 const SnnModel *snn_net_model (const SnnNet *net) { return net->model; }
+const SnnBackend *snn_net_backend (const SnnNet *net) { return net->be; }
+int snn_net_n_params (const SnnNet *net) { return net->n_params; }
+SnnParam *snn_net_param (SnnNet *net, int i) { return &net->params[i]; }
+int snn_net_batch (const SnnNet *net) { return net->batch; }
+const SnnNetStats *snn_net_stats (const SnnNet *net) { return &net->stats; }
+int64_t snn_net_layer_size (const SnnNet *net, int layer) { return net->N[net->top_node[layer]].out_size; }
+SnnLifParams *snn_net_lif_params (SnnNet *net, int layer) { return &net->N[net->top_node[layer]].lif; }
 
 float *
 snn_net_host_scratch (SnnNet *net, size_t floats)
@@ -191,13 +296,6 @@ snn_net_host_scratch (SnnNet *net, size_t floats)
     }
   return net->loss_scratch;
 }
-const SnnBackend *snn_net_backend (const SnnNet *net) { return net->be; }
-int snn_net_n_params (const SnnNet *net) { return net->n_params; }
-SnnParam *snn_net_param (SnnNet *net, int i) { return &net->params[i]; }
-int snn_net_batch (const SnnNet *net) { return net->batch; }
-const SnnNetStats *snn_net_stats (const SnnNet *net) { return &net->stats; }
-int64_t snn_net_layer_size (const SnnNet *net, int layer) { return net->L[layer].out_size; }
-SnnLifParams *snn_net_lif_params (SnnNet *net, int layer) { return &net->L[layer].lif; }
 
 void
 snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data)
@@ -232,7 +330,7 @@ snn_net_init_default (SnnNet *net, uint64_t seed)
   for (int i = 0; i < net->n_params; i++)
     {
       SnnParam *p = &net->params[i];
-      const SnnLayerSpec *s = &net->model->layers[p->layer];
+      const SnnLayerSpec *s = net->param_spec[i];
       float *h = g_new (float, p->info.numel);
       const char *n = p->info.name;
       gboolean affine = s->type == SNN_LAYER_LINEAR || s->type == SNN_LAYER_CONV;
@@ -241,7 +339,7 @@ snn_net_init_default (SnnNet *net, uint64_t seed)
         {
           if (affine && (g_str_equal (n, "weight") || g_str_equal (n, "bias")))
             h[j] = snn_rng_uniform_range (&rng, -bound, bound);
-          else if (g_str_equal (n, "running_mean") || g_str_equal (n, "bias"))
+          else if (g_str_equal (n, "running_mean") || g_str_equal (n, "bias") || g_str_equal (n, "skipinit_gain"))
             h[j] = 0.0f;
           else
             h[j] = 1.0f; /* gain, BN weight, running_var */
@@ -376,8 +474,31 @@ layer_held (const SnnLayerSpec *s, int batch, int64_t *per_step, int64_t *per_se
     case SNN_LAYER_DROPOUT:
       *per_seq = out * batch * 4;   /* the mask */
       break;
+    case SNN_LAYER_RESIDUAL:
+      if (s->block->skipinit)
+        *per_step = out * batch * 4; /* the main path's output, for the gain */
+      break;
     default:
       break;
+    }
+}
+
+/* Sums what a list of layers (and the blocks inside it) holds. */
+static void
+list_held (const SnnLayerSpec *layers, int n, int batch, int steps, int prefix, int64_t *total)
+{
+  for (int l = 0; l < n; l++)
+    {
+      int64_t ps, pq;
+      layer_held (&layers[l], batch, &ps, &pq);
+      *total += ps * (l < prefix ? 1 : steps) + pq;
+      const SnnBlock *b = layers[l].block;
+      if (b)
+        {
+          list_held (b->pre.layers, b->pre.n, batch, steps, 0, total);
+          list_held (b->main.layers, b->main.n, batch, steps, 0, total);
+          list_held (b->shortcut.layers, b->shortcut.n, batch, steps, 0, total);
+        }
     }
 }
 
@@ -385,18 +506,8 @@ int64_t
 snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input)
 {
   int64_t total = 0;
-  gboolean has_lif = FALSE;
-  for (int l = 0; l < model->n_layers; l++)
-    has_lif |= model->layers[l].type == SNN_LAYER_LIF;
-  /* Without a LIF layer nothing runs once per sequence (see snn_net_set_static_input). */
-  gboolean prefix = static_input && has_lif;
-  for (int l = 0; l < model->n_layers; l++)
-    {
-      int64_t ps, pq;
-      prefix = prefix && model->layers[l].type != SNN_LAYER_LIF;
-      layer_held (&model->layers[l], batch, &ps, &pq);
-      total += ps * (prefix ? 1 : steps) + pq;
-    }
+  int prefix = static_input ? model_prefix (model) : -1;
+  list_held (model->layers, model->n_layers, batch, steps, prefix, &total);
   return total;
 }
 
@@ -410,11 +521,11 @@ static int64_t
 held_per_step (SnnNet *net)
 {
   int64_t total = 0;
-  for (int l = 0; l < net->model->n_layers; l++)
+  for (int i = 0; i < net->nn; i++)
     {
       int64_t ps, pq;
-      layer_held (net->L[l].spec, net->batch, &ps, &pq);
-      if (!in_prefix (net, l))
+      layer_held (net->N[i].spec, net->batch, &ps, &pq);
+      if (!in_prefix (net, i))
         total += ps;
     }
   return total;
@@ -445,41 +556,51 @@ carve (Carver *c, int64_t floats)
 }
 
 static void
+carve_node (SnnNet *net, Node *r, Carver *c, int64_t *col, int64_t *cm)
+{
+  int64_t rows = (int64_t) net->chunk * net->batch;
+  const SnnLayerSpec *s = r->spec;
+  r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
+  if (s->type == SNN_LAYER_LIF)
+    {
+      r->u = carve (c, rows * r->out_size);
+      r->v = carve (c, (int64_t) net->batch * r->out_size);
+    }
+  if (s->type == SNN_LAYER_BN_STEP)
+    {
+      r->xhat = carve (c, rows * r->out_size);
+      r->invstd = carve (c, (int64_t) net->chunk * s->num_features);
+      r->bn_mean = carve (c, s->num_features);
+    }
+  if (s->type == SNN_LAYER_DROPOUT)
+    r->mask = carve (c, (int64_t) net->batch * r->out_size);
+  if (s->type == SNN_LAYER_CONV)
+    {
+      int64_t p = (int64_t) s->out_shape.d[1] * s->out_shape.d[2];
+      *col = MAX (*col, conv_patch (s) * rows * p);
+      *cm = MAX (*cm, (int64_t) s->out_ch * rows * p);
+    }
+}
+
+static void
 carve_all (SnnNet *net, Carver *c)
 {
   int64_t rows = (int64_t) net->chunk * net->batch;
   int64_t col = 0, cm = 0;
   net->in_buf = carve (c, rows * net->in_size);
-  for (int l = 0; l < net->model->n_layers; l++)
-    {
-      LayerRt *r = &net->L[l];
-      const SnnLayerSpec *s = r->spec;
-      r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
-      if (s->type == SNN_LAYER_LIF)
-        {
-          r->u = carve (c, rows * r->out_size);
-          r->v = carve (c, (int64_t) net->batch * r->out_size);
-        }
-      if (s->type == SNN_LAYER_BN_STEP)
-        {
-          r->xhat = carve (c, rows * r->out_size);
-          r->invstd = carve (c, (int64_t) net->chunk * s->num_features);
-          r->bn_mean = carve (c, s->num_features);
-        }
-      if (s->type == SNN_LAYER_DROPOUT)
-        r->mask = carve (c, (int64_t) net->batch * r->out_size);
-      if (s->type == SNN_LAYER_CONV)
-        {
-          int64_t p = (int64_t) s->out_shape.d[1] * s->out_shape.d[2];
-          col = MAX (col, conv_patch (s) * rows * p);
-          cm = MAX (cm, (int64_t) s->out_ch * rows * p);
-        }
-    }
-  net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->L[net->prefix].in_size : 0);
-  net->gbuf[0] = carve (c, rows * net->max_size);
-  net->gbuf[1] = carve (c, rows * net->max_size);
+  for (int i = 0; i < net->nn; i++)
+    carve_node (net, &net->N[i], c, &col, &cm);
+  net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->N[net->prefix].in_size : 0);
+  for (int k = 0; k < N_GBUF; k++)
+    net->gbuf[k] = carve (c, rows * net->max_size);
   net->col = carve (c, col);
   net->cm = carve (c, cm);
+}
+
+static const float *
+node_input (SnnNet *net, int src)
+{
+  return src < 0 ? net->in_buf : net->N[src].out;
 }
 
 void
@@ -500,15 +621,16 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
   net->stats.arena_bytes = (int64_t) c.offset;
   Carver real = { 0, FALSE, net->arena };
   carve_all (net, &real);
-  for (int l = 0; l < net->model->n_layers; l++)
-    if (net->model->layers[l].type == SNN_LAYER_FLATTEN)
-      net->L[l].out = l == 0 ? net->in_buf : net->L[l - 1].out;
+  for (int i = 0; i < net->nn; i++)
+    if (net->N[i].spec->type == SNN_LAYER_FLATTEN)
+      net->N[i].out = (float *) node_input (net, net->N[i].src); /* same memory, new shape */
   net->out_host = g_new0 (float, (size_t) net->chunk * net->batch * net->model->num_classes);
   int64_t mask = 0;
-  for (int l = 0; l < net->model->n_layers; l++)
-    if (net->model->layers[l].type == SNN_LAYER_DROPOUT)
-      mask = MAX (mask, (int64_t) net->batch * net->L[l].out_size);
+  for (int i = 0; i < net->nn; i++)
+    if (net->N[i].spec->type == SNN_LAYER_DROPOUT)
+      mask = MAX (mask, (int64_t) net->batch * net->N[i].out_size);
   net->mask_host = mask ? g_new (float, mask) : NULL;
+  net->grad = g_renew (float *, net->grad, net->nn);
   net->batch_cap = net->batch;
   net->batch = batch;
 }
@@ -525,9 +647,9 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
   net->kept = FALSE;
   net->prefix_ready = net->prefix_grad_ready = FALSE;
   net->held_per_seq = 0;
-  for (int l = 0; l < net->model->n_layers; l++)
+  for (int i = 0; i < net->nn; i++)
     {
-      LayerRt *r = &net->L[l];
+      Node *r = &net->N[i];
       const SnnLayerSpec *s = r->spec;
       int64_t ps, pq;
       layer_held (s, net->batch, &ps, &pq);
@@ -538,8 +660,8 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
           /* One mask per sample, the same at every step, scaled by 1/(1-p). */
           int64_t n = (int64_t) net->batch * r->out_size;
           float *h = net->mask_host, keep = 1.0f / (1.0f - s->p);
-          for (int64_t i = 0; i < n; i++)
-            h[i] = snn_rng_uniform (rng) >= s->p ? keep : 0.0f;
+          for (int64_t k = 0; k < n; k++)
+            h[k] = snn_rng_uniform (rng) >= s->p ? keep : 0.0f;
           be->upload (r->mask, h, n * sizeof (float));
         }
       if (r->gain)
@@ -550,49 +672,70 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
           be->zero (r->dwhat, r->w->info.numel * sizeof (float));
         }
       if (training)
-        net->held_per_seq += pq + (in_prefix (net, l) ? ps : 0);
+        net->held_per_seq += pq + (in_prefix (net, i) ? ps : 0);
     }
   set_held (net, net->held_per_seq);
 }
 
 static const float *
-layer_input (SnnNet *net, int l)
-{
-  return l == 0 ? net->in_buf : net->L[l - 1].out;
-}
-
-static const float *
-layer_weight (LayerRt *r)
+node_weight (Node *r)
 {
   return r->gain ? r->what : r->w->data;
 }
 
+static float
+skip_gain (SnnNet *net, Node *r)
+{
+  float g = 1.0f;
+  if (r->skip)
+    net->be->download (&g, r->skip->data, sizeof g);
+  return r->spec->block->alpha * g;
+}
+
 static void
-conv_forward (SnnNet *net, LayerRt *r, const float *x, int n)
+conv_forward (SnnNet *net, Node *r, const float *x, int n)
 {
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
   int np = n * oh * ow, kk = (int) conv_patch (s);
   be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
-  be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, layer_weight (r), kk, net->col, np, 0.0f, net->cm, np);
+  be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
   be->cn_to_nchw (net->cm, n, s->out_ch, oh * ow, r->out);
   if (r->b)
     be->add_bias_channels (r->out, r->b->data, n, s->out_ch, oh * ow);
 }
 
 static void
-forward_layer (SnnNet *net, int l, int steps)
+bn_forward (SnnNet *net, Node *r, const float *x, int steps)
 {
   const SnnBackend *be = net->be;
-  LayerRt *r = &net->L[l];
   const SnnLayerSpec *s = r->spec;
-  const float *x = layer_input (net, l);
+  int B = net->batch, c = s->num_features, hw = (int) (r->out_size / c);
+  for (int t = 0; t < steps; t++)
+    {
+      size_t off = (size_t) t * B * r->out_size;
+      if (net->training)
+        be->bn_forward_train (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, s->momentum, r->rmean->data,
+                              r->rvar->data, r->xhat + off, r->invstd + (size_t) t * c, r->out + off);
+      else
+        be->bn_forward_eval (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, r->rmean->data, r->rvar->data,
+                             r->out + off);
+    }
+}
+
+static void
+forward_node (SnnNet *net, int i, int steps)
+{
+  const SnnBackend *be = net->be;
+  Node *r = &net->N[i];
+  const SnnLayerSpec *s = r->spec;
+  const float *x = node_input (net, r->src);
   int B = net->batch, n = steps * B;
   switch (s->type)
     {
     case SNN_LAYER_LINEAR:
-      be->gemm (FALSE, TRUE, n, s->out, s->in, 1.0f, x, s->in, layer_weight (r), s->in, 0.0f, r->out, s->out);
+      be->gemm (FALSE, TRUE, n, s->out, s->in, 1.0f, x, s->in, node_weight (r), s->in, 0.0f, r->out, s->out);
       if (r->b)
         be->add_bias_rows (r->out, r->b->data, n, s->out);
       break;
@@ -601,35 +744,30 @@ forward_layer (SnnNet *net, int l, int steps)
       break;
     case SNN_LAYER_AVGPOOL:
       be->avgpool_forward (x, n, s->in_shape.d[0], s->in_shape.d[1], s->in_shape.d[2], s->pool_k, s->pool_stride,
-                           s->out_shape.d[1], s->out_shape.d[2], r->out);
+                           s->pool_pad, s->out_shape.d[1], s->out_shape.d[2], r->out);
       break;
-    case SNN_LAYER_FLATTEN:
+    case SNN_LAYER_GLOBAL_AVGPOOL:
+      be->global_avgpool_forward (x, (int64_t) n * s->in_shape.d[0], s->in_shape.d[1] * s->in_shape.d[2], r->out);
       break;
     case SNN_LAYER_BN_STEP:
-      {
-        int c = s->num_features, hw = (int) (r->out_size / c);
-        for (int t = 0; t < steps; t++)
-          {
-            size_t off = (size_t) t * B * r->out_size;
-            if (net->training)
-              be->bn_forward_train (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, s->momentum,
-                                    r->rmean->data, r->rvar->data, r->xhat + off, r->invstd + (size_t) t * c,
-                                    r->out + off);
-            else
-              be->bn_forward_eval (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, r->rmean->data,
-                                   r->rvar->data, r->out + off);
-          }
-        break;
-      }
+      bn_forward (net, r, x, steps);
+      break;
     case SNN_LAYER_LIF:
-      be->lif_forward (&r->lif, x, net->static_in && l == net->prefix, r->v, steps, (int64_t) B * r->out_size,
-                       r->u, r->out);
+      be->lif_forward (&r->lif, x, net->static_in && i == net->prefix, r->v, steps, (int64_t) B * r->out_size, r->u,
+                       r->out);
       break;
     case SNN_LAYER_DROPOUT:
       if (net->training)
         be->mul_mask (x, r->mask, steps, B, r->out_size, r->out);
       else
         be->copy (r->out, x, (size_t) n * r->out_size * sizeof (float));
+      break;
+    case SNN_LAYER_SCALE:
+      be->scale ((int64_t) n * r->out_size, s->scale, x, r->out);
+      break;
+    case SNN_LAYER_RESIDUAL:
+      be->copy (r->out, node_input (net, r->src2), (size_t) n * r->out_size * sizeof (float));
+      be->axpy ((int64_t) n * r->out_size, skip_gain (net, r), x, r->out);
       break;
     default:
       break;
@@ -646,20 +784,20 @@ forward_prefix (SnnNet *net, const float *x, int steps)
   if (!net->prefix_ready)
     {
       be->upload (net->in_buf, x, (size_t) net->batch * net->in_size * sizeof (float));
-      for (int l = 0; l < net->prefix; l++)
-        forward_layer (net, l, 1);
+      for (int i = 0; i < net->prefix; i++)
+        forward_node (net, i, 1);
       net->prefix_ready = TRUE;
       repeats = steps - 1;
     }
   if (!net->training || repeats == 0)
     return;
-  for (int l = 0; l < net->prefix; l++)
+  for (int i = 0; i < net->prefix; i++)
     {
-      LayerRt *r = &net->L[l];
+      Node *r = &net->N[i];
       if (r->spec->type != SNN_LAYER_BN_STEP)
         continue;
       int c = r->spec->num_features, hw = (int) (r->out_size / c);
-      be->channel_mean (layer_input (net, l), net->batch, c, hw, r->bn_mean);
+      be->channel_mean (node_input (net, r->src), net->batch, c, hw, r->bn_mean);
       be->bn_repeat_running (r->invstd, r->bn_mean, c, net->batch * hw, r->spec->eps, r->spec->momentum, repeats,
                              r->rmean->data, r->rvar->data);
     }
@@ -685,9 +823,9 @@ snn_net_forward (SnnNet *net, const float *x, int steps, gboolean keep)
     }
   else
     net->be->upload (net->in_buf, x, (size_t) n * net->in_size * sizeof (float));
-  for (int l = first; l < net->model->n_layers; l++)
-    forward_layer (net, l, steps);
-  const LayerRt *last = &net->L[net->model->n_layers - 1];
+  for (int i = first; i < net->nn; i++)
+    forward_node (net, i, steps);
+  const Node *last = &net->N[net->nn - 1];
   net->be->download (net->out_host, last->out, (size_t) n * last->out_size * sizeof (float));
   net->cur_steps = steps;
   net->kept = keep;
@@ -704,8 +842,46 @@ snn_net_output (SnnNet *net)
   return net->out_host;
 }
 
+/* ---- backward ---- */
+
+static float *
+gbuf_take (SnnNet *net)
+{
+  for (int k = 0; k < N_GBUF; k++)
+    if (!net->gbuf_used[k])
+      {
+        net->gbuf_used[k] = TRUE;
+        return net->gbuf[k];
+      }
+  g_error ("the network nests residual blocks deeper than its gradient buffers allow");
+  return NULL;
+}
+
 static void
-conv_backward (SnnNet *net, LayerRt *r, const float *x, const float *dy, float *dx, int n)
+gbuf_give (SnnNet *net, float *buf)
+{
+  for (int k = 0; k < N_GBUF; k++)
+    if (net->gbuf[k] == buf)
+      net->gbuf_used[k] = FALSE;
+}
+
+/* Hands dL/doutput of node `to` over: the first gradient to arrive is kept
+ * as it is, later ones (a node read twice, as at a residual fork) are added. */
+static void
+deliver (SnnNet *net, int to, float *buf, int steps)
+{
+  if (!net->grad[to])
+    {
+      net->grad[to] = buf;
+      return;
+    }
+  int64_t n = (int64_t) steps * net->batch * net->N[to].out_size;
+  net->be->axpy (n, 1.0f, buf, net->grad[to]);
+  gbuf_give (net, buf);
+}
+
+static void
+conv_backward (SnnNet *net, Node *r, const float *x, const float *dy, float *dx, int n)
 {
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
@@ -720,21 +896,20 @@ conv_backward (SnnNet *net, LayerRt *r, const float *x, const float *dy, float *
   be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
   if (!dx)
     return;
-  be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, layer_weight (r), kk, net->cm, np, 0.0f, net->col, np);
+  be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, node_weight (r), kk, net->cm, np, 0.0f, net->col, np);
   be->zero (dx, (size_t) n * r->in_size * sizeof (float));
   be->col2im (net->col, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, dx);
 }
 
-/* Writes dL/dinput into dx; the affine layers skip it when no layer below
- * needs it (need_dx false). */
+/* dL/dinput of node i into dx; the affine layers skip it when no node
+ * before them has parameters (need_dx false). */
 static void
-backward_layer (SnnNet *net, int l, int steps, const float *dy, float *dx, gboolean need_dx,
-                gboolean temporal)
+backward_node (SnnNet *net, int i, int steps, const float *dy, float *dx, gboolean need_dx, gboolean temporal)
 {
   const SnnBackend *be = net->be;
-  LayerRt *r = &net->L[l];
+  Node *r = &net->N[i];
   const SnnLayerSpec *s = r->spec;
-  const float *x = layer_input (net, l);
+  const float *x = node_input (net, r->src);
   int B = net->batch, n = steps * B;
   switch (s->type)
     {
@@ -743,14 +918,20 @@ backward_layer (SnnNet *net, int l, int steps, const float *dy, float *dx, gbool
       if (r->b)
         be->bias_grad_rows (r->b->grad, dy, n, s->out);
       if (need_dx)
-        be->gemm (FALSE, FALSE, n, s->in, s->out, 1.0f, dy, s->out, layer_weight (r), s->in, 0.0f, dx, s->in);
+        be->gemm (FALSE, FALSE, n, s->in, s->out, 1.0f, dy, s->out, node_weight (r), s->in, 0.0f, dx, s->in);
       break;
     case SNN_LAYER_CONV:
       conv_backward (net, r, x, dy, need_dx ? dx : NULL, n);
       break;
     case SNN_LAYER_AVGPOOL:
-      be->avgpool_backward (dy, n, s->in_shape.d[0], s->in_shape.d[1], s->in_shape.d[2], s->pool_k,
-                              s->pool_stride, s->out_shape.d[1], s->out_shape.d[2], dx);
+      be->avgpool_backward (dy, n, s->in_shape.d[0], s->in_shape.d[1], s->in_shape.d[2], s->pool_k, s->pool_stride,
+                            s->pool_pad, s->out_shape.d[1], s->out_shape.d[2], dx);
+      break;
+    case SNN_LAYER_GLOBAL_AVGPOOL:
+      be->global_avgpool_backward (dy, (int64_t) n * s->in_shape.d[0], s->in_shape.d[1] * s->in_shape.d[2], dx);
+      break;
+    case SNN_LAYER_FLATTEN:
+      be->copy (dx, dy, (size_t) n * r->out_size * sizeof (float));
       break;
     case SNN_LAYER_BN_STEP:
       {
@@ -764,14 +945,15 @@ backward_layer (SnnNet *net, int l, int steps, const float *dy, float *dx, gbool
         break;
       }
     case SNN_LAYER_LIF:
-      {
-        be->lif_backward (&r->lif, r->u, dy, steps, (int64_t) B * r->out_size, temporal, dx);
-        if (net->hook)
-          net->hook (net, l, net->chunk_first, steps, r->u, dy, dx, net->hook_data);
-        break;
-      }
+      be->lif_backward (&r->lif, r->u, dy, steps, (int64_t) B * r->out_size, temporal, dx);
+      if (net->hook && r->is_top)
+        net->hook (net, r->top, net->chunk_first, steps, r->u, dy, dx, net->hook_data);
+      break;
     case SNN_LAYER_DROPOUT:
       be->mul_mask (dy, r->mask, steps, B, r->out_size, dx);
+      break;
+    case SNN_LAYER_SCALE:
+      be->scale ((int64_t) n * r->out_size, s->scale, dy, dx);
       break;
     default:
       break;
@@ -779,35 +961,82 @@ backward_layer (SnnNet *net, int l, int steps, const float *dy, float *dx, gbool
 }
 
 static gboolean
-params_below (SnnNet *net, int l)
+params_before (SnnNet *net, int i)
 {
-  for (int j = 0; j < l; j++)
-    if (snn_layer_param_count (&net->model->layers[j]) > 0)
+  for (int j = 0; j < i; j++)
+    if (snn_layer_param_count (net->N[j].spec) > 0 && net->N[j].spec->type != SNN_LAYER_RESIDUAL)
       return TRUE;
   return FALSE;
 }
 
-/* Backward through layers from..to (descending) for `steps` steps; cur holds
- * dL/doutput of layer `from`. Returns the buffer holding dL/dinput of `to`. */
-static float *
-backward_range (SnnNet *net, int from, int to, int steps, float *cur, gboolean temporal)
+/* The add node of a residual block: the shortcut gets dy, the main path
+ * alpha * g * dy, and the gain alpha * <dy, main output>. */
+static void
+backward_add (SnnNet *net, int i, int steps, float *dy)
 {
-  float *other = cur == net->gbuf[0] ? net->gbuf[1] : net->gbuf[0];
-  for (int l = from; l >= to; l--)
+  Node *r = &net->N[i];
+  int64_t n = (int64_t) steps * net->batch * r->out_size;
+  float *dm = gbuf_take (net);
+  net->be->scale (n, skip_gain (net, r), dy, dm);
+  if (r->skip)
     {
-      if (net->model->layers[l].type == SNN_LAYER_FLATTEN)
-        continue; /* same memory, same gradient */
-      /* Nothing below the first layer with parameters needs a gradient. */
-      gboolean need_dx = params_below (net, l);
-      if (!need_dx && snn_layer_param_count (&net->model->layers[l]) == 0
-          && net->model->layers[l].type != SNN_LAYER_LIF)
-        break;
-      backward_layer (net, l, steps, cur, other, need_dx, temporal);
-      float *t = cur;
-      cur = other;
-      other = t;
+      float dg = (float) (r->spec->block->alpha * net->be->dot (n, dy, node_input (net, r->src))), cur;
+      net->be->download (&cur, r->skip->grad, sizeof cur);
+      cur += dg;
+      net->be->upload (r->skip->grad, &cur, sizeof cur);
     }
-  return cur;
+  if (r->src2 >= 0 && r->src2 >= (net->static_in ? net->prefix : 0))
+    deliver (net, r->src2, dy, steps);
+  else
+    gbuf_give (net, dy);
+  deliver (net, r->src, dm, steps);
+}
+
+/* Backward through nodes from..to (descending) for `steps` steps; grad[]
+ * holds the gradients that have arrived. Returns dL/dinput of node `to`
+ * (a buffer the caller gives back), or NULL if none was needed. */
+static float *
+backward_range (SnnNet *net, int from, int to, int steps, gboolean temporal)
+{
+  float *din = NULL;
+  for (int i = from; i >= to; i--)
+    {
+      float *dy = net->grad[i];
+      net->grad[i] = NULL;
+      if (!dy)
+        continue;
+      Node *r = &net->N[i];
+      if (r->spec->type == SNN_LAYER_RESIDUAL)
+        {
+          backward_add (net, i, steps, dy);
+          continue;
+        }
+      gboolean need_dx = params_before (net, i);
+      if (!need_dx && snn_layer_param_count (r->spec) == 0 && r->spec->type != SNN_LAYER_LIF)
+        {
+          gbuf_give (net, dy);
+          continue;
+        }
+      float *dx = gbuf_take (net);
+      backward_node (net, i, steps, dy, dx, need_dx, temporal);
+      gbuf_give (net, dy);
+      if (r->src >= to && need_dx)
+        deliver (net, r->src, dx, steps);
+      else if (i == to && need_dx)
+        din = dx;
+      else
+        gbuf_give (net, dx);
+    }
+  return din;
+}
+
+static void
+reset_grads (SnnNet *net)
+{
+  for (int i = 0; i < net->nn; i++)
+    net->grad[i] = NULL;
+  for (int k = 0; k < N_GBUF; k++)
+    net->gbuf_used[k] = FALSE;
 }
 
 void
@@ -816,18 +1045,22 @@ snn_net_backward (SnnNet *net, const float *dout, gboolean temporal)
   g_return_if_fail (net->kept);
   gint64 t0 = g_get_monotonic_time ();
   const SnnBackend *be = net->be;
-  int steps = net->cur_steps, nl = net->model->n_layers;
+  int steps = net->cur_steps;
   size_t n = (size_t) steps * net->batch;
-  float *cur = net->gbuf[0];
-  be->upload (cur, dout, n * net->model->num_classes * sizeof (float));
-  float *din = backward_range (net, nl - 1, net->static_in ? net->prefix : 0, steps, cur, temporal);
-  if (net->static_in && params_below (net, net->prefix))
+  reset_grads (net);
+  float *g = gbuf_take (net);
+  be->upload (g, dout, n * net->model->num_classes * sizeof (float));
+  net->grad[net->nn - 1] = g;
+  int to = net->static_in ? net->prefix : 0;
+  float *din = backward_range (net, net->nn - 1, to, steps, temporal);
+  if (din && net->static_in)
     {
       /* The prefix saw the same input at every step: sum its gradient. */
-      be->sum_steps (din, steps, (int64_t) net->batch * net->L[net->prefix].in_size, net->prefix_grad_ready,
+      be->sum_steps (din, steps, (int64_t) net->batch * net->N[net->prefix].in_size, net->prefix_grad_ready,
                      net->prefix_grad);
       net->prefix_grad_ready = TRUE;
     }
+  reset_grads (net);
   net->kept = FALSE;
   set_held (net, net->held_per_seq);
   net->stats.backward_ms += (g_get_monotonic_time () - t0) / 1000.0;
@@ -839,16 +1072,22 @@ snn_net_end_sequence (SnnNet *net)
   if (net->training && net->prefix_grad_ready)
     {
       gint64 t0 = g_get_monotonic_time ();
-      int64_t count = (int64_t) net->batch * net->L[net->prefix].in_size;
-      net->be->copy (net->gbuf[0], net->prefix_grad, count * sizeof (float));
-      backward_range (net, net->prefix - 1, 0, 1, net->gbuf[0], FALSE);
+      int64_t count = (int64_t) net->batch * net->N[net->prefix].in_size;
+      reset_grads (net);
+      float *g = gbuf_take (net);
+      net->be->copy (g, net->prefix_grad, count * sizeof (float));
+      net->grad[net->prefix - 1] = g;
+      float *din = backward_range (net, net->prefix - 1, 0, 1, FALSE);
+      if (din)
+        gbuf_give (net, din);
+      reset_grads (net);
       net->prefix_grad_ready = FALSE;
       net->stats.backward_ms += (g_get_monotonic_time () - t0) / 1000.0;
     }
   if (net->training)
-    for (int l = 0; l < net->model->n_layers; l++)
+    for (int i = 0; i < net->nn; i++)
       {
-        LayerRt *r = &net->L[l];
+        Node *r = &net->N[i];
         if (!r->gain)
           continue;
         net->be->ws_backward (r->w->data, r->gain->data, r->dwhat, r->inv_scale, (int) r->w->info.shape[0],
@@ -861,7 +1100,7 @@ snn_net_end_sequence (SnnNet *net)
 void
 snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst)
 {
-  LayerRt *r = &net->L[layer];
+  Node *r = &net->N[net->top_node[layer]];
   g_return_if_fail (r->spec->type == SNN_LAYER_LIF);
   net->be->download (dst, spikes ? r->out : r->u, (size_t) net->cur_steps * net->batch * r->out_size * sizeof (float));
 }

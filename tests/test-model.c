@@ -127,6 +127,63 @@ test_editing (void)
   snn_model_free (m);
 }
 
+static const char *res_json =
+  "{\"input_shape\": [4, 8, 8], \"num_classes\": 3, \"layers\": ["
+  "{\"type\": \"residual\", \"pre\": [{\"type\": \"bn_step\", \"num_features\": 4}, {\"type\": \"lif\"}],"
+  " \"main\": [{\"type\": \"conv\", \"in_ch\": 4, \"out_ch\": 8, \"k\": 3, \"stride\": 2, \"pad\": 1},"
+  "  {\"type\": \"lif\"}, {\"type\": \"scale\", \"value\": 2.74}],"
+  " \"shortcut\": [{\"type\": \"conv\", \"in_ch\": 4, \"out_ch\": 8, \"k\": 1, \"stride\": 2, \"bias\": false}],"
+  " \"alpha\": 0.2, \"skipinit\": true},"
+  "{\"type\": \"avgpool\", \"k\": 3, \"stride\": 2, \"pad\": 1}, {\"type\": \"global_avgpool\"},"
+  "{\"type\": \"flatten\"}, {\"type\": \"linear\", \"in\": 8, \"out\": 3}]}";
+
+static void
+test_residual_blocks (void)
+{
+  SnnModel *m = tu_model (res_json);
+  const SnnLayerSpec *b = &m->layers[0];
+  g_assert_cmpint (b->type, ==, SNN_LAYER_RESIDUAL);
+  g_assert_true (b->block->shortcut_from_pre);  /* the default with a pre list */
+  g_assert_cmpint (b->out_shape.d[0], ==, 8);
+  g_assert_cmpint (b->out_shape.d[1], ==, 4);
+  g_assert_cmpint (m->layers[1].out_shape.d[1], ==, 2);  /* (4 + 2 - 3) / 2 + 1 */
+  g_assert_cmpint (m->layers[2].out_shape.d[1], ==, 1);
+  /* bn 4+4, conv 8*4*9+8, 1x1 conv 8*4, skipinit 1, readout 8*3+3 */
+  g_assert_cmpint (snn_model_param_count (m), ==, 8 + 296 + 32 + 1 + 27);
+  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  g_assert_nonnull (snn_net_find_param (net, "0.pre.0.running_var"));
+  g_assert_nonnull (snn_net_find_param (net, "0.main.0.weight"));
+  g_assert_nonnull (snn_net_find_param (net, "0.shortcut.0.weight"));
+  g_assert_null (snn_net_find_param (net, "0.shortcut.0.bias"));
+  SnnParam *gain = snn_net_find_param (net, "0.skipinit_gain");
+  g_assert_nonnull (gain);
+  g_assert_cmpfloat (gain->data[0], ==, 0.0f);  /* skipinit starts at 0 */
+  snn_net_free (net);
+  g_autofree char *json = snn_model_to_json (m);
+  SnnModel *back = snn_model_parse (json, -1, "round-trip", NULL);
+  g_assert_nonnull (back);
+  g_autofree char *json2 = snn_model_to_json (back);
+  g_assert_cmpstr (json, ==, json2);
+  SnnModel *copy = snn_model_copy (m);
+  snn_model_free (m);
+  g_assert_cmpint (copy->layers[0].block->main.n, ==, 3);  /* a deep copy outlives the original */
+  snn_model_free (copy);
+  snn_model_free (back);
+  expect_error ("{\"input_shape\": [4], \"num_classes\": 2, \"layers\": [{\"type\": \"residual\", \"main\": ["
+                "{\"type\": \"linear\", \"in\": 4, \"out\": 4}, {\"type\": \"linear\", \"in\": 5, \"out\": 4}]},"
+                "{\"type\": \"linear\", \"in\": 4, \"out\": 2}]}",
+                "layer 0.main.1: linear expects 5 input features, gets 4");
+  expect_error ("{\"input_shape\": [4], \"num_classes\": 2, \"layers\": [{\"type\": \"residual\", \"main\": ["
+                "{\"type\": \"linear\", \"in\": 4, \"out\": 6}]}, {\"type\": \"linear\", \"in\": 6, \"out\": 2}]}",
+                "layer 0: the main path gives [6] but the shortcut [4]");
+  expect_error ("{\"input_shape\": [4], \"num_classes\": 2, \"layers\": [{\"type\": \"residual\", \"main\": [],"
+                "\"skipinit\": true}, {\"type\": \"linear\", \"in\": 4, \"out\": 2}]}",
+                "layer 0: field 'main' must not be empty");
+  expect_error ("{\"input_shape\": [4], \"num_classes\": 2, \"layers\": [{\"type\": \"residual\", \"main\": ["
+                "{\"type\": \"lif\", \"tau\": 0.1}]}, {\"type\": \"linear\", \"in\": 4, \"out\": 2}]}",
+                "layer 0.main.0: tau must be at least 1");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -136,5 +193,6 @@ main (int argc, char **argv)
   g_test_add_func ("/model/presets-round-trip-and-counts", test_round_trip_and_counts);
   g_test_add_func ("/model/conv-shapes", test_conv_shapes);
   g_test_add_func ("/model/editing", test_editing);
+  g_test_add_func ("/model/residual-blocks", test_residual_blocks);
   return g_test_run ();
 }
