@@ -2,6 +2,8 @@
  * the augmentations of static images. */
 #include "data.h"
 #include "snn-error.h"
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
@@ -103,11 +105,35 @@ cifar_decode (const char *path, const guint8 *data, gsize n, int classes, SnnDat
   return TRUE;
 }
 
-/* Reads one file and appends its records to *ds (created on first use). */
-static gboolean
-cifar_load_file (const char *path, int classes, SnnDataset **ds, GError **error)
+static int
+cifar_record_len (int classes)
 {
-  int record = (classes == 10 ? 1 : 2) + CIFAR_PIXELS;
+  return (classes == 10 ? 1 : 2) + CIFAR_PIXELS;
+}
+
+/* The number of records of a file, from its size, before reading it: a
+ * cut file is reported without reading the others. */
+static gboolean
+cifar_count (const char *path, int classes, gsize *n, GError **error)
+{
+  GStatBuf st;
+  if (g_stat (path, &st) != 0)
+    {
+      int e = errno;
+      g_set_error (error, SNN_DATA_ERROR, e == ENOENT ? SNN_ERROR_MISSING : SNN_ERROR_INVALID, "%s: cannot open: %s",
+                   path, g_strerror (e));
+      return FALSE;
+    }
+  if (!cifar_check_size (path, st.st_size, cifar_record_len (classes), error))
+    return FALSE;
+  *n = st.st_size / cifar_record_len (classes);
+  return TRUE;
+}
+
+/* Reads the n records of one file into ds from sample `at` on. */
+static gboolean
+cifar_load_file (const char *path, int classes, gsize n, SnnDataset *ds, int at, GError **error)
+{
   g_autofree guint8 *data = NULL;
   gsize len = 0;
   GError *local = NULL;
@@ -119,29 +145,49 @@ cifar_load_file (const char *path, int classes, SnnDataset **ds, GError **error)
       g_error_free (local);
       return FALSE;
     }
-  if (!cifar_check_size (path, len, record, error))
+  /* The file may have changed since it was sized. */
+  if (!cifar_check_size (path, len, cifar_record_len (classes), error))
     return FALSE;
-  gsize n = len / record;
-  int at = *ds ? (*ds)->n : 0;
-  if ((guint64) at + n > G_MAXINT / CIFAR_PIXELS)
+  if (len / cifar_record_len (classes) != n)
     {
-      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_INVALID, "%s: too many records (%zu)", path, n);
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_INVALID, "%s: changed while being read", path);
       return FALSE;
     }
-  SnnDataset *grown = cifar_dataset_new (classes, at + (int) n);
-  if (!grown)
+  return cifar_decode (path, data, n, classes, ds, at, error);
+}
+
+/* Sizes all files, then reads them into one dataset. */
+static SnnDataset *
+cifar_load_files (const char *root, const char *const *files, int classes, GError **error)
+{
+  int nfiles = g_strv_length ((char **) files);
+  gsize counts[8], total = 0;
+  g_auto (GStrv) paths = g_new0 (char *, nfiles + 1);
+  for (int i = 0; i < nfiles; i++)
     {
-      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_INVALID, "%s: not enough memory for %zu images", path, n);
-      return FALSE;
+      paths[i] = g_build_filename (root, files[i], NULL);
+      if (!cifar_count (paths[i], classes, &counts[i], error))
+        return NULL;
+      total += counts[i];
     }
-  if (*ds)
+  if (total > G_MAXINT / CIFAR_PIXELS)
     {
-      memcpy (grown->x, (*ds)->x, (size_t) at * CIFAR_PIXELS * sizeof (float));
-      memcpy (grown->y, (*ds)->y, (size_t) at * sizeof (int32_t));
-      snn_dataset_free (*ds);
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_INVALID, "%s: too many records (%zu)", root, total);
+      return NULL;
     }
-  *ds = grown;
-  return cifar_decode (path, data, n, classes, grown, at, error);
+  SnnDataset *ds = cifar_dataset_new (classes, (int) total);
+  if (!ds)
+    {
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_INVALID, "%s: not enough memory for %zu images", root, total);
+      return NULL;
+    }
+  for (int i = 0, at = 0; i < nfiles; at += counts[i], i++)
+    if (!cifar_load_file (paths[i], classes, counts[i], ds, at, error))
+      {
+        snn_dataset_free (ds);
+        return NULL;
+      }
+  return ds;
 }
 
 SnnDataset *
@@ -161,17 +207,7 @@ snn_dataset_load_cifar (const char *dir, int classes, gboolean train, GError **e
                    files[0], dir, classes == 10 ? "cifar-10-batches-bin" : "cifar-100-binary");
       return NULL;
     }
-  SnnDataset *ds = NULL;
-  for (int i = 0; files[i]; i++)
-    {
-      g_autofree char *path = g_build_filename (root, files[i], NULL);
-      if (!cifar_load_file (path, classes, &ds, error))
-        {
-          snn_dataset_free (ds);
-          return NULL;
-        }
-    }
-  return ds;
+  return cifar_load_files (root, files, classes, error);
 }
 
 void

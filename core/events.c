@@ -103,6 +103,19 @@ skip_header (const char *path, const guint8 *data, gsize len, GError **error)
   return (gssize) pos;
 }
 
+/* The version line says which AEDAT format a file is; reading one as the
+ * other would give garbage rather than an error. */
+static gboolean
+check_version (const char *path, const guint8 *data, gsize len, gboolean want_v3, GError **error)
+{
+  gboolean v3 = len >= 10 && memcmp (data, "#!AER-DAT3", 10) == 0;
+  if (v3 == want_v3)
+    return TRUE;
+  g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_PARSE, "%s: not an AEDAT %s file (first line \"%.*s\")", path,
+               want_v3 ? "3.x" : "2.0", (int) MIN (len, 12), (const char *) data);
+  return FALSE;
+}
+
 static gboolean
 check_xy (const char *path, gsize offset, int x, int y, int width, int height, GError **error)
 {
@@ -157,7 +170,7 @@ snn_events_read_aedat3 (const char *path, int width, int height, GError **error)
   gsize len;
   if (!read_whole_file (path, &data, &len, error))
     return NULL;
-  gssize start = skip_header (path, data, len, error);
+  gssize start = check_version (path, data, len, TRUE, error) ? skip_header (path, data, len, error) : -1;
   if (start < 0)
     return NULL;
   SnnEvents *ev = snn_events_new ();
@@ -198,7 +211,7 @@ snn_events_read_aedat2 (const char *path, int width, int height, GError **error)
   gsize len;
   if (!read_whole_file (path, &data, &len, error))
     return NULL;
-  gssize start = skip_header (path, data, len, error);
+  gssize start = check_version (path, data, len, FALSE, error) ? skip_header (path, data, len, error) : -1;
   if (start < 0)
     return NULL;
   if ((len - start) % 8 != 0)
@@ -826,7 +839,7 @@ find_root (const char *dir, const char *sub, const char *marker)
 }
 
 /* One "class,start,end" row of a _labels.csv; FALSE with error set for a
- * malformed row. Header and blank lines are skipped (*ok_skip). */
+ * malformed row. Header and blank lines are skipped (*skip). */
 static gboolean
 gesture_parse_row (const char *csv, const char *line, gsize offset, int *label, gint64 *start, gint64 *end,
                    gboolean *skip, GError **error)

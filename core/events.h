@@ -82,7 +82,7 @@ SnnDataset *snn_dataset_load_dvs_gesture (const char *dir, gboolean train, const
 SnnDataset *snn_dataset_load_cifar10_dvs (const char *dir, gboolean train, const SnnEventFrameOptions *opts,
                                           gboolean *from_cache, GError **error);
 
-/* N-MNIST: dir/Train/0..9/ *.bin and dir/Test/0..9/ *.bin. 34 x 34. */
+/* N-MNIST: dir/Train/<digit>/<number>.bin and dir/Test/<digit>/<number>.bin for digits 0-9. 34 x 34. */
 SnnDataset *snn_dataset_load_nmnist (const char *dir, gboolean train, const SnnEventFrameOptions *opts,
                                      gboolean *from_cache, GError **error);
 

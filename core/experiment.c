@@ -5,12 +5,41 @@
 #include <math.h>
 #include <string.h>
 
-static const char *dataset_names[] = { "fashion-mnist", "mnist", "synthetic" };
+static const char *dataset_names[SNN_DATASET_N_KINDS] = {
+  "fashion-mnist", "mnist", "synthetic", "cifar10", "cifar100", "dvs-gesture", "cifar10-dvs", "n-mnist",
+  "synthetic-events",
+};
 
 const char *
 snn_dataset_kind_name (SnnDatasetKind k)
 {
-  return dataset_names[k];
+  return k < SNN_DATASET_N_KINDS ? dataset_names[k] : "?";
+}
+
+gboolean
+snn_dataset_kind_from_name (const char *name, SnnDatasetKind *out)
+{
+  g_autofree char *lower = g_ascii_strdown (name, -1);
+  g_strdelimit (lower, "_", '-');
+  if (g_str_equal (lower, "synthetic-temporal"))
+    {
+      *out = SNN_DATASET_SYNTHETIC;
+      return TRUE;
+    }
+  for (int i = 0; i < SNN_DATASET_N_KINDS; i++)
+    if (g_str_equal (lower, dataset_names[i]))
+      {
+        *out = (SnnDatasetKind) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+gboolean
+snn_dataset_kind_is_events (SnnDatasetKind k)
+{
+  return k == SNN_DATASET_DVS_GESTURE || k == SNN_DATASET_CIFAR10_DVS || k == SNN_DATASET_NMNIST
+         || k == SNN_DATASET_SYNTHETIC_EVENTS;
 }
 
 void
@@ -20,6 +49,7 @@ snn_experiment_init_defaults (SnnExperiment *e)
   e->name = g_strdup ("experiment");
   e->dataset = SNN_DATASET_FASHION_MNIST;
   e->normalize = TRUE;
+  e->frame_cache = TRUE;
   snn_train_config_init (&e->train);
   snn_optim_config_init (&e->optim);
   e->batch_size = 64;
@@ -95,6 +125,13 @@ snn_preset_find (const char *name, const char *suffix)
   return NULL;
 }
 
+/* g_ptr_array_sort hands over pointers to the elements. */
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+}
+
 char **
 snn_preset_list (void)
 {
@@ -122,7 +159,7 @@ snn_preset_list (void)
       if (names->len)
         break;
     }
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (names, compare_names);
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_free (names, FALSE);
 }
@@ -189,19 +226,31 @@ parse_dataset (SnnExperiment *e, JsonNode *n, GError **error)
     return fail (error, e->source, "'dataset' must be an object");
   JsonObject *o = json_node_get_object (n);
   const char *name = json_object_get_string_member_with_default (o, "name", "fashion-mnist");
-  g_autofree char *lower = g_ascii_strdown (name, -1);
-  if (g_str_equal (lower, "fashion-mnist") || g_str_equal (lower, "fashion_mnist"))
-    e->dataset = SNN_DATASET_FASHION_MNIST;
-  else if (g_str_equal (lower, "mnist"))
-    e->dataset = SNN_DATASET_MNIST;
-  else if (g_str_has_prefix (lower, "synthetic"))
-    e->dataset = SNN_DATASET_SYNTHETIC;
-  else
-    return fail (error, e->source, "unknown dataset \"%s\" (fashion-mnist, mnist, synthetic)", name);
-  if (json_object_has_member (o, "path"))
-    e->dataset_path = g_strdup (json_object_get_string_member (o, "path"));
-  if (json_object_has_member (o, "normalize"))
-    e->normalize = json_object_get_boolean_member (o, "normalize");
+  if (!snn_dataset_kind_from_name (name, &e->dataset))
+    return fail (error, e->source,
+                 "unknown dataset \"%s\" (fashion-mnist, mnist, synthetic, cifar10, cifar100, dvs-gesture, "
+                 "cifar10-dvs, n-mnist, synthetic-events)", name);
+  const char *path = json_object_get_string_member_with_default (o, "path", NULL);
+  if (path && *path)
+    e->dataset_path = g_strdup (path);
+  e->normalize = json_object_get_boolean_member_with_default (o, "normalize", e->normalize);
+  e->augment = json_object_get_boolean_member_with_default (o, "augment", e->augment);
+  e->frame_cache = json_object_get_boolean_member_with_default (o, "cache", e->frame_cache);
+  JsonNode *frames = json_object_get_member (o, "frames");
+  if (frames && JSON_NODE_HOLDS_OBJECT (frames))
+    {
+      JsonObject *f = json_node_get_object (frames);
+      const char *split = json_object_get_string_member_with_default (f, "split", "number");
+      const char *resize = json_object_get_string_member_with_default (f, "resize", "area");
+      if (!g_str_equal (split, "number") && !g_str_equal (split, "time"))
+        return fail (error, e->source, "frames split must be \"number\" or \"time\"");
+      if (!g_str_equal (resize, "area") && !g_str_equal (resize, "bilinear"))
+        return fail (error, e->source, "frames resize must be \"area\" or \"bilinear\"");
+      e->frame_split_time = g_str_equal (split, "time");
+      e->frame_resize_bilinear = g_str_equal (resize, "bilinear");
+      if (!int_member (f, "size", 0, &e->frame_size, e->source, error))
+        return FALSE;
+    }
   return int_member (o, "train_subset", 0, &e->train_subset, e->source, error)
          && int_member (o, "test_subset", 0, &e->test_subset, e->source, error);
 }
@@ -390,6 +439,19 @@ snn_experiment_to_json (const SnnExperiment *e)
   INT ("test_subset", e->test_subset);
   json_builder_set_member_name (b, "normalize");
   json_builder_add_boolean_value (b, e->normalize);
+  json_builder_set_member_name (b, "augment");
+  json_builder_add_boolean_value (b, e->augment);
+  if (snn_dataset_kind_is_events (e->dataset))
+    {
+      json_builder_set_member_name (b, "cache");
+      json_builder_add_boolean_value (b, e->frame_cache);
+      json_builder_set_member_name (b, "frames");
+      json_builder_begin_object (b);
+      STR ("split", e->frame_split_time ? "time" : "number");
+      INT ("size", e->frame_size);
+      STR ("resize", e->frame_resize_bilinear ? "bilinear" : "area");
+      json_builder_end_object (b);
+    }
   json_builder_end_object (b);
   INT ("T", e->train.T);
   STR ("method", snn_method_name (e->train.method));
@@ -497,15 +559,14 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
     e->optim.cosine = g_str_equal (val, "cosine");
   else if (g_str_equal (key, "dataset"))
     {
-      if (g_str_equal (val, "mnist"))
-        e->dataset = SNN_DATASET_MNIST;
-      else if (g_str_equal (val, "fashion-mnist"))
-        e->dataset = SNN_DATASET_FASHION_MNIST;
-      else if (g_str_has_prefix (val, "synthetic"))
-        e->dataset = SNN_DATASET_SYNTHETIC;
-      else
+      if (!snn_dataset_kind_from_name (val, &e->dataset))
         return fail (error, kv, "unknown dataset \"%s\"", val);
     }
+  else if (g_str_equal (key, "frame_size")) { NEED_NUM (); e->frame_size = (int) num; }
+  else if (g_str_equal (key, "frame_split"))
+    e->frame_split_time = g_str_equal (val, "time");
+  else if (g_str_equal (key, "augment"))
+    e->augment = g_str_equal (val, "true") || g_str_equal (val, "1");
   else if (g_str_equal (key, "tau") || g_str_equal (key, "vth") || g_str_equal (key, "width")
            || g_str_equal (key, "surrogate") || g_str_equal (key, "reset") || g_str_equal (key, "detach_reset"))
     {

@@ -7,7 +7,18 @@
 
 G_BEGIN_DECLS
 
-typedef enum { SNN_DATASET_FASHION_MNIST, SNN_DATASET_MNIST, SNN_DATASET_SYNTHETIC } SnnDatasetKind;
+typedef enum {
+  SNN_DATASET_FASHION_MNIST,
+  SNN_DATASET_MNIST,
+  SNN_DATASET_SYNTHETIC,         /* the built-in temporal set */
+  SNN_DATASET_CIFAR10,
+  SNN_DATASET_CIFAR100,
+  SNN_DATASET_DVS_GESTURE,
+  SNN_DATASET_CIFAR10_DVS,
+  SNN_DATASET_NMNIST,
+  SNN_DATASET_SYNTHETIC_EVENTS,  /* the built-in moving-blob event set */
+  SNN_DATASET_N_KINDS
+} SnnDatasetKind;
 
 typedef struct {
   char *name;
@@ -17,6 +28,11 @@ typedef struct {
   char *dataset_path;     /* folder for (fashion-)mnist; NULL: the default */
   int train_subset, test_subset;  /* 0: all */
   gboolean normalize;
+  /* event datasets: frames of frame_size^2 (0: the sensor's size, 48 for
+   * CIFAR10-DVS), split by event count (or time), cached on disk */
+  int frame_size;
+  gboolean frame_split_time, frame_resize_bilinear, frame_cache;
+  gboolean augment;               /* crop/flip/cutout (images), flip/roll (events) */
   SnnTrainConfig train;
   SnnOptimConfig optim;
   int batch_size, epochs;
@@ -45,5 +61,7 @@ gboolean       snn_experiment_apply_override (SnnExperiment *e, const char *kv, 
 char          *snn_preset_find (const char *name, const char *suffix);
 char         **snn_preset_list (void);  /* names of presets that have an experiment */
 const char    *snn_dataset_kind_name (SnnDatasetKind k);
+gboolean       snn_dataset_kind_from_name (const char *name, SnnDatasetKind *out);
+gboolean       snn_dataset_kind_is_events (SnnDatasetKind k);
 
 G_END_DECLS

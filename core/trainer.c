@@ -1,4 +1,5 @@
 #include "trainer.h"
+#include "events.h"
 #include "snn-error.h"
 #include <math.h>
 #include <string.h>
@@ -8,7 +9,7 @@ struct SnnTrainer {
   SnnDataset *train, *test;
   SnnNet *net;
   SnnOptim *opt;
-  SnnRng data_rng, train_rng;
+  SnnRng data_rng, train_rng, aug_rng;
   int *order;
   int epoch, iter_in_epoch, iters_per_epoch;
   long global_iter;
@@ -35,6 +36,90 @@ snn_process_peak_bytes (void)
   return p ? g_ascii_strtoll (p + 6, NULL, 10) * 1024 : 0;
 }
 
+/* An event dataset integrated into T frames (cached on disk when asked). */
+static SnnDataset *
+load_events (const SnnExperiment *e, gboolean train, int subset, GError **error)
+{
+  if (e->dataset == SNN_DATASET_SYNTHETIC_EVENTS)
+    {
+      int n = subset > 0 ? subset : (train ? 2000 : 500);
+      return snn_dataset_synthetic_events (n, e->train.T, e->frame_size > 0 ? e->frame_size : 32,
+                                           e->seed * 2 + (train ? 0 : 1), error);
+    }
+  if (!e->dataset_path)
+    {
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_MISSING, "%s: %s needs the folder of its files (dataset path)",
+                   e->source, snn_dataset_kind_name (e->dataset));
+      return NULL;
+    }
+  SnnEventFrameOptions o;
+  snn_event_frame_options_init (&o);
+  o.T = e->train.T;
+  o.split = e->frame_split_time ? SNN_SPLIT_TIME : SNN_SPLIT_NUMBER;
+  o.resize = e->frame_resize_bilinear ? SNN_RESIZE_BILINEAR : SNN_RESIZE_AREA;
+  o.size = e->frame_size > 0 ? e->frame_size : (e->dataset == SNN_DATASET_CIFAR10_DVS ? 48 : 0);
+  g_autofree char *cache = e->frame_cache ? snn_events_default_cache_dir () : NULL;
+  o.cache_dir = cache;
+  gboolean hit = FALSE;
+  switch (e->dataset)
+    {
+    case SNN_DATASET_DVS_GESTURE:
+      return snn_dataset_load_dvs_gesture (e->dataset_path, train, &o, &hit, error);
+    case SNN_DATASET_CIFAR10_DVS:
+      return snn_dataset_load_cifar10_dvs (e->dataset_path, train, &o, &hit, error);
+    default:
+      return snn_dataset_load_nmnist (e->dataset_path, train, &o, &hit, error);
+    }
+}
+
+static SnnDataset *
+load_cifar (const SnnExperiment *e, gboolean train, GError **error)
+{
+  int classes = e->dataset == SNN_DATASET_CIFAR100 ? 100 : 10;
+  if (!e->dataset_path)
+    {
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_MISSING, "%s: %s needs the folder of its binary files (dataset path)",
+                   e->source, snn_dataset_kind_name (e->dataset));
+      return NULL;
+    }
+  SnnDataset *ds = snn_dataset_load_cifar (e->dataset_path, classes, train, error);
+  if (ds && e->normalize)
+    {
+      float mean[3], std[3];
+      snn_cifar_norm_constants (classes, mean, std);
+      snn_dataset_normalize_channels (ds, mean, std);
+    }
+  return ds;
+}
+
+static SnnDataset *
+load_mnist (const SnnExperiment *e, gboolean train, const float *norm, GError **error)
+{
+  const char *dir = e->dataset_path;
+  if (!dir && e->dataset == SNN_DATASET_FASHION_MNIST)
+    dir = SNN_FASHION_MNIST_DIR;
+  if (!dir)
+    {
+      g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_MISSING, "%s: MNIST needs the folder of its IDX files (dataset path)",
+                   e->source);
+      return NULL;
+    }
+  SnnDataset *ds = snn_dataset_load_mnist_dir (dir, train, error);
+  if (ds && e->normalize)
+    {
+      /* Both splits take the statistics of the training split. */
+      float mean, std;
+      if (norm)
+        mean = norm[0], std = norm[1];
+      else
+        snn_dataset_stats (ds, &mean, &std);
+      ds->norm_mean = mean;
+      ds->norm_std = std > 0 ? std : 1.0f;
+      snn_dataset_normalize (ds, ds->norm_mean, ds->norm_std);
+    }
+  return ds;
+}
+
 SnnDataset *
 snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, const float *norm, GError **error)
 {
@@ -46,33 +131,18 @@ snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, const float
       ds = snn_dataset_synthetic_temporal (n, e->train.T, e->seed * 2 + (train ? 0 : 1));
       subset = 0;
     }
-  else
+  else if (snn_dataset_kind_is_events (e->dataset))
     {
-      const char *dir = e->dataset_path;
-      if (!dir && e->dataset == SNN_DATASET_FASHION_MNIST)
-        dir = SNN_FASHION_MNIST_DIR;
-      if (!dir)
-        {
-          g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_MISSING,
-                       "%s: MNIST needs the folder of its IDX files (dataset path)", e->source);
-          return NULL;
-        }
-      ds = snn_dataset_load_mnist_dir (dir, train, error);
-      if (!ds)
-        return NULL;
-      if (e->normalize)
-        {
-          /* Both splits take the statistics of the training split. */
-          float mean, std;
-          if (norm)
-            mean = norm[0], std = norm[1];
-          else
-            snn_dataset_stats (ds, &mean, &std);
-          ds->norm_mean = mean;
-          ds->norm_std = std > 0 ? std : 1.0f;
-          snn_dataset_normalize (ds, ds->norm_mean, ds->norm_std);
-        }
+      ds = load_events (e, train, subset, error);
+      if (e->dataset == SNN_DATASET_SYNTHETIC_EVENTS)
+        subset = 0;
     }
+  else if (e->dataset == SNN_DATASET_CIFAR10 || e->dataset == SNN_DATASET_CIFAR100)
+    ds = load_cifar (e, train, error);
+  else
+    ds = load_mnist (e, train, norm, error);
+  if (!ds)
+    return NULL;
   if (subset > 0 && subset < ds->n)
     {
       SnnDataset *s = snn_dataset_subset (ds, subset, e->seed + (train ? 11 : 13));
@@ -118,6 +188,7 @@ snn_trainer_new (const SnnExperiment *e, GError **error)
   tr->opt = snn_optim_new (tr->net, &tr->e->optim);
   snn_rng_seed (&tr->data_rng, tr->e->seed + 1);
   snn_rng_seed (&tr->train_rng, tr->e->seed + 2);
+  snn_rng_seed (&tr->aug_rng, tr->e->seed + 3);
   tr->order = g_new (int, tr->train->n);
   tr->iters_per_epoch = (tr->train->n + tr->e->batch_size - 1) / tr->e->batch_size;
   int steps = MAX (tr->train->seq_T, 1);
@@ -218,6 +289,32 @@ finish_epoch (SnnTrainer *tr)
   tr->iter_in_epoch = 0;
 }
 
+/* Random crop, cutout and flip for images; flip and a roll of up to 5
+ * pixels, the same for all frames of a sample, for event frames. */
+static void
+augment_batch (SnnTrainer *tr, int n)
+{
+  const SnnDataset *ds = tr->train;
+  if (ds->sample_ndim != 3)
+    return;
+  int C = ds->sample_shape[0], H = ds->sample_shape[1], W = ds->sample_shape[2];
+  if (ds->seq_T > 0)
+    {
+      snn_augment_event_frames (tr->xbuf, ds->seq_T, n, C, H, W, 5, TRUE, &tr->aug_rng);
+      return;
+    }
+  SnnImageAugment aug;
+  float mean[3], std[3];
+  snn_image_augment_init (&aug);
+  if (tr->e->normalize && C == 3 && (tr->e->dataset == SNN_DATASET_CIFAR10 || tr->e->dataset == SNN_DATASET_CIFAR100))
+    {
+      snn_cifar_norm_constants (tr->e->dataset == SNN_DATASET_CIFAR100 ? 100 : 10, mean, std);
+      aug.mean = mean;
+      aug.std = std;
+    }
+  snn_augment_images (tr->xbuf, n, C, H, W, &aug, &tr->aug_rng);
+}
+
 gboolean
 snn_trainer_step (SnnTrainer *tr, SnnIterInfo *info, GError **error)
 {
@@ -234,6 +331,8 @@ snn_trainer_step (SnnTrainer *tr, SnnIterInfo *info, GError **error)
     }
   int start = tr->iter_in_epoch * B, n = MIN (B, tr->train->n - start);
   snn_dataset_gather (tr->train, tr->order + start, n, tr->xbuf, tr->ybuf);
+  if (e->augment)
+    augment_batch (tr, n);
   long total = (long) tr->iters_per_epoch * e->epochs;
   double lr = tr->lr_override > 0 ? tr->lr_override : snn_optim_lr_at (&e->optim, tr->global_iter, total);
   memset (info, 0, sizeof *info);

@@ -3,6 +3,7 @@
  * network that disables Train. Runs under Xvfb. */
 #include <gtk/gtk.h>
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 #include "snnwb-window.h"
 
@@ -172,6 +173,121 @@ test_views_received_data (void)
     }
 }
 
+static SnnwbGradient *
+shown_gradient (void)
+{
+  return snnwb_gradient_view_get_gradient (snnwb_window_get_gradient_view (win));
+}
+
+static gboolean
+points_reached (gpointer data)
+{
+  return snnwb_gradient_view_get_n_points (snnwb_window_get_gradient_view (win)) >= GPOINTER_TO_UINT (data);
+}
+
+/* While training, the probe batch is analysed every few iterations: the
+ * bars get fresh decompositions and the cosine curve grows. */
+static void
+test_gradients_live (void)
+{
+  SnnwbGradientView *view = snnwb_window_get_gradient_view (win);
+  SnnwbGradient *g;
+  guint points, count;
+
+  snnwb_gradient_view_set_interval (view, 2);
+  activate ("train");
+  iterate_until (points_reached, GUINT_TO_POINTER (3), 60, "3 cosine points");
+  g_assert_cmpint (snnwb_window_get_run_state (win), ==, SNNWB_RUN_RUNNING);
+  points = snnwb_gradient_view_get_n_points (view);
+  count = snnwb_window_get_view_data_count (win, "gradients");
+  iterate_until (points_reached, GUINT_TO_POINTER (points + 3), 60, "3 more cosine points");
+  g_assert_cmpuint (snnwb_window_get_view_data_count (win, "gradients"), >, count);
+
+  g = shown_gradient ();
+  g_assert_nonnull (g);
+  g_assert_null (g->error);
+  g_assert_cmpfloat (g->tau_override, <=, 0);
+  g_assert_cmpint (g->T, ==, snnwb_window_get_experiment (win)->train.T);
+  g_assert_cmpint (g->n_lif, ==, 1);
+  g_assert_cmpint (g->n_affine, ==, 2);
+  g_assert_cmpfloat (g->lif[0].spatial_norm[0], >, 0);
+  g_assert_true (g->cosine_mean > -1.0001 && g->cosine_mean < 1.0001);
+  g_assert_true (g->cost_share >= 0);
+}
+
+static gboolean
+tau_shown (gpointer data)
+{
+  SnnwbGradient *g = shown_gradient ();
+  double tau = *(double *) data;
+
+  return g && (tau > 0 ? fabs (g->tau_override - tau) < 1e-4 : g->tau_override <= 0);
+}
+
+static void
+wait_for_tau (double tau)
+{
+  g_autofree char *what = g_strdup_printf ("the analysis at tau %g", tau);
+
+  iterate_until (tau_shown, &tau, 30, what);
+  g_assert_null (shown_gradient ()->error);
+}
+
+static double
+temporal_sum (const SnnwbGradient *g)
+{
+  double sum = 0;
+
+  for (int i = 0; i < g->n_lif; i++)
+    for (int t = 0; t < g->T; t++)
+      sum += g->lif[i].temporal_norm[t];
+  return sum;
+}
+
+/* Paused, the slider recomputes the split with a what-if tau: none of the
+ * gradient flows back in time at tau 1, some does above it. Rapid moves
+ * are coalesced; resuming goes back to the model's own tau. */
+static void
+test_tau_what_if (void)
+{
+  SnnwbGradientView *view = snnwb_window_get_gradient_view (win);
+  g_autoptr (SnnwbGradient) at_one = NULL;
+  double model_tau;
+  guint count;
+
+  activate ("pause");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause");
+  model_tau = shown_gradient ()->lif[0].tau;
+
+  snnwb_gradient_view_set_tau (view, 1.0);
+  wait_for_tau (1.0);
+  at_one = snnwb_gradient_ref (shown_gradient ());
+  g_assert_cmpfloat (at_one->lif[0].tau, ==, 1.0);
+  g_assert_cmpfloat (temporal_sum (at_one), ==, 0.0);
+  g_assert_cmpfloat (at_one->lif[0].spatial_norm[0], >, 0);
+
+  count = snnwb_window_get_view_data_count (win, "gradients");
+  for (int i = 2; i <= 6; i++)
+    snnwb_gradient_view_set_tau (view, i);
+  wait_for_tau (6.0);
+  g_assert_cmpuint (snnwb_window_get_view_data_count (win, "gradients") - count, <, 5);
+  g_assert_cmpfloat (shown_gradient ()->lif[0].tau, ==, 6.0);
+  g_assert_cmpfloat (temporal_sum (shown_gradient ()), >, 0.0);
+  g_assert_cmpfloat (shown_gradient ()->lif[0].temporal_norm[0], !=, at_one->lif[0].temporal_norm[0]);
+
+  activate ("pause");   /* resume */
+  wait_for_tau (0);
+  g_assert_cmpfloat (shown_gradient ()->lif[0].tau, ==, model_tau);
+  g_assert_cmpfloat (snnwb_gradient_view_get_tau (view), ==, model_tau);
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop");
+
+  /* A stopped run keeps its model: the what-if still works. */
+  snnwb_gradient_view_set_tau (view, 3.0);
+  wait_for_tau (3.0);
+  g_assert_cmpfloat (temporal_sum (shown_gradient ()), >, 0.0);
+}
+
 static void
 test_compare_runs (void)
 {
@@ -203,14 +319,17 @@ static void
 test_export (void)
 {
   g_autoptr (GError) error = NULL;
-  static const char *const files[] = { "loss.png", "raster.svg", "memory.pdf" };
+  static const char *const files[] = { "loss.png", "raster.svg", "memory.pdf", "gradients.png", "gradients.svg" };
 
   for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
     {
       g_autofree char *path = g_build_filename (tmpdir, files[i], NULL);
       g_autofree char *name = g_strndup (files[i], strchr (files[i], '.') - files[i]);
 
-      g_assert_true (snnwb_chart_view_export (snnwb_window_get_view (win, name), path, &error));
+      if (g_str_equal (name, "gradients"))
+        g_assert_true (snnwb_gradient_view_export (snnwb_window_get_gradient_view (win), path, &error));
+      else
+        g_assert_true (snnwb_chart_view_export (snnwb_window_get_view (win, name), path, &error));
       g_assert_no_error (error);
       g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
     }
@@ -222,6 +341,15 @@ test_export (void)
     g_assert_no_error (error);
     g_assert_true (g_file_get_contents (csv, &text, NULL, NULL));
     g_assert_true (strchr (text, '\n') != NULL);
+  }
+  {
+    g_autofree char *csv = g_build_filename (tmpdir, "gradients.csv", NULL);
+    g_autofree char *text = NULL;
+
+    g_assert_true (snnwb_gradient_view_export_csv (snnwb_window_get_gradient_view (win), csv, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_file_get_contents (csv, &text, NULL, NULL));
+    g_assert_nonnull (strstr (text, "mean"));
   }
 }
 
@@ -308,6 +436,8 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/train-pause-method-stop", test_train_pause_method_stop);
   g_test_add_func ("/gui/views-received-data", test_views_received_data);
   g_test_add_func ("/gui/compare-runs", test_compare_runs);
+  g_test_add_func ("/gui/gradients-live", test_gradients_live);
+  g_test_add_func ("/gui/tau-what-if", test_tau_what_if);
   g_test_add_func ("/gui/step-from-idle", test_step_from_idle);
   g_test_add_func ("/gui/export", test_export);
   g_test_add_func ("/gui/save-reopen", test_save_reopen);
