@@ -183,6 +183,64 @@ test_train_writes_metrics (Fixture *f, gconstpointer d)
   g_assert_nonnull (strstr (err3, "rprop"));
 }
 
+/* A small AEDAT 2.0 file: a diagonal line of events whose slope depends on
+ * the class, so the folder is learnable. */
+static void
+write_aedat2 (const char *path, int cls, int k)
+{
+  GByteArray *b = g_byte_array_new ();
+  const char *header = "#!AER-DAT2.0\r\n# test file\r\n";
+  g_byte_array_append (b, (const guint8 *) header, strlen (header));
+  for (int i = 0; i < 200; i++)
+    {
+      guint32 x = (i * (cls + 1) + k) % 128, y = i % 128, p = i & 1, ts = 1000 + i * 10;
+      guint32 be[2] = { GUINT32_TO_BE ((y << 8) | (x << 1) | p), GUINT32_TO_BE (ts) };
+      g_byte_array_append (b, (const guint8 *) be, sizeof be);
+    }
+  g_assert_true (g_file_set_contents (path, (const char *) b->data, b->len, NULL));
+  g_byte_array_unref (b);
+}
+
+static void
+test_train_on_event_folder (Fixture *f, gconstpointer d)
+{
+  static const char *classes[] = { "airplane", "automobile", "bird", "cat", "deer",
+                                   "dog", "frog", "horse", "ship", "truck" };
+  g_autofree char *root = g_build_filename (f->dir, "cifar10-dvs", NULL);
+  for (int c = 0; c < 10; c++)
+    {
+      g_autofree char *cdir = g_build_filename (root, classes[c], NULL);
+      g_assert_cmpint (g_mkdir_with_parents (cdir, 0755), ==, 0);
+      for (int k = 0; k < 10; k++)
+        {
+          g_autofree char *name = g_strdup_printf ("cifar10_%s_%d.aedat", classes[c], k);
+          g_autofree char *path = g_build_filename (cdir, name, NULL);
+          write_aedat2 (path, c, k);
+        }
+    }
+  g_autofree char *model = write_file (f, "dvs.json",
+    "{\"input_shape\": [2, 16, 16], \"num_classes\": 10, \"layers\": ["
+    "{\"type\": \"conv\", \"in_ch\": 2, \"out_ch\": 4, \"k\": 3, \"pad\": 1}, {\"type\": \"lif\"},"
+    "{\"type\": \"avgpool\", \"k\": 2}, {\"type\": \"flatten\"}, {\"type\": \"linear\", \"in\": 256, \"out\": 10}]}");
+  g_autofree char *exp_text = g_strdup_printf (
+    "{\"name\": \"dvs\", \"model\": \"dvs.json\", \"T\": 4, \"epochs\": 1, \"batch_size\": 16,"
+    " \"dataset\": {\"name\": \"cifar10-dvs\", \"path\": \"%s\", \"cache\": false, \"augment\": true,"
+    " \"frames\": {\"split\": \"number\", \"size\": 16}}}", root);
+  g_autofree char *exp = write_file (f, "dvs.experiment.json", exp_text);
+  g_autofree char *args = g_strdup_printf ("train %s --quiet --out %s/dvs-run", exp, f->dir);
+  g_autofree char *out = NULL, *err = NULL;
+  int rc = snnwb (args, &out, &err);
+  if (rc != 0)
+    g_error ("snnwb train on an event folder failed: %s", err);
+  g_assert_nonnull (strstr (out, "90 train / 10 test samples"));
+  g_assert_nonnull (strstr (out, "epoch 1/1"));
+  /* A missing folder is named. */
+  g_autofree char *args2 = g_strdup_printf ("train %s dataset_path=%s/nowhere --quiet --out %s/dvs-run2", exp, f->dir, f->dir);
+  g_autofree char *err2 = NULL;
+  g_assert_cmpint (snnwb (args2, NULL, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "nowhere"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -192,5 +250,6 @@ main (int argc, char **argv)
   g_test_add ("/cli/bad-weights-and-input", Fixture, NULL, setup, test_bad_weights_and_input, teardown);
   g_test_add ("/cli/version-names-blas", Fixture, NULL, setup, test_version_names_blas, teardown);
   g_test_add ("/cli/train-writes-metrics", Fixture, NULL, setup, test_train_writes_metrics, teardown);
+  g_test_add ("/cli/train-on-an-event-folder", Fixture, NULL, setup, test_train_on_event_folder, teardown);
   return g_test_run ();
 }

@@ -1,4 +1,5 @@
 #include "snnwb-application.h"
+#include "snnwb-walkthrough.h"
 #include "snnwb-window.h"
 #include "snn-config.h"
 
@@ -7,6 +8,7 @@ struct _SnnwbApplication {
   char *screenshot_path;
   int screenshot_iters, screenshot_runs;
   char *screenshot_panel;
+  char *walkthrough_dir;
   char *experiment_arg;
 };
 
@@ -93,7 +95,9 @@ snnwb_application_activate (GApplication *app)
 
   if (self->experiment_arg)
     snnwb_window_open_experiment (win, self->experiment_arg);
-  if (self->screenshot_path)
+  if (self->walkthrough_dir)
+    snnwb_walkthrough_start (win, self->walkthrough_dir, self->screenshot_iters);
+  else if (self->screenshot_path)
     snnwb_window_run_screenshot (win, self->screenshot_path, self->screenshot_iters, self->screenshot_runs,
                                  self->screenshot_panel);
   gtk_window_present (GTK_WINDOW (win));
@@ -117,6 +121,8 @@ snnwb_application_handle_local_options (GApplication *app, GVariantDict *options
 
   if (g_variant_dict_lookup (options, "screenshot", "^&ay", &path))
     self->screenshot_path = g_strdup (path);
+  if (g_variant_dict_lookup (options, "walkthrough", "^&ay", &path))
+    self->walkthrough_dir = g_strdup (path);
   if (!g_variant_dict_lookup (options, "iterations", "i", &self->screenshot_iters))
     self->screenshot_iters = 20;
   if (!g_variant_dict_lookup (options, "runs", "i", &self->screenshot_runs))
@@ -126,7 +132,7 @@ snnwb_application_handle_local_options (GApplication *app, GVariantDict *options
   if (g_variant_dict_lookup (options, "preset", "&s", &preset))
     self->experiment_arg = g_strdup (preset);
   /* A screenshot run must not hand its work to an already running instance. */
-  if (self->screenshot_path)
+  if (self->screenshot_path || self->walkthrough_dir)
     g_application_set_flags (app, g_application_get_flags (app) | G_APPLICATION_NON_UNIQUE);
   return -1;
 }
@@ -139,6 +145,7 @@ snnwb_application_finalize (GObject *object)
   g_free (self->screenshot_path);
   g_free (self->experiment_arg);
   g_free (self->screenshot_panel);
+  g_free (self->walkthrough_dir);
   G_OBJECT_CLASS (snnwb_application_parent_class)->finalize (object);
 }
 
@@ -161,6 +168,8 @@ snnwb_application_init (SnnwbApplication *self)
     { "preset", 'p', 0, G_OPTION_ARG_STRING, NULL, "Start from a preset or an experiment file", "NAME" },
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL,
       "Train a few iterations, save a PNG of the window and quit", "FILE" },
+    { "walkthrough", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL,
+      "Play the class walk-through, saving its screenshots to a folder, and quit", "DIR" },
     { "iterations", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Iterations per run before the screenshot", "N" },
     { "runs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Runs to train before the screenshot", "N" },
     { "panel", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Sidebar page of the screenshot (network, settings)", "NAME" },

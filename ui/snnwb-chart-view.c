@@ -342,8 +342,12 @@ prepare_epsilon (SnnwbChartView *self, Prepared *p)
   h->values = el->prod_mean;
   h->rows = h->cols = self->epsilon->T;
   h->show_values = self->epsilon->T <= 8;
-  h->title = own (p, g_strdup_printf ("iteration %ld · gradient cosine %.3f", self->epsilon->iter + 1,
-                                      self->epsilon->cosine_mean));
+  if (self->epsilon->tau_override > 0)
+    h->title = own (p, g_strdup_printf ("iteration %ld · what-if τ %.2f", self->epsilon->iter + 1,
+                                        self->epsilon->tau_override));
+  else
+    h->title = own (p, g_strdup_printf ("iteration %ld · gradient cosine %.3f", self->epsilon->iter + 1,
+                                        self->epsilon->cosine_mean));
 }
 
 /* A trailing mean: per-iteration values are noisy. */

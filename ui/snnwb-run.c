@@ -9,6 +9,7 @@ struct _SnnwbRun {
   long total_iters;
   GArray *iters;
   GArray *epochs;
+  GArray *cosines;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbRun, snnwb_run, G_TYPE_OBJECT)
@@ -25,6 +26,7 @@ snnwb_run_finalize (GObject *object)
   snn_experiment_free (self->experiment);
   g_array_unref (self->iters);
   g_array_unref (self->epochs);
+  g_array_unref (self->cosines);
   G_OBJECT_CLASS (snnwb_run_parent_class)->finalize (object);
 }
 
@@ -44,6 +46,7 @@ snnwb_run_init (SnnwbRun *self)
 {
   self->iters = g_array_new (FALSE, FALSE, sizeof (SnnwbIterRecord));
   self->epochs = g_array_new (FALSE, FALSE, sizeof (SnnwbEpochRecord));
+  self->cosines = g_array_new (FALSE, FALSE, sizeof (SnnwbCosineRecord));
 }
 
 SnnwbRun *
@@ -172,4 +175,17 @@ snnwb_run_get_throughput (SnnwbRun *run)
     return 0.0;
   last = &g_array_index (run->iters, SnnwbIterRecord, run->iters->len - 1);
   return last->wall_s > 0 ? run->iters->len / last->wall_s : 0.0;
+}
+
+void
+snnwb_run_append_cosine (SnnwbRun *run, const SnnwbCosineRecord *rec)
+{
+  g_array_append_val (run->cosines, *rec);
+}
+
+const SnnwbCosineRecord *
+snnwb_run_get_cosines (SnnwbRun *run, guint *n)
+{
+  *n = run->cosines->len;
+  return (const SnnwbCosineRecord *) run->cosines->data;
 }

@@ -24,6 +24,20 @@ typedef struct {
   double ms_per_iter;
 } SnnwbEpochRecord;
 
+/* Linear and conv layers followed by the gradient cosine view; later ones
+ * only count in the mean. */
+#define SNNWB_MAX_AFFINE 16
+
+/* One gradient analysis of the probe batch during training: the cosine
+ * between BPTT's weight gradient and the spatial (SLTT) one per linear or
+ * conv layer, and their mean (Fig. 3 of the SLTT paper). */
+typedef struct {
+  long iter;
+  double mean;
+  int n;                          /* layers in cosine */
+  double cosine[SNNWB_MAX_AFFINE];
+} SnnwbCosineRecord;
+
 typedef enum {
   SNNWB_RUN_LOADING,
   SNNWB_RUN_RUNNING,
@@ -52,6 +66,8 @@ void                 snnwb_run_append_iter (SnnwbRun *run, const SnnwbIterRecord
 void                 snnwb_run_append_epoch (SnnwbRun *run, const SnnwbEpochRecord *rec);
 const SnnwbIterRecord  *snnwb_run_get_iters (SnnwbRun *run, guint *n);
 const SnnwbEpochRecord *snnwb_run_get_epochs (SnnwbRun *run, guint *n);
+void                 snnwb_run_append_cosine (SnnwbRun *run, const SnnwbCosineRecord *rec);
+const SnnwbCosineRecord *snnwb_run_get_cosines (SnnwbRun *run, guint *n);
 /* Test accuracy of the last finished epoch, or a negative value. */
 double               snnwb_run_get_final_accuracy (SnnwbRun *run);
 /* Iterations per second of wall time over the run so far. */

@@ -8,10 +8,11 @@
 #define DISPATCH_INTERVAL_US (50 * 1000)
 #define PROBE_INTERVAL_US    (66 * 1000)
 #define PEAK_INTERVAL_US     (50 * 1000)
-/* The epsilon analysis runs a BPTT and an SLTT pass on a small probe batch;
- * every two seconds it stays well under 1% of the training time. */
-#define ANALYSIS_INTERVAL_US (2000 * 1000)
+/* The analysis runs a BPTT and an SLTT pass on a small probe batch, about
+ * one training iteration of a batch of 16 plus a fixed cost that dominates
+ * for tiny networks; the automatic interval keeps it near this share. */
 #define ANALYSIS_BATCH       8
+#define AUTO_SHARE           0.05
 
 struct _SnnwbSession {
   GObject parent_instance;
@@ -29,6 +30,9 @@ struct _SnnwbSession {
   SnnMethod method;
   int K;
   double lr;
+  int analysis_every;
+  double tau_request;
+  gboolean tau_pending;
   /* worker state, guarded by lock */
   SnnTrainer *trainer;
   gboolean in_step;
@@ -36,6 +40,14 @@ struct _SnnwbSession {
   GArray *pending_iters, *pending_epochs;
   SnnwbProbe *pending_probe;
   SnnwbEpsilon *pending_epsilon;
+  SnnwbGradient *pending_gradient;
+  GArray *pending_cosines;
+  guint tau_served;
+  gboolean override_shown;        /* the views show a what-if tau */
+  gboolean worker_done;
+  gboolean helper_running;
+  GThread *helper;                /* what-if analyses after the worker ended */
+  long last_iter;
   long total_iters;
   gboolean dispatch_pending;
   gint64 last_dispatch;
@@ -45,7 +57,10 @@ struct _SnnwbSession {
   SnnwbProbe *building;
   float *scratch;
   gsize scratch_len;
-  gint64 last_probe, last_peak, last_analysis;
+  gint64 last_probe, last_peak;
+  int since_analysis;
+  gint64 train_us, analysis_us;   /* while training; single steps excluded */
+  long n_trained, n_analyses;
   gint64 start_time;              /* of the first iteration; paused time excluded */
   double peak_bytes;
   char *initial_weights;
@@ -59,6 +74,8 @@ struct _SnnwbSession {
   long reported_iters;
   SnnwbProbe *probe;
   SnnwbEpsilon *epsilon;
+  SnnwbGradient *gradient;
+  guint tau_results;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbSession, snnwb_session, G_TYPE_OBJECT)
@@ -146,7 +163,7 @@ snnwb_epsilon_unref (SnnwbEpsilon *eps)
 }
 
 static SnnwbEpsilon *
-epsilon_from_analysis (const SnnAnalysis *a, long iter)
+epsilon_from_analysis (const SnnAnalysis *a, long iter, double tau_override)
 {
   SnnwbEpsilon *e = g_atomic_rc_box_new0 (SnnwbEpsilon);
   int T = a->T;
@@ -154,6 +171,7 @@ epsilon_from_analysis (const SnnAnalysis *a, long iter)
   e->iter = iter;
   e->T = T;
   e->cosine_mean = a->cosine_mean;
+  e->tau_override = tau_override;
   e->n_layers = a->n_lif;
   e->layers = g_new0 (SnnwbEpsilonLayer, MAX (a->n_lif, 1));
   for (int i = 0; i < a->n_lif; i++)
@@ -163,6 +181,84 @@ epsilon_from_analysis (const SnnAnalysis *a, long iter)
       e->layers[i].step_mean = g_memdup2 (a->lif[i].eps_mean, sizeof (double) * T);
     }
   return e;
+}
+
+static void
+gradient_clear (gpointer data)
+{
+  SnnwbGradient *g = data;
+
+  for (int i = 0; i < g->n_lif; i++)
+    {
+      g_free (g->lif[i].spatial_norm);
+      g_free (g->lif[i].temporal_norm);
+      g_free (g->lif[i].cosine_du);
+    }
+  g_free (g->lif);
+  g_free (g->affine);
+  g_free (g->error);
+}
+
+SnnwbGradient *
+snnwb_gradient_ref (SnnwbGradient *grad)
+{
+  return g_atomic_rc_box_acquire (grad);
+}
+
+void
+snnwb_gradient_unref (SnnwbGradient *grad)
+{
+  g_atomic_rc_box_release_full (grad, gradient_clear);
+}
+
+static SnnwbGradient *
+gradient_new (long iter, int T, double tau_override)
+{
+  SnnwbGradient *g = g_atomic_rc_box_new0 (SnnwbGradient);
+
+  g->iter = iter;
+  g->T = T;
+  g->tau_override = tau_override;
+  g->cosine_mean = NAN;
+  g->cost_share = NAN;
+  return g;
+}
+
+static SnnwbGradient *
+gradient_from_analysis (const SnnAnalysis *a, long iter, double tau_override)
+{
+  SnnwbGradient *g = gradient_new (iter, a->T, tau_override);
+  gsize bytes = sizeof (double) * a->T;
+
+  g->cosine_mean = a->cosine_mean;
+  g->n_lif = a->n_lif;
+  g->lif = g_new0 (SnnwbGradientLif, MAX (a->n_lif, 1));
+  for (int i = 0; i < a->n_lif; i++)
+    {
+      SnnwbGradientLif *gl = &g->lif[i];
+
+      gl->layer = a->lif[i].layer;
+      gl->tau = a->lif[i].lif.tau;
+      gl->spatial_norm = g_memdup2 (a->lif[i].spatial_norm, bytes);
+      gl->temporal_norm = g_memdup2 (a->lif[i].temporal_norm, bytes);
+      gl->cosine_du = g_memdup2 (a->lif[i].cosine_du, bytes);
+    }
+  g->n_affine = a->n_affine;
+  g->affine = g_new0 (SnnwbGradientAffine, MAX (a->n_affine, 1));
+  for (int i = 0; i < a->n_affine; i++)
+    g->affine[i] = (SnnwbGradientAffine) { a->affine[i].layer, a->affine[i].cosine };
+  return g;
+}
+
+static void
+cosine_record (const SnnAnalysis *a, long iter, SnnwbCosineRecord *rec)
+{
+  memset (rec, 0, sizeof *rec);
+  rec->iter = iter;
+  rec->mean = a->cosine_mean;
+  rec->n = MIN (a->n_affine, SNNWB_MAX_AFFINE);
+  for (int i = 0; i < rec->n; i++)
+    rec->cosine[i] = a->affine[i].cosine;
 }
 
 /* Called by the trainer after each forward chunk, on the worker thread. */
@@ -207,7 +303,10 @@ dispatch_cb (gpointer user_data)
   g_autoptr (GArray) epochs = NULL;
   SnnwbProbe *probe;
   SnnwbEpsilon *epsilon;
+  SnnwbGradient *gradient;
+  g_autoptr (GArray) cosines = NULL;
   SnnwbRunState state;
+  guint tau_served;
 
   g_mutex_lock (&self->lock);
   iters = self->pending_iters;
@@ -216,6 +315,10 @@ dispatch_cb (gpointer user_data)
   self->pending_epochs = g_array_new (FALSE, FALSE, sizeof (SnnwbEpochRecord));
   probe = g_steal_pointer (&self->pending_probe);
   epsilon = g_steal_pointer (&self->pending_epsilon);
+  gradient = g_steal_pointer (&self->pending_gradient);
+  cosines = self->pending_cosines;
+  self->pending_cosines = g_array_new (FALSE, FALSE, sizeof (SnnwbCosineRecord));
+  tau_served = self->tau_served;
   state = self->state;
   snnwb_run_set_total_iters (self->run, self->total_iters);
   self->dispatch_pending = FALSE;
@@ -236,7 +339,15 @@ dispatch_cb (gpointer user_data)
       g_clear_pointer (&self->epsilon, snnwb_epsilon_unref);
       self->epsilon = epsilon;
     }
-  if (iters->len || epochs->len || probe || epsilon)
+  if (gradient)
+    {
+      g_clear_pointer (&self->gradient, snnwb_gradient_unref);
+      self->gradient = gradient;
+    }
+  for (guint i = 0; i < cosines->len; i++)
+    snnwb_run_append_cosine (self->run, &g_array_index (cosines, SnnwbCosineRecord, i));
+  self->tau_results = tau_served;
+  if (iters->len || epochs->len || probe || epsilon || gradient)
     g_signal_emit (self, signals[UPDATED], 0);
   if (state != self->reported_state)
     {
@@ -303,6 +414,7 @@ record_iteration_locked (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *
   rec.process_peak_bytes = self->peak_bytes;
   g_array_append_val (self->pending_iters, rec);
   self->total_iters = info->total_iters;
+  self->last_iter = info->global_iter;
 
   if (info->epoch_done)
     {
@@ -332,7 +444,10 @@ finish_probe (SnnwbSession *self, const SnnIterInfo *info)
   self->pending_probe = p;
 }
 
-/* Waits while paused; returns FALSE when asked to stop. Lock held. */
+static void serve_tau_locked (SnnwbSession *self);
+
+/* Waits while paused, answering what-if requests meanwhile; returns FALSE
+ * when asked to stop. Lock held. */
 static gboolean
 wait_for_go_locked (SnnwbSession *self)
 {
@@ -342,7 +457,10 @@ wait_for_go_locked (SnnwbSession *self)
     {
       if (self->state != SNNWB_RUN_PAUSED)
         set_state_locked (self, SNNWB_RUN_PAUSED);
-      g_cond_wait (&self->cond, &self->lock);
+      if (self->tau_pending)
+        serve_tau_locked (self);
+      else
+        g_cond_wait (&self->cond, &self->lock);
     }
   /* Time spent paused does not count against the run's throughput. */
   if (self->start_time == 0)
@@ -375,34 +493,158 @@ apply_changes_locked (SnnwbSession *self, SnnTrainer *tr)
     }
 }
 
-/* Worker only; the trainer is between iterations. */
+/* Analysis */
+
+/* On the worker or the helper thread, never the main one, with the trainer
+ * between iterations. A failed analysis (a diverged network) yields a
+ * gradient that carries the message and no epsilon. */
 static void
-maybe_analyze (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *info, gboolean single)
+run_analysis (SnnwbSession *self, SnnTrainer *tr, double tau_override, long iter,
+              SnnwbEpsilon **eps, SnnwbGradient **grad, SnnwbCosineRecord *rec)
 {
   g_autoptr (GError) error = NULL;
+  SnnAnalysisOptions opt;
   SnnAnalysis *a;
-  gint64 now = g_get_monotonic_time ();
-  SnnwbEpsilon *eps;
 
-  if (self->analysis_failed || (!single && now - self->last_analysis < ANALYSIS_INTERVAL_US))
-    return;
-  self->last_analysis = now;
+  snn_analysis_options_init (&opt);
+  opt.tau_override = (float) MAX (tau_override, 0.0);
   if (!self->analysis_x)
     snn_trainer_probe_batch (tr, ANALYSIS_BATCH, &self->analysis_x, &self->analysis_y, &self->analysis_sequence);
   a = snn_analyze_batch (snn_trainer_net (tr), &self->experiment->train, self->analysis_x, self->analysis_sequence,
-                         MIN (ANALYSIS_BATCH, snn_trainer_train_set (tr)->n), self->analysis_y, NULL, &error);
+                         MIN (ANALYSIS_BATCH, snn_trainer_train_set (tr)->n), self->analysis_y, &opt, &error);
+  *eps = NULL;
   if (!a)
     {
-      /* A diverged network cannot be analysed; the views keep the last data. */
-      self->analysis_failed = TRUE;
+      *grad = gradient_new (iter, self->experiment->train.T, tau_override);
+      (*grad)->error = g_strdup (error->message);
       return;
     }
-  eps = epsilon_from_analysis (a, info->global_iter);
+  *eps = epsilon_from_analysis (a, iter, tau_override);
+  *grad = gradient_from_analysis (a, iter, tau_override);
+  if (rec)
+    cosine_record (a, iter, rec);
   snn_analysis_free (a);
+}
+
+/* Takes ownership of eps and grad. Lock held. */
+static void
+post_analysis_locked (SnnwbSession *self, SnnwbEpsilon *eps, SnnwbGradient *grad)
+{
+  if (eps)
+    {
+      g_clear_pointer (&self->pending_epsilon, snnwb_epsilon_unref);
+      self->pending_epsilon = eps;
+    }
+  g_clear_pointer (&self->pending_gradient, snnwb_gradient_unref);
+  self->pending_gradient = grad;
+}
+
+/* The interval that keeps the analysis near AUTO_SHARE of the time. */
+static int
+auto_interval (SnnwbSession *self)
+{
+  double iter_us, every;
+
+  if (self->n_analyses == 0 || self->n_trained == 0 || self->train_us <= 0)
+    return 1;
+  iter_us = (double) self->train_us / self->n_trained;
+  every = ceil ((double) self->analysis_us / self->n_analyses / (AUTO_SHARE * iter_us));
+  return (int) CLAMP (every, 1, 10000);
+}
+
+/* Worker only; the trainer is between iterations. Every `analysis_every`
+ * iterations, after a single step, and right after the views showed a
+ * what-if tau, so they go back to the model's own as training resumes. */
+static void
+maybe_analyze (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *info, gboolean single)
+{
+  SnnwbEpsilon *eps;
+  SnnwbGradient *grad;
+  SnnwbCosineRecord rec;
+  gboolean force;
+  int every;
+  gint64 start;
+
   g_mutex_lock (&self->lock);
-  g_clear_pointer (&self->pending_epsilon, snnwb_epsilon_unref);
-  self->pending_epsilon = eps;
+  every = self->analysis_every;
+  force = self->override_shown;
   g_mutex_unlock (&self->lock);
+  if (every <= 0)
+    every = auto_interval (self);
+  if (self->analysis_failed)
+    return;
+  if (!single && !force && ++self->since_analysis < every)
+    return;
+  self->since_analysis = 0;
+  start = g_get_monotonic_time ();
+  run_analysis (self, tr, 0, info->global_iter, &eps, &grad, &rec);
+  if (!single)
+    {
+      self->analysis_us += g_get_monotonic_time () - start;
+      self->n_analyses++;
+    }
+  grad->every = every;
+  /* A diverged network cannot be analysed; the views keep the last data. */
+  self->analysis_failed = grad->error != NULL;
+  if (self->train_us > 0)
+    grad->cost_share = (double) self->analysis_us / self->train_us;
+
+  g_mutex_lock (&self->lock);
+  if (!grad->error)
+    g_array_append_val (self->pending_cosines, rec);
+  post_analysis_locked (self, eps, grad);
+  self->override_shown = FALSE;
+  g_mutex_unlock (&self->lock);
+}
+
+/* Computes the latest what-if request. Lock held; released meanwhile, with
+ * the trainer marked busy so nobody else touches it. */
+static void
+serve_tau_locked (SnnwbSession *self)
+{
+  SnnTrainer *tr = self->trainer;
+  double tau = self->tau_request;
+  long iter = self->last_iter;
+  SnnwbEpsilon *eps;
+  SnnwbGradient *grad;
+
+  self->tau_pending = FALSE;
+  self->in_step = TRUE;
+  g_mutex_unlock (&self->lock);
+  run_analysis (self, tr, tau, iter, &eps, &grad, NULL);
+  g_mutex_lock (&self->lock);
+  self->in_step = FALSE;
+  self->tau_served++;
+  self->override_shown = tau > 0;
+  post_analysis_locked (self, eps, grad);
+  schedule_dispatch_locked (self);
+}
+
+static gpointer
+helper (gpointer data)
+{
+  SnnwbSession *self = data;
+
+  g_mutex_lock (&self->lock);
+  while (self->tau_pending)
+    serve_tau_locked (self);
+  self->helper_running = FALSE;
+  g_mutex_unlock (&self->lock);
+  g_object_unref (self);
+  return NULL;
+}
+
+/* After the worker ended, what-if requests get a thread of their own. */
+static void
+start_helper_locked (SnnwbSession *self)
+{
+  if (self->helper_running || !self->trainer)
+    return;
+  /* A previous helper has released the lock for good; joining is quick. */
+  if (self->helper)
+    g_thread_join (self->helper);
+  self->helper_running = TRUE;
+  self->helper = g_thread_new ("snnwb-analysis", helper, g_object_ref (self));
 }
 
 static gboolean
@@ -430,7 +672,13 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
       self->building = probe_new (snn_net_model (snn_trainer_net (tr)), self->experiment->train.T);
       self->last_probe = now;
     }
+  now = g_get_monotonic_time ();
   ok = snn_trainer_step (tr, &info, &error);
+  if (!single)
+    {
+      self->train_us += g_get_monotonic_time () - now;
+      self->n_trained++;
+    }
   if (ok)
     maybe_analyze (self, tr, &info, single);
 
@@ -481,6 +729,10 @@ worker (gpointer data)
     self->trainer = NULL;
   if (tr && !self->error)
     end = snn_trainer_finished (tr) ? SNNWB_RUN_FINISHED : SNNWB_RUN_STOPPED;
+  self->worker_done = TRUE;
+  /* A request that came in while stopping is still answered. */
+  if (self->tau_pending)
+    start_helper_locked (self);
   set_state_locked (self, end);
   g_mutex_unlock (&self->lock);
   g_object_unref (self);
@@ -497,6 +749,11 @@ snnwb_session_finalize (GObject *object)
   /* The worker drops its reference last only when nobody joined it. */
   if (self->thread && self->thread != g_thread_self ())
     g_thread_join (self->thread);
+  /* The helper holds a reference while it runs: it is done or is us. */
+  if (self->helper && self->helper != g_thread_self ())
+    g_thread_join (self->helper);
+  else if (self->helper)
+    g_thread_unref (self->helper);
   snn_trainer_free (self->trainer);
   snn_experiment_free (self->experiment);
   g_clear_object (&self->run);
@@ -506,6 +763,9 @@ snnwb_session_finalize (GObject *object)
   g_clear_pointer (&self->probe, snnwb_probe_unref);
   g_clear_pointer (&self->pending_epsilon, snnwb_epsilon_unref);
   g_clear_pointer (&self->epsilon, snnwb_epsilon_unref);
+  g_clear_pointer (&self->pending_gradient, snnwb_gradient_unref);
+  g_clear_pointer (&self->gradient, snnwb_gradient_unref);
+  g_array_unref (self->pending_cosines);
   g_free (self->initial_weights);
   g_free (self->analysis_x);
   g_free (self->analysis_y);
@@ -535,7 +795,12 @@ snnwb_session_init (SnnwbSession *self)
   g_cond_init (&self->cond);
   self->pending_iters = g_array_new (FALSE, FALSE, sizeof (SnnwbIterRecord));
   self->pending_epochs = g_array_new (FALSE, FALSE, sizeof (SnnwbEpochRecord));
+  self->pending_cosines = g_array_new (FALSE, FALSE, sizeof (SnnwbCosineRecord));
   self->context = g_main_context_ref_thread_default ();
+  self->analysis_every = SNNWB_DEFAULT_ANALYSIS_INTERVAL;
+  /* The first iteration is analysed, so the views fill at once. */
+  self->since_analysis = G_MAXINT / 2;
+  self->last_iter = -1;
 }
 
 SnnwbSession *
@@ -700,4 +965,55 @@ const GError *
 snnwb_session_get_error (SnnwbSession *self)
 {
   return self->reported_state == SNNWB_RUN_FAILED ? self->error : NULL;
+}
+
+SnnwbGradient *
+snnwb_session_get_gradient (SnnwbSession *self)
+{
+  return self->gradient;
+}
+
+void
+snnwb_session_set_analysis_interval (SnnwbSession *self, int every)
+{
+  g_mutex_lock (&self->lock);
+  self->analysis_every = MAX (every, 0);
+  g_mutex_unlock (&self->lock);
+}
+
+int
+snnwb_session_get_analysis_interval (SnnwbSession *self)
+{
+  int every;
+
+  g_mutex_lock (&self->lock);
+  every = self->analysis_every;
+  g_mutex_unlock (&self->lock);
+  return every;
+}
+
+gboolean
+snnwb_session_request_tau (SnnwbSession *self, double tau)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  ok = self->trainer != NULL && (self->worker_done || (self->paused && self->step_budget == 0 && !self->stop));
+  if (ok)
+    {
+      self->tau_request = tau;
+      self->tau_pending = TRUE;
+      if (self->worker_done)
+        start_helper_locked (self);
+      else
+        g_cond_signal (&self->cond);
+    }
+  g_mutex_unlock (&self->lock);
+  return ok;
+}
+
+guint
+snnwb_session_get_tau_results (SnnwbSession *self)
+{
+  return self->tau_results;
 }

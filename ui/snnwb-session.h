@@ -47,11 +47,46 @@ typedef struct {
   int n_layers;
   SnnwbEpsilonLayer *layers;
   double cosine_mean;        /* BPTT against SLTT weight gradients */
+  double tau_override;       /* > 0: computed with this tau, not the model's */
 } SnnwbEpsilon;
 
 SnnwbEpsilon *snnwb_epsilon_ref (SnnwbEpsilon *eps);
 void          snnwb_epsilon_unref (SnnwbEpsilon *eps);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SnnwbEpsilon, snnwb_epsilon_unref)
+
+/* The split of dL/du into its spatial and temporal parts on the probe
+ * batch (core/analysis.h), per LIF layer and step, and how far the spatial
+ * weight gradients (SLTT) are from BPTT's per linear or conv layer. */
+typedef struct {
+  int layer;                 /* index in the model */
+  double tau;                /* as run */
+  double *spatial_norm;      /* [T] */
+  double *temporal_norm;     /* [T]; zero at tau 1 */
+  double *cosine_du;         /* [T]; NaN where either part is zero */
+} SnnwbGradientLif;
+
+typedef struct {
+  int layer;
+  double cosine;
+} SnnwbGradientAffine;
+
+typedef struct {
+  long iter;                 /* last trained iteration; -1 before the first */
+  int T;
+  double tau_override;       /* > 0: a what-if tau, not the model's own */
+  int n_lif;
+  SnnwbGradientLif *lif;
+  int n_affine;
+  SnnwbGradientAffine *affine;
+  double cosine_mean;
+  double cost_share;         /* analysis time over training time, so far */
+  int every;                 /* iterations between analyses when it was made */
+  char *error;               /* the analysis failed: nothing above is set */
+} SnnwbGradient;
+
+SnnwbGradient *snnwb_gradient_ref (SnnwbGradient *grad);
+void           snnwb_gradient_unref (SnnwbGradient *grad);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SnnwbGradient, snnwb_gradient_unref)
 
 #define SNNWB_TYPE_SESSION (snnwb_session_get_type ())
 G_DECLARE_FINAL_TYPE (SnnwbSession, snnwb_session, SNNWB, SESSION, GObject)
@@ -80,6 +115,22 @@ void          snnwb_session_set_lr (SnnwbSession *self, double lr);
 long          snnwb_session_get_reported_iters (SnnwbSession *self);
 SnnwbProbe   *snnwb_session_get_probe (SnnwbSession *self);
 SnnwbEpsilon *snnwb_session_get_epsilon (SnnwbSession *self);
+SnnwbGradient *snnwb_session_get_gradient (SnnwbSession *self);
+
+/* The probe batch is analysed every `every` iterations while training (and
+ * after each single step); 0 picks the interval from the measured times so
+ * the analysis costs about 5% of the training time. */
+#define SNNWB_DEFAULT_ANALYSIS_INTERVAL 0
+void          snnwb_session_set_analysis_interval (SnnwbSession *self, int every);
+int           snnwb_session_get_analysis_interval (SnnwbSession *self);
+/* Recomputes the analysis with every LIF layer at this tau (<= 0: the
+ * model's own), off the main thread. Only while paused or after the run
+ * ended with a model; FALSE otherwise. Requests made while one is computed
+ * replace each other: only the latest is computed next. */
+gboolean      snnwb_session_request_tau (SnnwbSession *self, double tau);
+/* What-if analyses handed to the main loop so far. */
+guint         snnwb_session_get_tau_results (SnnwbSession *self);
+
 /* Weights loaded into the network before the first iteration. */
 void          snnwb_session_set_initial_weights (SnnwbSession *self, const char *npz_path);
 

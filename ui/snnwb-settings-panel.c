@@ -68,7 +68,8 @@ update_sensitivity (SnnwbSettingsPanel *self)
   gboolean editable = !self->active;
   gboolean live = !self->active || self->paused;
   gboolean sgd = gtk_drop_down_get_selected (self->optimizer_dd) == SNN_OPTIM_SGD;
-  gboolean folder = gtk_drop_down_get_selected (self->dataset_dd) != SNN_DATASET_SYNTHETIC;
+  guint ds = gtk_drop_down_get_selected (self->dataset_dd);
+  gboolean folder = ds != SNN_DATASET_SYNTHETIC && ds != SNN_DATASET_SYNTHETIC_EVENTS;
 
   for (GtkWidget *w = gtk_widget_get_first_child (GTK_WIDGET (self->grid)); w; w = gtk_widget_get_next_sibling (w))
     if (!GTK_IS_LABEL (w))
@@ -87,7 +88,7 @@ update_folder_label (SnnwbSettingsPanel *self)
   const SnnExperiment *e = self->experiment;
   const char *text = e->dataset_path;
 
-  if (e->dataset == SNN_DATASET_SYNTHETIC)
+  if (e->dataset == SNN_DATASET_SYNTHETIC || e->dataset == SNN_DATASET_SYNTHETIC_EVENTS)
     text = "Built in";
   else if (!text)
     text = e->dataset == SNN_DATASET_FASHION_MNIST ? "/usr/share/datasets/fashion-mnist" : "Choose a folder…";

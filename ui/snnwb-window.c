@@ -1,4 +1,5 @@
 #include "snnwb-window.h"
+#include "snnwb-gradient-view.h"
 #include "snnwb-resources.h"
 #include "snnwb-session.h"
 #include "data.h"
@@ -21,12 +22,14 @@ struct _SnnwbWindow {
   SnnwbSettingsPanel *settings_panel;
   GtkBox *probe_row;
   GtkBox *curve_row;
+  GtkBox *analysis_row;
   GtkListBox *run_list;
   GtkLabel *status_label;
 
   SnnwbChartView *views[N_VIEWS];
   GtkDropDown *lif_dd;
   GtkEntry *neurons_entry;
+  SnnwbGradientView *gradient_view;
 
   SnnExperiment *experiment;
   char *file_path;            /* where Save writes without asking */
@@ -40,6 +43,7 @@ struct _SnnwbWindow {
   SnnwbSession *session;      /* the current (latest) run */
   SnnwbProbe *shown_probe;
   SnnwbEpsilon *shown_epsilon;
+  SnnwbGradient *shown_gradient;
 
   /* screenshot mode */
   char *screenshot_path;
@@ -287,18 +291,26 @@ setup_presets (SnnwbWindow *self)
 
 /* Views */
 
+static GMenuModel *
+make_view_menu (const char *name, gboolean curves)
+{
+  GMenu *menu = g_menu_new ();
+  g_autofree char *image = g_strdup_printf ("win.export-view('%s')", name);
+  g_autofree char *csv = g_strdup_printf ("win.export-csv('%s')", name);
+
+  g_menu_append (menu, "Export Image (PNG, SVG, PDF)…", image);
+  if (curves)
+    g_menu_append (menu, "Export Curves as CSV…", csv);
+  return G_MENU_MODEL (menu);
+}
+
 static GtkWidget *
 make_card_menu (SnnwbChartKind kind)
 {
-  g_autoptr (GMenu) menu = g_menu_new ();
-  g_autofree char *image = g_strdup_printf ("win.export-view('%s')", view_names[kind]);
-  g_autofree char *csv = g_strdup_printf ("win.export-csv('%s')", view_names[kind]);
+  g_autoptr (GMenuModel) menu = make_view_menu (view_names[kind], kind >= SNNWB_CHART_LOSS);
   GtkWidget *button = gtk_menu_button_new ();
 
-  g_menu_append (menu, "Export Image (PNG, SVG, PDF)…", image);
-  if (kind >= SNNWB_CHART_LOSS)
-    g_menu_append (menu, "Export Curves as CSV…", csv);
-  gtk_menu_button_set_menu_model (GTK_MENU_BUTTON (button), G_MENU_MODEL (menu));
+  gtk_menu_button_set_menu_model (GTK_MENU_BUTTON (button), menu);
   gtk_menu_button_set_icon_name (GTK_MENU_BUTTON (button), "view-more-symbolic");
   gtk_menu_button_set_has_frame (GTK_MENU_BUTTON (button), FALSE);
   gtk_widget_set_tooltip_text (button, "Export");
@@ -340,6 +352,7 @@ lif_selected_cb (SnnwbWindow *self)
     return;
   for (int k = SNNWB_CHART_RASTER; k <= SNNWB_CHART_EPSILON; k++)
     snnwb_chart_view_set_lif_index (self->views[k], (int) i);
+  snnwb_gradient_view_set_lif_index (self->gradient_view, (int) i);
 }
 
 static void
@@ -362,13 +375,40 @@ neurons_changed_cb (SnnwbWindow *self)
   snnwb_chart_view_set_neurons (self->views[SNNWB_CHART_TRACES], neurons, n);
 }
 
+/* What-if tau from the gradient view: taken only while not training. */
+static gboolean
+tau_requested_cb (SnnwbGradientView *view, double tau, SnnwbWindow *self)
+{
+  return self->session && snnwb_session_request_tau (self->session, tau);
+}
+
+static void
+interval_changed_cb (SnnwbGradientView *view, int every, SnnwbWindow *self)
+{
+  if (self->session)
+    snnwb_session_set_analysis_interval (self->session, every);
+}
+
+static void
+build_gradient_view (SnnwbWindow *self)
+{
+  g_autoptr (GMenuModel) menu = make_view_menu ("gradients", TRUE);
+
+  self->gradient_view = SNNWB_GRADIENT_VIEW (snnwb_gradient_view_new ());
+  gtk_widget_set_hexpand (GTK_WIDGET (self->gradient_view), TRUE);
+  gtk_menu_button_set_menu_model (snnwb_gradient_view_get_menu_button (self->gradient_view), menu);
+  g_signal_connect (self->gradient_view, "tau-requested", G_CALLBACK (tau_requested_cb), self);
+  g_signal_connect (self->gradient_view, "interval-changed", G_CALLBACK (interval_changed_cb), self);
+  gtk_box_append (self->analysis_row, GTK_WIDGET (self->gradient_view));
+}
+
 static void
 build_views (SnnwbWindow *self)
 {
   GtkWidget *lif_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
 
   self->lif_dd = GTK_DROP_DOWN (gtk_drop_down_new (NULL, NULL));
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->lif_dd), "The LIF layer shown by the raster, traces and epsilon views");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->lif_dd), "The LIF layer shown by the raster, traces, epsilon and gradient views");
   g_signal_connect_swapped (self->lif_dd, "notify::selected", G_CALLBACK (lif_selected_cb), self);
   gtk_box_append (GTK_BOX (lif_box), GTK_WIDGET (self->lif_dd));
 
@@ -384,6 +424,7 @@ build_views (SnnwbWindow *self)
   gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_EPSILON, NULL));
   for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
     gtk_box_append (self->curve_row, make_card (self, k, NULL));
+  build_gradient_view (self);
   neurons_changed_cb (self);
 }
 
@@ -559,6 +600,7 @@ session_updated_cb (SnnwbSession *session, SnnwbWindow *self)
 {
   SnnwbProbe *probe = snnwb_session_get_probe (session);
   SnnwbEpsilon *eps = snnwb_session_get_epsilon (session);
+  SnnwbGradient *grad = snnwb_session_get_gradient (session);
 
   if (probe && probe != self->shown_probe)
     {
@@ -571,6 +613,9 @@ session_updated_cb (SnnwbSession *session, SnnwbWindow *self)
       self->shown_epsilon = eps;
       snnwb_chart_view_set_epsilon (self->views[SNNWB_CHART_EPSILON], eps);
     }
+  /* Also redraws the cosine curve, which may have new points. */
+  self->shown_gradient = grad;
+  snnwb_gradient_view_set_gradient (self->gradient_view, grad);
   for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
     snnwb_chart_view_runs_updated (self->views[k]);
   update_status (self);
@@ -602,6 +647,7 @@ drop_session (SnnwbWindow *self)
   g_clear_object (&self->session);
   self->shown_probe = NULL;
   self->shown_epsilon = NULL;
+  self->shown_gradient = NULL;
 }
 
 static gboolean
@@ -626,6 +672,8 @@ start_run (SnnwbWindow *self, gboolean paused)
   g_clear_pointer (&self->pending_weights, g_free);
   g_signal_connect (self->session, "updated", G_CALLBACK (session_updated_cb), self);
   g_signal_connect (self->session, "state-changed", G_CALLBACK (session_state_cb), self);
+  snnwb_session_set_analysis_interval (self->session, snnwb_gradient_view_get_interval (self->gradient_view));
+  snnwb_gradient_view_set_run (self->gradient_view, run);
   rebuild_lif_choices (self, run ? snnwb_run_get_experiment (run)->model : NULL);
   add_run_row (self, run);
   snnwb_session_start (self->session, paused);
@@ -683,6 +731,21 @@ set_enabled (SnnwbWindow *self, const char *name, gboolean enabled)
   g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
 }
 
+/* A what-if tau needs a model that is not training: a paused run, or one
+ * that stopped or finished. */
+static gboolean
+what_if_allowed (SnnwbWindow *self)
+{
+  SnnwbRunState state;
+
+  if (!self->session)
+    return FALSE;
+  state = snnwb_session_get_state (self->session);
+  if (snnwb_session_is_active (self->session))
+    return snnwb_session_is_paused (self->session) && state != SNNWB_RUN_LOADING;
+  return state == SNNWB_RUN_STOPPED || state == SNNWB_RUN_FINISHED;
+}
+
 static void
 update_actions (SnnwbWindow *self)
 {
@@ -698,6 +761,7 @@ update_actions (SnnwbWindow *self)
   set_enabled (self, "step", (valid && !active) || paused);
   set_enabled (self, "stop", active);
   set_enabled (self, "save-weights", self->session != NULL);
+  snnwb_gradient_view_set_tau_enabled (self->gradient_view, what_if_allowed (self));
   g_simple_action_set_state (G_SIMPLE_ACTION (pause), g_variant_new_boolean (paused));
   snnwb_settings_panel_set_training (self->settings_panel, active, paused);
   gtk_widget_set_sensitive (GTK_WIDGET (self->preset_dd), TRUE);
@@ -881,7 +945,8 @@ export_view_chosen (SnnwbWindow *self, const char *path, const char *name)
   g_autofree char *full = strrchr (path, '.') > strrchr (path, '/') ? g_strdup (path) : g_strconcat (path, ".png", NULL);
   g_autofree char *what = g_strdup_printf ("Could not export the view to %s", full);
 
-  if (!snnwb_chart_view_export (snnwb_window_get_view (self, name), full, &error))
+  if (g_str_equal (name, "gradients") ? !snnwb_gradient_view_export (self->gradient_view, full, &error)
+                                      : !snnwb_chart_view_export (snnwb_window_get_view (self, name), full, &error))
     show_error (self, what, error);
 }
 
@@ -891,7 +956,8 @@ export_csv_chosen (SnnwbWindow *self, const char *path, const char *name)
   g_autoptr (GError) error = NULL;
   g_autofree char *what = g_strdup_printf ("Could not export the curves to %s", path);
 
-  if (!snnwb_chart_view_export_csv (snnwb_window_get_view (self, name), path, &error))
+  if (g_str_equal (name, "gradients") ? !snnwb_gradient_view_export_csv (self->gradient_view, path, &error)
+                                      : !snnwb_chart_view_export_csv (snnwb_window_get_view (self, name), path, &error))
     show_error (self, what, error);
 }
 
@@ -901,7 +967,7 @@ export_view_activated (GSimpleAction *action, GVariant *param, gpointer user_dat
   const char *name = g_variant_get_string (param, NULL);
   g_autofree char *file = g_strdup_printf ("%s.png", name);
 
-  if (snnwb_window_get_view (user_data, name))
+  if (snnwb_window_get_view (user_data, name) || g_str_equal (name, "gradients"))
     choose_file (user_data, "Export View", TRUE, file, image_filters, export_view_chosen, name);
 }
 
@@ -911,7 +977,7 @@ export_csv_activated (GSimpleAction *action, GVariant *param, gpointer user_data
   const char *name = g_variant_get_string (param, NULL);
   g_autofree char *file = g_strdup_printf ("%s.csv", name);
 
-  if (snnwb_window_get_view (user_data, name))
+  if (snnwb_window_get_view (user_data, name) || g_str_equal (name, "gradients"))
     choose_file (user_data, "Export Curves", TRUE, file, csv_filters, export_csv_chosen, name);
 }
 
@@ -1086,7 +1152,21 @@ snnwb_window_get_view_data_count (SnnwbWindow *self, const char *name)
 {
   SnnwbChartView *view = snnwb_window_get_view (self, name);
 
+  if (g_str_equal (name, "gradients"))
+    return snnwb_gradient_view_get_data_count (self->gradient_view);
   return view ? snnwb_chart_view_get_data_count (view) : 0;
+}
+
+void
+snnwb_window_set_traced_neurons (SnnwbWindow *self, const char *text)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), text);
+}
+
+SnnwbGradientView *
+snnwb_window_get_gradient_view (SnnwbWindow *self)
+{
+  return self->gradient_view;
 }
 
 guint
@@ -1162,7 +1242,7 @@ snnwb_window_class_init (SnnwbWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-window.ui");
 #define BIND(name) gtk_widget_class_bind_template_child (widget_class, SnnwbWindow, name)
   BIND (preset_dd); BIND (title_label); BIND (subtitle_label); BIND (info_bar); BIND (info_label);
-  BIND (sidebar_stack); BIND (layer_editor); BIND (settings_panel); BIND (probe_row); BIND (curve_row);
+  BIND (sidebar_stack); BIND (layer_editor); BIND (settings_panel); BIND (probe_row); BIND (curve_row); BIND (analysis_row);
   BIND (run_list); BIND (status_label);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, preset_selected_cb);

@@ -4,6 +4,7 @@
 #include <gtk/gtk.h>
 #include "experiment.h"
 #include "snnwb-chart-view.h"
+#include "snnwb-gradient-view.h"
 #include "snnwb-layer-editor.h"
 #include "snnwb-run.h"
 #include "snnwb-settings-panel.h"
@@ -28,6 +29,9 @@ void           snnwb_window_experiment_changed (SnnwbWindow *self);
 SnnwbLayerEditor   *snnwb_window_get_layer_editor (SnnwbWindow *self);
 SnnwbSettingsPanel *snnwb_window_get_settings_panel (SnnwbWindow *self);
 SnnwbChartView     *snnwb_window_get_view (SnnwbWindow *self, const char *name);
+SnnwbGradientView  *snnwb_window_get_gradient_view (SnnwbWindow *self);
+/* As if typed into the traces view's neuron field ("0, 1, 2"). */
+void                snnwb_window_set_traced_neurons (SnnwbWindow *self, const char *text);
 
 /* What the views and runs received, for tests and scripts. */
 guint          snnwb_window_get_view_data_count (SnnwbWindow *self, const char *name);
