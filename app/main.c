@@ -1,11 +1,20 @@
 /* snn-workbench: the graphical workbench. */
 #include "blas-select.h"
+#include <unistd.h>
 #include "snnwb-application.h"
 
 int
 main (int argc, char **argv)
 {
-  /* Before anything else: the chosen OpenBLAS kernel needs a fresh start. */
+  /* Before anything else, both read when the libraries load, hence a fresh
+   * start: OpenMP threads that spin only briefly before they sleep, since here
+   * they share the cores with drawing (spinning made training ten times
+   * slower), and the chosen OpenBLAS kernel. */
+  if (!g_getenv ("OMP_WAIT_POLICY") && !g_getenv ("GOMP_SPINCOUNT"))
+    {
+      g_setenv ("GOMP_SPINCOUNT", "10000", TRUE);
+      execv ("/proc/self/exe", argv);
+    }
   snnwb_blas_select (argc, argv);
   g_autoptr (SnnwbApplication) app = snnwb_application_new ();
 

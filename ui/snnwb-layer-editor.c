@@ -33,6 +33,8 @@ static const FieldDesc fields[] = {
   { T (LINEAR) | T (CONV), "WS epsilon", NULL, FIELD_FLOAT, OFF (ws_eps), 1e-8, 1, 1e-4, 6 },
   { T (AVGPOOL), "Pool size", NULL, FIELD_INT, OFF (pool_k), 1, 16, 1, 0 },
   { T (AVGPOOL), "Pool stride", NULL, FIELD_INT, OFF (pool_stride), 1, 16, 1, 0 },
+  { T (AVGPOOL), "Pool padding", "Zero padding; the divisor stays size x size", FIELD_INT, OFF (pool_pad), 0, 8, 1, 0 },
+  { T (SCALE), "Factor", "Multiplies the input (2.74 after LIF in sWS networks)", FIELD_FLOAT, OFF (scale), -100, 100, 0.1, 3 },
   { T (BN_STEP), "Features", NULL, FIELD_INT, OFF (num_features), 1, 4096, 1, 0 },
   { T (BN_STEP), "Epsilon", NULL, FIELD_FLOAT, OFF (eps), 1e-8, 1, 1e-5, 6 },
   { T (BN_STEP), "Momentum", NULL, FIELD_FLOAT, OFF (momentum), 0, 1, 0.01, 3 },
@@ -74,6 +76,7 @@ static guint signals[N_SIGNALS];
 
 static const char *const type_titles[SNN_LAYER_N_TYPES] = {
   "Linear", "Convolution", "Average pooling", "Flatten", "Batch norm", "LIF neurons", "Dropout",
+  "Residual block", "Scale", "Global average pooling",
 };
 
 /* Validation */
@@ -153,6 +156,11 @@ layer_summary (const SnnLayerSpec *s)
       return g_strdup_printf ("τ %.3g, Vth %.3g, %s", s->lif.tau, s->lif.vth, snn_surrogate_name (s->lif.surrogate));
     case SNN_LAYER_DROPOUT:
       return g_strdup_printf ("p %.2g", s->p);
+    case SNN_LAYER_SCALE:
+      return g_strdup_printf ("× %.3g", s->scale);
+    case SNN_LAYER_RESIDUAL:
+      return g_strdup_printf ("%d pre, %d main, %s shortcut%s", s->block->pre.n, s->block->main.n,
+                              s->block->shortcut.n ? "conv" : "identity", s->block->skipinit ? ", skipinit" : "");
     default:
       return g_strdup ("");
     }
@@ -350,7 +358,10 @@ rebuild_fields (SnnwbLayerEditor *self)
         row++;
       }
     if (row == 0)
-      gtk_grid_attach (self->field_grid, gtk_label_new ("This layer has no settings."), 0, 0, 2, 1);
+      gtk_grid_attach (self->field_grid,
+                       gtk_label_new (s->type == SNN_LAYER_RESIDUAL ? "Its layers are edited in the model file."
+                                                                    : "This layer has no settings."),
+                       0, 0, 2, 1);
   }
 }
 
