@@ -14,7 +14,7 @@ typedef struct {
   SnnMethod method;
   int T, K, batch;
   double median_ms, min_ms, gflops, sgemm_share;
-  int64_t held, process_peak;
+  int64_t held, arena, process_peak;
 } BenchRow;
 
 /* Multiply-adds of the GEMMs of one SGD step, times two. */
@@ -122,6 +122,7 @@ bench_one (const char *net_name, SnnMethod method, int T, int K, int batch, int 
   row->gflops = step_flops (m, batch, T, method == SNN_METHOD_SLTT_K ? K : T) / (row->median_ms / 1000.0) / 1e9;
   row->sgemm_share = row->gflops / ceiling;
   row->held = held;
+  row->arena = snn_net_stats (net)->arena_bytes;
   row->process_peak = snn_process_peak_bytes ();
   g_free (ms), g_free (x), g_free (y);
   snn_optim_free (opt);
@@ -170,9 +171,10 @@ snnwb_cmd_bench (int argc, char **argv)
   g_autofree char *blas = snn_backend_cpu_describe ();
   double ceiling = sgemm_ceiling ();
   printf ("snnwb bench: %s\nBLAS kernel: %s\nSGEMM 1024^3 ceiling: %.1f GFLOP/s\n\n", blas, snnwb_blas_choice (), ceiling);
-  printf ("%-12s %-8s %3s %5s %10s %10s %9s %7s %12s %12s\n", "net", "method", "T", "batch", "median_ms", "min_ms",
-          "GFLOP/s", "%SGEMM", "held_bytes", "proc_peak_MB");
-  GString *out = g_string_new ("net,method,T,K,batch,median_ms,min_ms,gflops,sgemm_gflops,sgemm_share,held_bytes,process_peak_bytes\n");
+  printf ("%-12s %-8s %3s %5s %10s %10s %9s %7s %12s %9s %12s\n", "net", "method", "T", "batch", "median_ms", "min_ms",
+          "GFLOP/s", "%SGEMM", "held_bytes", "arena_MB", "proc_peak_MB");
+  GString *out = g_string_new ("net,method,T,K,batch,median_ms,min_ms,gflops,sgemm_gflops,sgemm_share,held_bytes,"
+                               "arena_bytes,process_peak_bytes\n");
   int rc = 0;
   for (int n = 0; net_list[n] && !rc; n++)
     for (int t = 0; t_list[t] && !rc; t++)
@@ -194,12 +196,14 @@ snnwb_cmd_bench (int argc, char **argv)
               break;
             }
           g_autofree char *mname = method == SNN_METHOD_SLTT_K ? g_strdup_printf ("sltt_k%d", r.K) : g_strdup (snn_method_name (method));
-          printf ("%-12s %-8s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %12.1f\n", r.net, mname, r.T,
-                  r.batch, r.median_ms, r.min_ms, r.gflops, 100 * r.sgemm_share, r.held, r.process_peak / 1048576.0);
+          printf ("%-12s %-8s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f\n", r.net, mname,
+                  r.T, r.batch, r.median_ms, r.min_ms, r.gflops, 100 * r.sgemm_share, r.held, r.arena / 1048576.0,
+                  r.process_peak / 1048576.0);
           fflush (stdout);
-          g_string_append_printf (out, "%s,%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "\n",
-                                  r.net, snn_method_name (method), r.T, r.K, r.batch, r.median_ms, r.min_ms, r.gflops,
-                                  ceiling, r.sgemm_share, r.held, r.process_peak);
+          g_string_append_printf (out, "%s,%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
+                                  ",%" G_GINT64_FORMAT "\n", r.net, snn_method_name (method), r.T, r.K, r.batch,
+                                  r.median_ms, r.min_ms, r.gflops, ceiling, r.sgemm_share, r.held, r.arena,
+                                  r.process_peak);
         }
   if (!rc && csv && !g_file_set_contents (csv, out->str, -1, &error))
     rc = snnwb_fail (error);

@@ -43,6 +43,7 @@ struct SnnNet {
   float *in_buf, *col, *cm;
   float *gbuf[N_GBUF];            /* gradient buffers, handed out during backward */
   gboolean gbuf_used[N_GBUF];
+  int n_gbuf;                     /* how many this network can have in use at once */
   float **grad;                   /* per node: the buffer holding dL/doutput, or NULL */
   float *out_host;
   float *mask_host;               /* dropout masks drawn on the host */
@@ -91,6 +92,20 @@ model_prefix (const SnnModel *m)
 }
 
 /* ---- construction ---- */
+
+static int
+list_depth (const SnnLayerSpec *layers, int n)
+{
+  int depth = 0;
+  for (int i = 0; i < n; i++)
+    if (layers[i].block)
+      {
+        const SnnBlock *b = layers[i].block;
+        int d = MAX (list_depth (b->pre.layers, b->pre.n), list_depth (b->main.layers, b->main.n));
+        depth = MAX (depth, 1 + MAX (d, list_depth (b->shortcut.layers, b->shortcut.n)));
+      }
+  return depth;
+}
 
 static int add_list_nodes (SnnNet *net, SnnLayerSpec *layers, int n, const char *prefix, int top, int src);
 
@@ -220,6 +235,9 @@ snn_net_new (const SnnModel *model, const SnnBackend *backend)
     }
   int p = model_prefix (model);
   net->prefix = p >= 0 ? net->top_node[p] : -1;
+  /* A chain needs a gradient in and one out, and a spare for the prefix;
+   * each level of residual nesting keeps two more waiting at its fork. */
+  net->n_gbuf = MIN (N_GBUF, 3 + 2 * list_depth (net->model->layers, net->model->n_layers));
   snn_net_init_default (net, 0);
   return net;
 }
@@ -591,7 +609,7 @@ carve_all (SnnNet *net, Carver *c)
   for (int i = 0; i < net->nn; i++)
     carve_node (net, &net->N[i], c, &col, &cm);
   net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->N[net->prefix].in_size : 0);
-  for (int k = 0; k < N_GBUF; k++)
+  for (int k = 0; k < net->n_gbuf; k++)
     net->gbuf[k] = carve (c, rows * net->max_size);
   net->col = carve (c, col);
   net->cm = carve (c, cm);
@@ -847,7 +865,7 @@ snn_net_output (SnnNet *net)
 static float *
 gbuf_take (SnnNet *net)
 {
-  for (int k = 0; k < N_GBUF; k++)
+  for (int k = 0; k < net->n_gbuf; k++)
     if (!net->gbuf_used[k])
       {
         net->gbuf_used[k] = TRUE;
