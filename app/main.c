@@ -16,6 +16,13 @@ main (int argc, char **argv)
       execv ("/proc/self/exe", argv);
     }
   snnwb_blas_select (argc, argv);
+  /* One core is left to drawing: training threads that the system keeps
+   * preempting wait on each other at every parallel loop. */
+  if (!g_getenv ("SNNWB_THREADS"))
+    {
+      g_autofree char *n = g_strdup_printf ("%d", MAX (1, (int) g_get_num_processors () - 1));
+      g_setenv ("SNNWB_THREADS", n, TRUE);
+    }
   g_autoptr (SnnwbApplication) app = snnwb_application_new ();
 
   g_set_application_name ("SNN Workbench");
