@@ -575,6 +575,37 @@ cpu_axpy (int64_t n, float a, const float *x, float *y)
 }
 
 static void
+cpu_sgd_update (float *w, const float *g, float *buf, int64_t n, float lr, float mom, float wd, gboolean first)
+{
+#pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
+  for (int64_t j = 0; j < n; j++)
+    {
+      float d = g[j] + wd * w[j];
+      if (mom != 0.0f)
+        {
+          buf[j] = first ? d : mom * buf[j] + d;
+          d = buf[j];
+        }
+      w[j] -= lr * d;
+    }
+}
+
+static void
+cpu_adam_update (float *w, const float *g, float *m, float *v, int64_t n, float lr, float b1, float b2, float eps,
+                 float wd, double c1, double c2)
+{
+#pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
+  for (int64_t j = 0; j < n; j++)
+    {
+      float d = g[j] + wd * w[j];
+      m[j] = b1 * m[j] + (1 - b1) * d;
+      v[j] = b2 * v[j] + (1 - b2) * d * d;
+      double mh = m[j] / c1, vh = v[j] / c2;
+      w[j] -= (float) (lr * mh / (sqrt (vh) + eps));
+    }
+}
+
+static void
 cpu_scale (int64_t n, float a, const float *x, float *y)
 {
 #pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
@@ -667,6 +698,8 @@ static const SnnBackend cpu_backend = {
   .mul_mask = cpu_mul_mask,
   .axpy = cpu_axpy,
   .scale = cpu_scale,
+  .sgd_update = cpu_sgd_update,
+  .adam_update = cpu_adam_update,
   .dot = cpu_dot,
   .sum_steps = cpu_sum_steps,
   .channel_mean = cpu_channel_mean,

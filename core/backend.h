@@ -93,6 +93,13 @@ struct _SnnBackend {
   /* y = a * x */
   void (*scale) (int64_t n, float a, const float *x, float *y);
   double (*dot) (int64_t n, const float *a, const float *b);
+  /* Optimizer updates (PyTorch's): SGD with momentum buffer buf (first: the
+   * buffer starts as the gradient) and L2 weight decay; Adam with bias
+   * corrections c1 = 1 - beta1^t, c2 = 1 - beta2^t. */
+  void (*sgd_update) (float *w, const float *g, float *buf, int64_t n, float lr, float momentum,
+                      float weight_decay, gboolean first);
+  void (*adam_update) (float *w, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, double c1, double c2);
   /* y[i] = sum over s of x[s][i] for steps s (added to y when accumulate) */
   void (*sum_steps) (const float *x, int steps, int64_t count, gboolean accumulate, float *y);
   /* mean[c] of the last batch statistics, from x and invstd: used together
