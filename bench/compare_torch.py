@@ -22,6 +22,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# snnwb runs with the environment it was given (plus the shared kernel
+# choice); the OpenMP settings below are PyTorch's alone.
+ORIGINAL_ENV = dict(os.environ)
+
+
 def set_env_before_torch():
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -170,7 +175,10 @@ def main():
     cmd = [args.snnwb, "bench", "--net", args.nets, "--T", args.T, "--methods", args.methods, "--K", str(args.K),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--csv", tmp]
     print("$ " + " ".join(cmd[1:]).replace(tmp, "FILE"), flush=True)
-    subprocess.run(cmd, check=True)
+    env = dict(ORIGINAL_ENV)
+    if "OPENBLAS_CORETYPE" in os.environ:
+        env["OPENBLAS_CORETYPE"] = os.environ["OPENBLAS_CORETYPE"]
+    subprocess.run(cmd, check=True, env=env)
     ours = list(csv.DictReader(open(tmp)))
     os.unlink(tmp)
 
