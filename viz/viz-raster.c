@@ -153,9 +153,45 @@ draw_marked (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const VizSt
   cairo_fill (cr);
 }
 
+/* With more neurons than pixel rows, one mark per row and step that holds
+ * any spike: the picture is the same, and drawing stays cheap enough to
+ * refresh many times a second (a conv layer has thousands of neurons). */
+static gboolean
+draw_marks_binned (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const VizStyle *style)
+{
+  int rows = (int) floor (L->f.area.height);
+  if (rows < 1 || d->n_neurons <= 2 * rows)
+    return FALSE;
+  double ix = mark_inset (L->f.area.width / d->T), h = L->f.area.height / d->n_neurons;
+  viz_set_color (cr, &style->foreground);
+  for (int t = 0; t < d->T; t++)
+    {
+      const guint8 *st = d->spikes + (gsize) t * d->n_neurons;
+      for (int r = 0; r < rows; r++)
+        {
+          int lo = (int) ((gint64) d->n_neurons * r / rows), hi = (int) ((gint64) d->n_neurons * (r + 1) / rows);
+          gboolean any = FALSE;
+          for (int i = lo; i < hi && !any; i++)
+            any = st[i] != 0;
+          if (!any)
+            continue;
+          VizRect c;
+          cell_rect (&L->f, d, t, lo, &c);
+          /* Neuron 0 is the bottom row: the bin spans lo..hi-1 upwards. */
+          VizRect m = { c.x + ix, c.y + c.height - (hi - lo) * h, c.width - 2 * ix, (hi - lo) * h };
+          at_least_a_pixel (&m);
+          cairo_rectangle (cr, m.x, m.y, m.width, m.height);
+        }
+    }
+  cairo_fill (cr);
+  return TRUE;
+}
+
 static void
 draw_marks (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const VizStyle *style)
 {
+  if (draw_marks_binned (cr, L, d, style))
+    return;
   double ix = mark_inset (L->f.area.width / d->T), iy = mark_inset (L->f.area.height / d->n_neurons);
   viz_set_color (cr, &style->foreground);
   for (int t = 0; t < d->T; t++)
@@ -182,7 +218,29 @@ draw_rate_panel (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const V
   double iy = mark_inset (p->height / d->n_neurons);
   VizColor c = viz_style_series_color (style, 0);
   viz_set_color (cr, &c);
-  for (int i = 0; i < d->n_neurons; i++)
+  int rows = (int) floor (p->height);
+  if (rows >= 1 && d->n_neurons > 2 * rows)
+    {
+      /* One bar per pixel row: the mean rate of its neurons. */
+      double h = p->height / d->n_neurons;
+      for (int r = 0; r < rows; r++)
+        {
+          int lo = (int) ((gint64) d->n_neurons * r / rows), hi = (int) ((gint64) d->n_neurons * (r + 1) / rows);
+          long sum = 0;
+          for (int i = lo; i < hi; i++)
+            sum += per[i];
+          if (!sum)
+            continue;
+          VizRect cell;
+          cell_rect (&L->f, d, 0, lo, &cell);
+          VizRect b = { p->x, cell.y + cell.height - (hi - lo) * h,
+                        viz_scale_frac (&L->rate, (double) sum / ((double) (hi - lo) * d->T)) * p->width, (hi - lo) * h };
+          at_least_a_pixel (&b);
+          cairo_rectangle (cr, b.x, b.y, b.width, b.height);
+        }
+      rows = -1;
+    }
+  for (int i = 0; rows >= 0 && i < d->n_neurons; i++)
     {
       if (!per[i])
         continue;
