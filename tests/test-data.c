@@ -9,38 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-typedef struct {
-  char *dir;
-} Fixture;
-
-static void
-setup (Fixture *f, gconstpointer d)
-{
-  GError *error = NULL;
-  f->dir = g_dir_make_tmp ("snn-data-XXXXXX", &error);
-  g_assert_no_error (error);
-}
-
-static void
-teardown (Fixture *f, gconstpointer d)
-{
-  GDir *dir = g_dir_open (f->dir, 0, NULL);
-  const char *name;
-  while ((name = g_dir_read_name (dir)))
-    {
-      g_autofree char *p = g_build_filename (f->dir, name, NULL);
-      g_unlink (p);
-    }
-  g_dir_close (dir);
-  g_rmdir (f->dir);
-  g_free (f->dir);
-}
-
-static char *
-tmp_path (Fixture *f, const char *name)
-{
-  return g_build_filename (f->dir, name, NULL);
-}
+#include "test-tmpdir.h"
 
 static void
 assert_error_names (GError *error, int code, const char *name, const char *also)

@@ -8,42 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-typedef struct {
-  char *dir;
-} Fixture;
-
-static void
-setup (Fixture *f, gconstpointer d)
-{
-  GError *error = NULL;
-  f->dir = g_dir_make_tmp ("snn-events-XXXXXX", &error);
-  g_assert_no_error (error);
-}
-
-static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  const char *name;
-  while (dir && (name = g_dir_read_name (dir)))
-    {
-      g_autofree char *p = g_build_filename (path, name, NULL);
-      if (g_file_test (p, G_FILE_TEST_IS_DIR))
-        remove_tree (p);
-      else
-        g_unlink (p);
-    }
-  if (dir)
-    g_dir_close (dir);
-  g_rmdir (path);
-}
-
-static void
-teardown (Fixture *f, gconstpointer d)
-{
-  remove_tree (f->dir);
-  g_free (f->dir);
-}
+#include "test-tmpdir.h"
 
 static char *
 in_dir (const char *dir, const char *rel)
