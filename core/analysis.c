@@ -233,12 +233,9 @@ scratch_net (SnnNet *net, float tau_override)
     }
   for (int l = 0; l < m->n_layers; l++)
     if (m->layers[l].type == SNN_LAYER_LIF)
-      {
-        SnnLifParams *p = snn_net_lif_params (s, l);
-        *p = *snn_net_lif_params (net, l);
-        if (tau_override > 0)
-          p->tau = tau_override;
-      }
+      *snn_net_lif_params (s, l) = *snn_net_lif_params (net, l);
+  if (tau_override > 0)
+    snn_net_set_tau (s, tau_override);
   return s;
 }
 

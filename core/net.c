@@ -316,6 +316,14 @@ snn_net_host_scratch (SnnNet *net, size_t floats)
 }
 
 void
+snn_net_set_tau (SnnNet *net, float tau)
+{
+  for (int i = 0; i < net->nn; i++)
+    if (net->N[i].spec->type == SNN_LAYER_LIF)
+      net->N[i].lif.tau = tau;
+}
+
+void
 snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data)
 {
   net->hook = hook;

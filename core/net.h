@@ -86,8 +86,10 @@ float          *snn_net_host_scratch (SnnNet *net, size_t floats);
 
 void            snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data);
 
-/* Overrides the LIF parameters of every LIF layer at run time (analysis). */
+/* The run-time LIF parameters of a top-level LIF layer (analysis). */
 SnnLifParams   *snn_net_lif_params (SnnNet *net, int layer);
+/* Sets tau of every LIF layer, those inside residual blocks too. */
+void            snn_net_set_tau (SnnNet *net, float tau);
 
 /* Bookkeeping for the memory and time charts. */
 typedef struct {

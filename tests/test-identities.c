@@ -148,6 +148,35 @@ test_sltt_k_subset_scaled (Fixture *f, gconstpointer tmpl)
   snn_npz_free (c);
 }
 
+static void
+test_residual_tau1 (void)
+{
+  /* LIF layers inside residual blocks follow snn_net_set_tau too: at tau 1
+   * no route leads from one step to the next anywhere, so BPTT = SLTT;
+   * at tau 2 they differ. */
+  SnnModel *m = tu_model ("{\"input_shape\": [12], \"num_classes\": 3, \"layers\": ["
+                          "{\"type\": \"linear\", \"in\": 12, \"out\": 16}, {\"type\": \"lif\"},"
+                          "{\"type\": \"residual\", \"main\": [{\"type\": \"linear\", \"in\": 16, \"out\": 16},"
+                          " {\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 16, \"out\": 16}], \"alpha\": 0.5},"
+                          "{\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 16, \"out\": 3}]}");
+  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  tu_randomize (net, 11, 3.0f);
+  float *x = tu_input (6 * 12, 4, -0.5f, 1.5f);
+  int32_t y[6] = { 0, 1, 2, 0, 1, 2 };
+  snn_net_set_tau (net, 1.0f);
+  SnnNpz *a = tu_grads (net, SNN_METHOD_BPTT, 5, NULL, 0, x, FALSE, 6, y, NULL);
+  SnnNpz *b = tu_grads (net, SNN_METHOD_SLTT, 5, NULL, 0, x, FALSE, 6, y, NULL);
+  assert_all_equal (a, b, 1e-4);
+  snn_net_set_tau (net, 2.0f);
+  SnnNpz *c = tu_grads (net, SNN_METHOD_BPTT, 5, NULL, 0, x, FALSE, 6, y, NULL);
+  SnnNpz *d = tu_grads (net, SNN_METHOD_SLTT, 5, NULL, 0, x, FALSE, 6, y, NULL);
+  g_assert_cmpfloat (tu_rel_diff_floor (c, d, "grad.2.main.0.weight", 1e-30), >, 1e-3);
+  snn_npz_free (a), snn_npz_free (b), snn_npz_free (c), snn_npz_free (d);
+  g_free (x);
+  snn_net_free (net);
+  snn_model_free (m);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -169,5 +198,6 @@ main (int argc, char **argv)
       g_test_add (p4, Fixture, json, NULL, test_tau2_differs, teardown);
       g_test_add (p5, Fixture, json, NULL, test_sltt_k_subset_scaled, teardown);
     }
+  g_test_add_func ("/identities/residual/tau1-bptt-is-sltt", test_residual_tau1);
   return g_test_run ();
 }
