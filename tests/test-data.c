@@ -9,15 +9,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "test-tmpdir.h"
+#include "test-files.h"
 
-static void
-assert_error_names (GError *error, int code, const char *name, const char *also)
-{
-  g_assert_error (error, SNN_DATA_ERROR, code);
-  if (!strstr (error->message, name) || (also && !strstr (error->message, also)))
-    g_error ("message \"%s\" lacks \"%s\"%s%s", error->message, name, also ? " or " : "", also ? also : "");
-}
+#define assert_error_names(e, code, name, also) assert_error_mentions (e, SNN_DATA_ERROR, code, name, also)
 
 /* ------------------------------------------------------------------ IDX */
 

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "test-tmpdir.h"
+#include "test-files.h"
 
 static char *
 in_dir (const char *dir, const char *rel)
@@ -27,13 +27,7 @@ put_file (const char *path, const void *data, gsize len)
   g_assert_no_error (error);
 }
 
-static void
-assert_error_names (GError *error, int code, const char *name, const char *also)
-{
-  g_assert_error (error, SNN_DATA_ERROR, code);
-  if (!strstr (error->message, name) || (also && !strstr (error->message, also)))
-    g_error ("message \"%s\" lacks \"%s\"%s%s", error->message, name, also ? " or " : "", also ? also : "");
-}
+#define assert_error_names(e, code, name, also) assert_error_mentions (e, SNN_DATA_ERROR, code, name, also)
 
 static void
 put_le32 (GByteArray *b, guint32 v)

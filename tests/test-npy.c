@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <zlib.h>
 
-#include "test-tmpdir.h"
+#include "test-files.h"
 
 /* Plain stdio: g_file_set_contents syncs to disk, too slow for fuzzing. */
 static void
@@ -56,13 +56,7 @@ assert_same_array (const SnnArray *a, const SnnArray *b)
                    b->data, snn_array_numel (b) * snn_dtype_size (b->dtype));
 }
 
-static void
-assert_error_names (GError *error, GQuark domain, int code, const char *name, const char *also)
-{
-  g_assert_error (error, domain, code);
-  if (!strstr (error->message, name) || (also && !strstr (error->message, also)))
-    g_error ("message \"%s\" lacks \"%s\"%s%s", error->message, name, also ? " or " : "", also ? also : "");
-}
+#define assert_error_names assert_error_mentions
 
 static const int64_t shapes[][4] = {
   { 0 },          /* scalar */

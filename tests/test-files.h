@@ -1,8 +1,10 @@
-/* A fixture that gives each test a fresh temporary folder and removes it,
- * with everything in it, afterwards. */
+/* Shared by the file-format tests: a fixture that gives each test a fresh
+ * temporary folder and removes it, with everything in it, afterwards; and a
+ * check that an error names the file and the problem. */
 #pragma once
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <string.h>
 
 typedef struct {
   char *dir;
@@ -45,4 +47,14 @@ static inline char *
 tmp_path (Fixture *f, const char *name)
 {
   return g_build_filename (f->dir, name, NULL);
+}
+
+/* The error is of this domain and code, and its message mentions `name`
+ * (usually the file) and, if given, `also` (the problem). */
+static inline void
+assert_error_mentions (GError *error, GQuark domain, int code, const char *name, const char *also)
+{
+  g_assert_error (error, domain, code);
+  if (!strstr (error->message, name) || (also && !strstr (error->message, also)))
+    g_error ("message \"%s\" lacks \"%s\"%s%s", error->message, name, also ? " or " : "", also ? also : "");
 }
