@@ -740,13 +740,3 @@ snn_backend_cpu_describe (void)
                           cpu_threads == 1 ? "" : "s");
 }
 
-void
-snn_backend_cpu_set_threads (int n)
-{
-  init_threads ();
-#ifdef _OPENMP
-  cpu_threads = CLAMP (n, 1, 64);
-#else
-  openblas_set_num_threads (MAX (n, 1));
-#endif
-}

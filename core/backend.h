@@ -110,6 +110,5 @@ struct _SnnBackend {
 const SnnBackend *snn_backend_cpu (void);
 /* The BLAS configuration in words (core type, threads), for --version. */
 char *snn_backend_cpu_describe (void);
-void  snn_backend_cpu_set_threads (int n);
 
 G_END_DECLS
