@@ -12,6 +12,7 @@
 typedef struct {
   char net[32];
   SnnMethod method;
+  gboolean stored;                /* BPTT without recomputing */
   int T, K, batch;
   double median_ms, min_ms, gflops, sgemm_share;
   int64_t held, arena, process_peak;
@@ -70,8 +71,8 @@ cmp_double (const void *a, const void *b)
 }
 
 static gboolean
-bench_one (const char *net_name, SnnMethod method, int T, int K, int batch, int steps, int warmup, double ceiling,
-           BenchRow *row, GError **error)
+bench_one (const char *net_name, SnnMethod method, gboolean stored, int T, int K, int batch, int steps, int warmup,
+           double ceiling, BenchRow *row, GError **error)
 {
   g_autofree char *path = snn_preset_find (net_name, ".json");
   SnnModel *m = path ? snn_model_load_file (path, error) : snn_model_load_file (net_name, error);
@@ -96,6 +97,7 @@ bench_one (const char *net_name, SnnMethod method, int T, int K, int batch, int 
   cfg.method = method;
   cfg.T = T;
   cfg.K = K;
+  cfg.recompute = !stored;
   double *ms = g_new (double, steps);
   int64_t held = 0;
   for (int i = 0; i < warmup + steps; i++)
@@ -114,6 +116,7 @@ bench_one (const char *net_name, SnnMethod method, int T, int K, int batch, int 
   memset (row, 0, sizeof *row);
   g_strlcpy (row->net, net_name, sizeof row->net);
   row->method = method;
+  row->stored = stored;
   row->T = T;
   row->K = K;
   row->batch = batch;
@@ -145,7 +148,8 @@ snnwb_cmd_bench (int argc, char **argv)
   GOptionEntry entries[] = {
     { "net", 0, 0, G_OPTION_ARG_STRING, &nets, "Networks (presets or model files) [mlp,conv-small,vgg-bench]", "LIST" },
     { "T", 0, 0, G_OPTION_ARG_STRING, &Ts, "Time steps [6]", "LIST" },
-    { "methods", 0, 0, G_OPTION_ARG_STRING, &methods, "Methods [bptt,sltt,sltt_k]", "LIST" },
+    { "methods", 0, 0, G_OPTION_ARG_STRING, &methods,
+      "Methods [bptt,sltt,sltt_k]; bptt_stored: BPTT storing every activation (no recomputing)", "LIST" },
     { "K", 0, 0, G_OPTION_ARG_INT, &K, "K of sltt_k [1]", "K" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Batch size [64; 32 for vgg]", "B" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Timed SGD steps [20]", "N" },
@@ -171,7 +175,7 @@ snnwb_cmd_bench (int argc, char **argv)
   g_autofree char *blas = snn_backend_cpu_describe ();
   double ceiling = sgemm_ceiling ();
   printf ("snnwb bench: %s\nBLAS kernel: %s\nSGEMM 1024^3 ceiling: %.1f GFLOP/s\n\n", blas, snnwb_blas_choice (), ceiling);
-  printf ("%-12s %-8s %3s %5s %10s %10s %9s %7s %12s %9s %12s\n", "net", "method", "T", "batch", "median_ms", "min_ms",
+  printf ("%-12s %-11s %3s %5s %10s %10s %9s %7s %12s %9s %12s\n", "net", "method", "T", "batch", "median_ms", "min_ms",
           "GFLOP/s", "%SGEMM", "held_bytes", "arena_MB", "proc_peak_MB");
   GString *out = g_string_new ("net,method,T,K,batch,median_ms,min_ms,gflops,sgemm_gflops,sgemm_share,held_bytes,"
                                "arena_bytes,process_peak_bytes\n");
@@ -180,9 +184,10 @@ snnwb_cmd_bench (int argc, char **argv)
     for (int t = 0; t_list[t] && !rc; t++)
       for (int mi = 0; m_list[mi] && !rc; mi++)
         {
-          SnnMethod method;
+          SnnMethod method = SNN_METHOD_BPTT;
           int T = atoi (t_list[t]);
-          if (!snn_method_from_name (m_list[mi], &method) || T < 1 || T > 64)
+          gboolean stored = g_str_equal (m_list[mi], "bptt_stored");
+          if ((!stored && !snn_method_from_name (m_list[mi], &method)) || T < 1 || T > 64)
             {
               fprintf (stderr, "snnwb: bad method '%s' or T '%s'\n", m_list[mi], t_list[t]);
               rc = 2;
@@ -190,18 +195,19 @@ snnwb_cmd_bench (int argc, char **argv)
             }
           BenchRow r;
           int B = batch > 0 ? batch : default_batch (net_list[n]);
-          if (!bench_one (net_list[n], method, T, MIN (K, T), B, steps, warmup, ceiling, &r, &error))
+          if (!bench_one (net_list[n], method, stored, T, MIN (K, T), B, steps, warmup, ceiling, &r, &error))
             {
               rc = snnwb_fail (error);
               break;
             }
-          g_autofree char *mname = method == SNN_METHOD_SLTT_K ? g_strdup_printf ("sltt_k%d", r.K) : g_strdup (snn_method_name (method));
-          printf ("%-12s %-8s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f\n", r.net, mname,
+          g_autofree char *mname = method == SNN_METHOD_SLTT_K ? g_strdup_printf ("sltt_k%d", r.K)
+                                   : g_strdup (stored ? "bptt_stored" : snn_method_name (method));
+          printf ("%-12s %-11s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f\n", r.net, mname,
                   r.T, r.batch, r.median_ms, r.min_ms, r.gflops, 100 * r.sgemm_share, r.held, r.arena / 1048576.0,
                   r.process_peak / 1048576.0);
           fflush (stdout);
           g_string_append_printf (out, "%s,%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
-                                  ",%" G_GINT64_FORMAT "\n", r.net, snn_method_name (method), r.T, r.K, r.batch,
+                                  ",%" G_GINT64_FORMAT "\n", r.net, stored ? "bptt_stored" : snn_method_name (method), r.T, r.K, r.batch,
                                   r.median_ms, r.min_ms, r.gflops, ceiling, r.sgemm_share, r.held, r.arena,
                                   r.process_peak);
         }

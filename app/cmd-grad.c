@@ -13,16 +13,14 @@ typedef struct {
 } GradProbe;
 
 static void
-probe_lif (SnnNet *net, int first_step, int steps, gpointer data)
+probe_lif (SnnNet *net, int l, int first_step, int steps, gpointer data)
 {
   GradProbe *p = data;
-  for (int l = 0; l < p->model->n_layers; l++)
-    if (p->spikes[l])
-      {
-        size_t per_step = (size_t) p->B * snn_net_layer_size (net, l);
-        snn_net_read_lif (net, l, TRUE, (float *) p->spikes[l]->data + first_step * per_step);
-        snn_net_read_lif (net, l, FALSE, (float *) p->u[l]->data + first_step * per_step);
-      }
+  if (!p->spikes[l])
+    return;
+  size_t per_step = (size_t) p->B * snn_net_layer_size (net, l);
+  snn_net_read_lif (net, l, TRUE, (float *) p->spikes[l]->data + first_step * per_step);
+  snn_net_read_lif (net, l, FALSE, (float *) p->u[l]->data + first_step * per_step);
 }
 
 static gboolean

@@ -435,24 +435,59 @@ cpu_bn_backward (const float *dy, const float *xhat, const float *invstd, int n,
     }
 }
 
+/* 64 flags (each 0 or 1) to one word, bit i = flag i: eight bytes at a
+ * time, gathered by one multiplication. */
+static inline uint64_t
+flags_to_word (const uint8_t *m, int n)
+{
+  uint8_t full[64];
+  if (n < 64)
+    {
+      memset (full, 0, sizeof full);
+      memcpy (full, m, n);
+      m = full;
+    }
+  uint64_t word = 0;
+  for (int k = 0; k < 8; k++)
+    {
+      uint64_t x;
+      memcpy (&x, m + 8 * k, 8);
+      word |= ((x * 0x0102040810204080ull) >> 56) << (8 * k);
+    }
+  return word;
+}
+
 static void
 cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, float *v, int steps,
-                 int64_t count, float *u, float *s)
+                 int64_t count, float *u, float *s, uint64_t *bits)
 {
   const float lam = 1.0f - 1.0f / p->tau, vth = p->vth;
   const gboolean hard = p->reset == SNN_RESET_HARD;
+  const int64_t words = snn_spike_words (count);
   for (int t = 0; t < steps; t++)
     {
       const float *xt = x_repeats ? x : x + (size_t) t * count;
-      float *ut = u + (size_t) t * count, *st = s + (size_t) t * count;
+      float *ut = u + (size_t) t * count, *st = s ? s + (size_t) t * count : NULL;
+      /* Blocks of 64 neurons: one word of spike bits each. */
 #pragma omp parallel for if (count > PAR_MIN) num_threads (cpu_threads)
-      for (int64_t i = 0; i < count; i++)
+      for (int64_t w = 0; w < words; w++)
         {
-          float ui = lam * v[i] + xt[i];
-          float si = ui >= vth ? 1.0f : 0.0f;
-          ut[i] = ui;
-          st[i] = si;
-          v[i] = hard ? ui * (1.0f - si) : ui - vth * si;
+          const int64_t lo = w * 64;
+          const int n = (int) MIN (64, count - lo);
+          uint8_t fired[64];
+          for (int k = 0; k < n; k++)
+            {
+              const int64_t i = lo + k;
+              float ui = lam * v[i] + xt[i];
+              float si = ui >= vth ? 1.0f : 0.0f;
+              ut[i] = ui;
+              if (s)
+                st[i] = si;
+              v[i] = hard ? ui * (1.0f - si) : ui - vth * si;
+              fired[k] = ui >= vth;
+            }
+          if (bits)
+            bits[(size_t) t * words + w] = flags_to_word (fired, n);
         }
     }
 }
@@ -551,6 +586,54 @@ cpu_ws_backward (const float *w, const float *gain, const float *dwhat, const fl
       for (int j = 0; j < fan; j++)
         dw[(size_t) o * fan + j] += (float) (a * inv * (g[j] - (wr[j] - mean) * k) - dmean);
     }
+}
+
+static void
+cpu_pack_spikes (const float *s, int steps, int64_t count, uint64_t *bits)
+{
+  const int64_t words = snn_spike_words (count);
+#pragma omp parallel for collapse (2) if ((int64_t) steps * count > PAR_MIN) num_threads (cpu_threads)
+  for (int t = 0; t < steps; t++)
+    for (int64_t w = 0; w < words; w++)
+      {
+        const float *st = s + (size_t) t * count + w * 64;
+        int n = (int) MIN (64, count - w * 64);
+        uint8_t fired[64];
+        for (int i = 0; i < n; i++)
+          fired[i] = st[i] != 0.0f;
+        bits[(size_t) t * words + w] = flags_to_word (fired, n);
+      }
+}
+
+/* The eight floats (0 or 1) of every byte of spike bits. */
+static float spike_byte_table[256][8];
+
+static void
+init_spike_table (void)
+{
+  for (int b = 0; b < 256; b++)
+    for (int i = 0; i < 8; i++)
+      spike_byte_table[b][i] = (float) ((b >> i) & 1);
+}
+
+static void
+cpu_unpack_spikes (const uint64_t *bits, int steps, int64_t count, float *s)
+{
+  const int64_t words = snn_spike_words (count);
+#pragma omp parallel for collapse (2) if ((int64_t) steps * count > PAR_MIN) num_threads (cpu_threads)
+  for (int t = 0; t < steps; t++)
+    for (int64_t w = 0; w < words; w++)
+      {
+        float *st = s + (size_t) t * count + w * 64;
+        int n = (int) MIN (64, count - w * 64);
+        uint64_t word = bits[(size_t) t * words + w];
+        if (n == 64)
+          for (int k = 0; k < 8; k++)
+            memcpy (st + 8 * k, spike_byte_table[(word >> (8 * k)) & 0xff], 8 * sizeof (float));
+        else
+          for (int i = 0; i < n; i++)
+            st[i] = (float) ((word >> i) & 1);
+      }
 }
 
 static void
@@ -696,6 +779,8 @@ static const SnnBackend cpu_backend = {
   .ws_forward = cpu_ws_forward,
   .ws_backward = cpu_ws_backward,
   .mul_mask = cpu_mul_mask,
+  .pack_spikes = cpu_pack_spikes,
+  .unpack_spikes = cpu_unpack_spikes,
   .axpy = cpu_axpy,
   .scale = cpu_scale,
   .sgd_update = cpu_sgd_update,
@@ -729,6 +814,7 @@ init_threads (void)
   openblas_set_num_threads (1);
 #endif
   cpu_threads = CLAMP (n, 1, 64);
+  init_spike_table ();
   g_once_init_leave (&done, 1);
 }
 

@@ -68,9 +68,10 @@ struct _SnnBackend {
 
   /* LIF over steps: x is [steps][count], or one [count] for every step when
    * x_repeats (a static input); v is the carried state [count] (updated).
-   * Writes u (before reset) and s. */
+   * Writes u (before reset), s unless NULL, and the spikes as bits unless
+   * bits is NULL (see pack_spikes). */
   void (*lif_forward) (const SnnLifParams *p, const float *x, gboolean x_repeats, float *v,
-                       int steps, int64_t count, float *u, float *s);
+                       int steps, int64_t count, float *u, float *s, uint64_t *bits);
   /* Backward over steps. temporal: follow the leak and reset routes between
    * steps (BPTT); otherwise every step stands alone (SLTT). ds is dL/ds per
    * step; writes dx = dL/du. */
@@ -84,6 +85,12 @@ struct _SnnBackend {
   void (*ws_backward) (const float *w, const float *gain, const float *dwhat,
                        const float *inv_scale, int rows, int fan, float g0, float eps,
                        float *dw, float *dgain);
+
+  /* Spikes (each exactly 0 or 1) to bits and back: `steps` rows of
+   * `count`, each row packed into snn_spike_words (count) words, bit i % 64
+   * of word i / 64. */
+  void (*pack_spikes) (const float *s, int steps, int64_t count, uint64_t *bits);
+  void (*unpack_spikes) (const uint64_t *bits, int steps, int64_t count, float *s);
 
   /* y[s][i] = x[s][i] * mask[s % batch][i] for rows = steps*batch */
   void (*mul_mask) (const float *x, const float *mask, int steps, int batch, int64_t count, float *y);
@@ -106,6 +113,12 @@ struct _SnnBackend {
    * with bn_repeat_running */
   void (*channel_mean) (const float *x, int n, int c, int hw, float *mean);
 };
+
+static inline int64_t
+snn_spike_words (int64_t count)
+{
+  return (count + 63) / 64;
+}
 
 const SnnBackend *snn_backend_cpu (void);
 /* The BLAS configuration in words (core type, threads), for --version. */

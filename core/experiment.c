@@ -265,6 +265,10 @@ parse_method (SnnExperiment *e, JsonObject *root, GError **error)
     return FALSE;
   if (e->train.T > 64)
     return fail (error, e->source, "T = %d is more than the 64 steps supported", e->train.T);
+  JsonNode *rc = json_object_get_member (root, "recompute");
+  if (rc && (!JSON_NODE_HOLDS_VALUE (rc) || json_node_get_value_type (rc) != G_TYPE_BOOLEAN))
+    return fail (error, e->source, "'recompute' must be true or false");
+  e->train.recompute = json_object_get_boolean_member_with_default (root, "recompute", e->train.recompute);
   if (e->train.method == SNN_METHOD_SLTT_K && e->train.K > e->train.T)
     return fail (error, e->source, "K = %d is larger than T = %d", e->train.K, e->train.T);
   return TRUE;
@@ -456,6 +460,8 @@ snn_experiment_to_json (const SnnExperiment *e)
   INT ("T", e->train.T);
   STR ("method", snn_method_name (e->train.method));
   INT ("K", e->train.K);
+  json_builder_set_member_name (b, "recompute");
+  json_builder_add_boolean_value (b, e->train.recompute);
   json_builder_set_member_name (b, "loss");
   json_builder_begin_object (b);
   NUM ("lambda", e->train.lambda);
@@ -528,6 +534,12 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
     }
   else if (g_str_equal (key, "T")) { NEED_NUM (); e->train.T = (int) num; }
   else if (g_str_equal (key, "K")) { NEED_NUM (); e->train.K = (int) num; }
+  else if (g_str_equal (key, "recompute"))
+    {
+      if (!g_str_equal (val, "true") && !g_str_equal (val, "false"))
+        return fail (error, kv, "'recompute' must be true or false");
+      e->train.recompute = g_str_equal (val, "true");
+    }
   else if (g_str_equal (key, "lr")) { NEED_NUM (); e->optim.lr = num; }
   else if (g_str_equal (key, "epochs")) { NEED_NUM (); e->epochs = (int) num; }
   else if (g_str_equal (key, "batch_size")) { NEED_NUM (); e->batch_size = (int) num; }

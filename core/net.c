@@ -18,9 +18,13 @@ typedef struct {
   SnnParam *bn_w, *bn_b, *rmean, *rvar;
   SnnParam *skip;                 /* residual add: skipinit_gain */
   SnnLifParams lif;
+  int seg;                        /* recomputed segment (see below) */
   float *out;                     /* [chunk][batch][out_size] */
   float *u, *v;                   /* lif: u per step, carried v [batch][out] */
+  uint64_t *bits;                 /* lif, recomputing: the spikes of every step as bits */
   float *xhat, *invstd;           /* bn_step */
+  float *out_seq, *xhat_seq;      /* where out and xhat point for a sequence input */
+  float *out_pre, *xhat_pre;      /* ... and in the prefix, for a static input */
   float *mask;                    /* dropout [batch][out] */
   float *what, *inv_scale, *dwhat;/* weight standardisation */
   float *bn_mean;                 /* bn_step in the prefix: the batch mean */
@@ -41,6 +45,7 @@ struct SnnNet {
   int batch, batch_cap, chunk;
   void *arena;
   float *in_buf, *col, *cm;
+  int col_node, col_n;            /* whose patches col holds (-1: none), for n rows */
   float *gbuf[N_GBUF];            /* gradient buffers, handed out during backward */
   gboolean gbuf_used[N_GBUF];
   int n_gbuf;                     /* how many this network can have in use at once */
@@ -59,9 +64,18 @@ struct SnnNet {
   gboolean static_in, prefix_ready, prefix_grad_ready;
   float *prefix_grad;
   int64_t held_per_seq;
+  /* Recomputing (BPTT on a chain): forward keeps only the spikes of each
+   * LIF layer as bits; backward rebuilds each segment (the layers after one
+   * LIF layer up to the next) from them, replaying the LIF recurrence from
+   * v = 0. Segments alternate between two regions of the arena, so the
+   * arena holds two segments rather than the whole network. */
+  gboolean can_recompute, want_recompute, layout_recompute, packed, replaying;
+  int n_seg, *seg_first, *seg_last;
   SnnNetStats stats;
   SnnLifBackwardHook hook;
   gpointer hook_data;
+  SnnLifForwardHook fhook;
+  gpointer fhook_data;
 };
 
 static int64_t
@@ -217,6 +231,40 @@ bind_params (SnnNet *net, Node *r)
     }
 }
 
+/* Segment k ends with the k-th LIF layer; a last one holds the layers after
+ * the last LIF layer. Only chains are cut (no residual blocks). */
+static void
+find_segments (SnnNet *net)
+{
+  int lifs = 0;
+  gboolean chain = TRUE;
+  for (int i = 0; i < net->nn; i++)
+    {
+      chain = chain && net->N[i].is_top && net->N[i].spec->type != SNN_LAYER_RESIDUAL;
+      lifs += net->N[i].spec->type == SNN_LAYER_LIF;
+    }
+  net->can_recompute = chain && lifs > 0;
+  net->seg_first = g_new (int, lifs + 1);
+  net->seg_last = g_new (int, lifs + 1);
+  int k = 0, first = 0;
+  for (int i = 0; i < net->nn; i++)
+    {
+      net->N[i].seg = k;
+      if (net->N[i].spec->type == SNN_LAYER_LIF)
+        {
+          net->seg_first[k] = first;
+          net->seg_last[k++] = i;
+          first = i + 1;
+        }
+    }
+  if (first < net->nn)
+    {
+      net->seg_first[k] = first;
+      net->seg_last[k++] = net->nn - 1;
+    }
+  net->n_seg = k;
+}
+
 SnnNet *
 snn_net_new (const SnnModel *model, const SnnBackend *backend)
 {
@@ -235,6 +283,7 @@ snn_net_new (const SnnModel *model, const SnnBackend *backend)
     }
   int p = model_prefix (model);
   net->prefix = p >= 0 ? net->top_node[p] : -1;
+  find_segments (net);
   /* A chain needs a gradient in and one out, and a spare for the prefix;
    * each level of residual nesting keeps two more waiting at its fork. */
   net->n_gbuf = MIN (N_GBUF, 3 + 2 * list_depth (net->model->layers, net->model->n_layers));
@@ -242,11 +291,15 @@ snn_net_new (const SnnModel *model, const SnnBackend *backend)
   return net;
 }
 
+static void bind_buffers (SnnNet *net);
+
 void
 snn_net_set_static_input (SnnNet *net, gboolean is_static)
 {
   net->input_static = is_static;
   net->static_in = is_static && net->prefix >= 0;
+  if (net->arena)
+    bind_buffers (net);
 }
 
 static gboolean
@@ -289,6 +342,8 @@ snn_net_free (SnnNet *net)
   g_free (net->loss_scratch);
   g_free (net->grad);
   g_free (net->N);
+  g_free (net->seg_first);
+  g_free (net->seg_last);
   g_free (net->top_node);
   snn_model_free (net->model);
   g_free (net);
@@ -328,6 +383,13 @@ snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data)
 {
   net->hook = hook;
   net->hook_data = user_data;
+}
+
+void
+snn_net_set_lif_forward_hook (SnnNet *net, SnnLifForwardHook hook, gpointer user_data)
+{
+  net->fhook = hook;
+  net->fhook_data = user_data;
 }
 
 SnnParam *
@@ -528,9 +590,50 @@ list_held (const SnnLayerSpec *layers, int n, int batch, int steps, int prefix, 
     }
 }
 
-int64_t
-snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input)
+gboolean
+snn_model_can_recompute (const SnnModel *model)
 {
+  gboolean lif = FALSE;
+  for (int l = 0; l < model->n_layers; l++)
+    {
+      if (model->layers[l].type == SNN_LAYER_RESIDUAL)
+        return FALSE;
+      lif = lif || model->layers[l].type == SNN_LAYER_LIF;
+    }
+  return lif;
+}
+
+/* Recomputing, backward needs: the input (every step of a sequence, one
+ * for a static input), the spike bits of each LIF layer, what is drawn once
+ * per sequence (dropout masks, standardised weights) and, for a static
+ * input, what the prefix computed once (it is not recomputed). */
+static int64_t
+chain_held_recompute (const SnnModel *model, int batch, int steps, gboolean static_input)
+{
+  int prefix = static_input ? model_prefix (model) : -1;
+  int64_t in = snn_shape_numel (&model->input_shape);
+  int64_t total = (prefix >= 0 ? 1 : steps) * batch * in * 4;
+  for (int l = 0; l < model->n_layers; l++)
+    {
+      const SnnLayerSpec *s = &model->layers[l];
+      int64_t ps, pq, out = snn_shape_numel (&s->out_shape);
+      layer_held (s, batch, &ps, &pq);
+      total += pq;
+      if (l < prefix && s->type != SNN_LAYER_FLATTEN)
+        total += batch * out * 4;
+      if (l < prefix && s->type == SNN_LAYER_BN_STEP)
+        total += batch * out * 4 + (int64_t) s->num_features * 4;
+      if (s->type == SNN_LAYER_LIF)
+        total += steps * snn_spike_words ((int64_t) batch * out) * 8;
+    }
+  return total;
+}
+
+int64_t
+snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input, gboolean recompute)
+{
+  if (recompute && snn_model_can_recompute (model))
+    return chain_held_recompute (model, batch, steps, static_input);
   int64_t total = 0;
   int prefix = static_input ? model_prefix (model) : -1;
   list_held (model->layers, model->n_layers, batch, steps, prefix, &total);
@@ -538,9 +641,9 @@ snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean
 }
 
 int64_t
-snn_model_held_bytes (const SnnModel *model, int batch, int steps)
+snn_model_held_bytes (const SnnModel *model, int batch, int T, gboolean bptt)
 {
-  return snn_model_held_bytes_full (model, batch, steps, TRUE);
+  return snn_model_held_bytes_full (model, batch, bptt ? T : 1, TRUE, bptt);
 }
 
 static int64_t
@@ -581,46 +684,110 @@ carve (Carver *c, int64_t floats)
   return p;
 }
 
+/* What a node keeps for the whole sequence. */
 static void
-carve_node (SnnNet *net, Node *r, Carver *c, int64_t *col, int64_t *cm)
+carve_state (SnnNet *net, Node *r, Carver *c)
 {
-  int64_t rows = (int64_t) net->chunk * net->batch;
   const SnnLayerSpec *s = r->spec;
-  r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
   if (s->type == SNN_LAYER_LIF)
     {
-      r->u = carve (c, rows * r->out_size);
       r->v = carve (c, (int64_t) net->batch * r->out_size);
+      int64_t words = net->layout_recompute ? net->chunk * snn_spike_words ((int64_t) net->batch * r->out_size) : 0;
+      r->bits = (uint64_t *) carve (c, 2 * words);
     }
   if (s->type == SNN_LAYER_BN_STEP)
     {
-      r->xhat = carve (c, rows * r->out_size);
       r->invstd = carve (c, (int64_t) net->chunk * s->num_features);
       r->bn_mean = carve (c, s->num_features);
     }
   if (s->type == SNN_LAYER_DROPOUT)
     r->mask = carve (c, (int64_t) net->batch * r->out_size);
-  if (s->type == SNN_LAYER_CONV)
+}
+
+/* A node's activations for `rows` rows (steps x batch). */
+static void
+carve_work (Node *r, Carver *c, int64_t rows)
+{
+  const SnnLayerSpec *s = r->spec;
+  r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
+  r->u = s->type == SNN_LAYER_LIF ? carve (c, rows * r->out_size) : NULL;
+  r->xhat = s->type == SNN_LAYER_BN_STEP ? carve (c, rows * r->out_size) : NULL;
+  r->out_seq = r->out_pre = r->out;
+  r->xhat_seq = r->xhat_pre = r->xhat;
+}
+
+static void
+carve_scratch (SnnNet *net, Carver *c)
+{
+  int64_t rows = (int64_t) net->chunk * net->batch, col = 0, cm = 0;
+  for (int i = 0; i < net->nn; i++)
     {
+      const SnnLayerSpec *s = net->N[i].spec;
+      if (s->type != SNN_LAYER_CONV)
+        continue;
       int64_t p = (int64_t) s->out_shape.d[1] * s->out_shape.d[2];
-      *col = MAX (*col, conv_patch (s) * rows * p);
-      *cm = MAX (*cm, (int64_t) s->out_ch * rows * p);
+      col = MAX (col, conv_patch (s) * rows * p);
+      cm = MAX (cm, (int64_t) s->out_ch * rows * p);
     }
+  net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->N[net->prefix].in_size : 0);
+  for (int k = 0; k < net->n_gbuf; k++)
+    net->gbuf[k] = carve (c, rows * net->max_size);
+  net->col = carve (c, col);
+  net->cm = carve (c, cm);
+}
+
+/* Recomputing: the prefix gets one step of its own for a static input, and
+ * the segments alternate between two regions. */
+static void
+carve_segments (SnnNet *net, Carver *c, int64_t rows)
+{
+  int64_t size[2] = { 0, 0 };
+  for (int k = 0; k < net->n_seg; k++)
+    {
+      Carver d = { 0, TRUE, NULL };
+      for (int i = net->seg_first[k]; i <= net->seg_last[k]; i++)
+        carve_work (&net->N[i], &d, rows);
+      size[k % 2] = MAX (size[k % 2], (int64_t) d.offset);
+    }
+  for (int i = 0; i < net->prefix; i++)
+    {
+      Node *r = &net->N[i];
+      carve_work (r, c, net->batch);
+      r->out_pre = r->out;
+      r->xhat_pre = r->xhat;
+    }
+  size_t base[2] = { c->offset, c->offset + size[0] };
+  for (int k = 0; k < net->n_seg; k++)
+    {
+      Carver region = { base[k % 2], c->dry, c->base };
+      for (int i = net->seg_first[k]; i <= net->seg_last[k]; i++)
+        {
+          Node *r = &net->N[i];
+          float *pre = r->out_pre, *xpre = r->xhat_pre;
+          carve_work (r, &region, rows);
+          if (i < net->prefix)
+            {
+              r->out_pre = pre;
+              r->xhat_pre = xpre;
+            }
+        }
+    }
+  c->offset = base[1] + size[1];
 }
 
 static void
 carve_all (SnnNet *net, Carver *c)
 {
   int64_t rows = (int64_t) net->chunk * net->batch;
-  int64_t col = 0, cm = 0;
   net->in_buf = carve (c, rows * net->in_size);
   for (int i = 0; i < net->nn; i++)
-    carve_node (net, &net->N[i], c, &col, &cm);
-  net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->N[net->prefix].in_size : 0);
-  for (int k = 0; k < net->n_gbuf; k++)
-    net->gbuf[k] = carve (c, rows * net->max_size);
-  net->col = carve (c, col);
-  net->cm = carve (c, cm);
+    carve_state (net, &net->N[i], c);
+  carve_scratch (net, c);
+  if (net->layout_recompute)
+    carve_segments (net, c, rows);
+  else
+    for (int i = 0; i < net->nn; i++)
+      carve_work (&net->N[i], c, rows);
 }
 
 static const float *
@@ -629,16 +796,45 @@ node_input (SnnNet *net, int src)
   return src < 0 ? net->in_buf : net->N[src].out;
 }
 
+/* Points the prefix at its own step (static input) or at its segment, and
+ * each flatten node at its source's memory. */
+static void
+bind_buffers (SnnNet *net)
+{
+  for (int i = 0; i < net->nn; i++)
+    {
+      Node *r = &net->N[i];
+      gboolean pre = net->static_in && i < net->prefix;
+      r->out = pre ? r->out_pre : r->out_seq;
+      r->xhat = pre ? r->xhat_pre : r->xhat_seq;
+      if (r->spec->type == SNN_LAYER_FLATTEN)
+        r->out = (float *) node_input (net, r->src); /* same memory, new shape */
+    }
+}
+
+void
+snn_net_set_recompute (SnnNet *net, gboolean recompute)
+{
+  net->want_recompute = recompute && net->can_recompute;
+}
+
+gboolean
+snn_net_recomputes (const SnnNet *net)
+{
+  return net->layout_recompute;
+}
+
 void
 snn_net_configure (SnnNet *net, int batch, int chunk_steps)
 {
   g_return_if_fail (batch >= 1 && chunk_steps >= 1);
-  if (net->arena && batch <= net->batch_cap && chunk_steps <= net->chunk)
+  if (net->arena && batch <= net->batch_cap && chunk_steps <= net->chunk && net->want_recompute == net->layout_recompute)
     {
       net->batch = batch;
       return;
     }
   free_arena (net);
+  net->layout_recompute = net->want_recompute;
   net->batch = MAX (batch, net->batch_cap);
   net->chunk = MAX (chunk_steps, net->chunk);
   Carver c = { 0, TRUE, NULL };
@@ -647,9 +843,8 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
   net->stats.arena_bytes = (int64_t) c.offset;
   Carver real = { 0, FALSE, net->arena };
   carve_all (net, &real);
-  for (int i = 0; i < net->nn; i++)
-    if (net->N[i].spec->type == SNN_LAYER_FLATTEN)
-      net->N[i].out = (float *) node_input (net, net->N[i].src); /* same memory, new shape */
+  bind_buffers (net);
+  net->col_node = -1;
   net->out_host = g_new0 (float, (size_t) net->chunk * net->batch * net->model->num_classes);
   int64_t mask = 0;
   for (int i = 0; i < net->nn; i++)
@@ -673,6 +868,7 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
   net->kept = FALSE;
   net->prefix_ready = net->prefix_grad_ready = FALSE;
   net->held_per_seq = 0;
+  net->col_node = -1;
   for (int i = 0; i < net->nn; i++)
     {
       Node *r = &net->N[i];
@@ -700,6 +896,8 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
       if (training)
         net->held_per_seq += pq + (in_prefix (net, i) ? ps : 0);
     }
+  if (net->layout_recompute && training)
+    net->held_per_seq = snn_model_held_bytes_full (net->model, net->batch, 0, net->static_in, TRUE);
   set_held (net, net->held_per_seq);
 }
 
@@ -726,6 +924,8 @@ conv_forward (SnnNet *net, Node *r, const float *x, int n)
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
   int np = n * oh * ow, kk = (int) conv_patch (s);
   be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+  net->col_node = (int) (r - net->N);
+  net->col_n = n;
   be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
   be->cn_to_nchw (net->cm, n, s->out_ch, oh * ow, r->out);
   if (r->b)
@@ -742,8 +942,9 @@ bn_forward (SnnNet *net, Node *r, const float *x, int steps)
     {
       size_t off = (size_t) t * B * r->out_size;
       if (net->training)
-        be->bn_forward_train (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, s->momentum, r->rmean->data,
-                              r->rvar->data, r->xhat + off, r->invstd + (size_t) t * c, r->out + off);
+        be->bn_forward_train (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, s->momentum,
+                              net->replaying ? NULL : r->rmean->data, net->replaying ? NULL : r->rvar->data,
+                              r->xhat + off, r->invstd + (size_t) t * c, r->out + off);
       else
         be->bn_forward_eval (x + off, B, c, hw, r->bn_w->data, r->bn_b->data, s->eps, r->rmean->data, r->rvar->data,
                              r->out + off);
@@ -779,8 +980,9 @@ forward_node (SnnNet *net, int i, int steps)
       bn_forward (net, r, x, steps);
       break;
     case SNN_LAYER_LIF:
+      /* Replaying, only u is wanted: the spikes are the bits already kept. */
       be->lif_forward (&r->lif, x, net->static_in && i == net->prefix, r->v, steps, (int64_t) B * r->out_size, r->u,
-                       r->out);
+                       net->replaying ? NULL : r->out, net->packed && !net->replaying ? r->bits : NULL);
       break;
     case SNN_LAYER_DROPOUT:
       if (net->training)
@@ -849,15 +1051,28 @@ snn_net_forward (SnnNet *net, const float *x, int steps, gboolean keep)
     }
   else
     net->be->upload (net->in_buf, x, (size_t) n * net->in_size * sizeof (float));
+  net->chunk_first = net->step_in_seq;
+  net->cur_steps = steps;
+  /* Recomputing replays each LIF layer from v = 0: the chunk must start the sequence. */
+  net->packed = keep && net->layout_recompute;
+  if (net->packed && net->chunk_first != 0)
+    g_critical ("snn_net_forward: recomputing needs one chunk per sequence");
   for (int i = first; i < net->nn; i++)
-    forward_node (net, i, steps);
+    {
+      forward_node (net, i, steps);
+      Node *r = &net->N[i];
+      if (r->spec->type != SNN_LAYER_LIF || !r->is_top)
+        continue;
+      if (net->fhook)
+        net->fhook (net, r->top, net->chunk_first, steps, net->fhook_data);
+    }
   const Node *last = &net->N[net->nn - 1];
   net->be->download (net->out_host, last->out, (size_t) n * last->out_size * sizeof (float));
-  net->cur_steps = steps;
   net->kept = keep;
-  net->chunk_first = net->step_in_seq;
   net->step_in_seq += steps;
-  if (keep)
+  if (net->packed)
+    set_held (net, snn_model_held_bytes_full (net->model, net->batch, steps, net->static_in, TRUE));
+  else if (keep)
     set_held (net, net->held_per_seq + held_per_step (net) * steps);
   net->stats.forward_ms += (g_get_monotonic_time () - t0) / 1000.0;
 }
@@ -917,11 +1132,16 @@ conv_backward (SnnNet *net, Node *r, const float *x, const float *dy, float *dx,
   if (r->b)
     be->bias_grad_channels (r->b->grad, dy, n, s->out_ch, oh * ow);
   be->nchw_to_cn (dy, n, s->out_ch, oh * ow, net->cm);
-  /* The patches are rebuilt rather than kept: they would be k*k times the input. */
-  be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+  /* The patches are rebuilt rather than kept (they would be k*k times the
+   * input), unless this layer's forward was the last to build them. */
+  if (net->col_node != (int) (r - net->N) || net->col_n != n)
+    be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+  net->col_node = (int) (r - net->N);
+  net->col_n = n;
   be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
   if (!dx)
     return;
+  net->col_node = -1;
   be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, node_weight (r), kk, net->cm, np, 0.0f, net->col, np);
   be->zero (dx, (size_t) n * r->in_size * sizeof (float));
   be->col2im (net->col, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, dx);
@@ -1065,6 +1285,54 @@ reset_grads (SnnNet *net)
     net->gbuf_used[k] = FALSE;
 }
 
+/* Rebuilds segment k's activations: the spikes that enter it from their
+ * bits, then its layers (the LIF layer replayed from v = 0); the prefix
+ * kept its own, and the network's output is not needed. */
+static void
+recompute_segment (SnnNet *net, int k, int steps)
+{
+  int lo = net->seg_first[k], hi = net->seg_last[k];
+  if (lo > 0)
+    {
+      Node *in = &net->N[lo - 1];
+      net->be->unpack_spikes (in->bits, steps, (int64_t) net->batch * in->out_size, in->out);
+    }
+  net->replaying = TRUE;
+  for (int i = lo; i <= hi; i++)
+    {
+      Node *r = &net->N[i];
+      SnnLayerType type = r->spec->type;
+      if (in_prefix (net, i) || (i == net->nn - 1 && type != SNN_LAYER_LIF && type != SNN_LAYER_BN_STEP))
+        continue;
+      if (type == SNN_LAYER_LIF)
+        net->be->zero (r->v, (size_t) net->batch * r->out_size * sizeof (float));
+      forward_node (net, i, steps);
+    }
+  net->replaying = FALSE;
+}
+
+/* Backward segment by segment, from the last; returns what the chain
+ * returns (dL/dinput of the first node backpropagated). */
+static float *
+backward_recomputed (SnnNet *net, int steps, gboolean temporal)
+{
+  float *din = NULL;
+  for (int k = net->n_seg - 1; k >= 0; k--)
+    {
+      recompute_segment (net, k, steps);
+      int lo = net->seg_first[k];
+      if (k == 0 && net->static_in)
+        lo = net->prefix;
+      din = backward_range (net, net->seg_last[k], lo, steps, temporal);
+      if (k > 0)
+        {
+          net->grad[net->seg_first[k] - 1] = din;
+          din = NULL;
+        }
+    }
+  return din;
+}
+
 void
 snn_net_backward (SnnNet *net, const float *dout, gboolean temporal)
 {
@@ -1078,7 +1346,7 @@ snn_net_backward (SnnNet *net, const float *dout, gboolean temporal)
   be->upload (g, dout, n * net->model->num_classes * sizeof (float));
   net->grad[net->nn - 1] = g;
   int to = net->static_in ? net->prefix : 0;
-  float *din = backward_range (net, net->nn - 1, to, steps, temporal);
+  float *din = net->packed ? backward_recomputed (net, steps, temporal) : backward_range (net, net->nn - 1, to, steps, temporal);
   if (din && net->static_in)
     {
       /* The prefix saw the same input at every step: sum its gradient. */
@@ -1087,7 +1355,7 @@ snn_net_backward (SnnNet *net, const float *dout, gboolean temporal)
       net->prefix_grad_ready = TRUE;
     }
   reset_grads (net);
-  net->kept = FALSE;
+  net->kept = net->packed = FALSE;
   set_held (net, net->held_per_seq);
   net->stats.backward_ms += (g_get_monotonic_time () - t0) / 1000.0;
 }

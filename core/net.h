@@ -75,7 +75,8 @@ void            snn_net_end_sequence (SnnNet *net);
 void            snn_net_zero_grad (SnnNet *net);
 
 /* Copies a LIF layer's u (before reset) or spikes of the last forward into
- * host memory [steps][batch][neurons]. */
+ * host memory [steps][batch][neurons]. When recomputing, only valid inside
+ * the forward hook (later segments reuse the memory). */
 void            snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst);
 int64_t         snn_net_layer_size (const SnnNet *net, int layer); /* output numel per sample */
 
@@ -85,6 +86,19 @@ int64_t         snn_net_layer_size (const SnnNet *net, int layer); /* output num
 float          *snn_net_host_scratch (SnnNet *net, size_t floats);
 
 void            snn_net_set_lif_hook (SnnNet *net, SnnLifBackwardHook hook, gpointer user_data);
+
+/* Called right after each top-level LIF layer's forward over a chunk: while
+ * it runs, snn_net_read_lif reads that layer's u and spikes. */
+typedef void (*SnnLifForwardHook) (SnnNet *net, int layer, int first_step, int steps, gpointer user_data);
+void            snn_net_set_lif_forward_hook (SnnNet *net, SnnLifForwardHook hook, gpointer user_data);
+
+/* Recomputing: forward keeps each LIF layer's spikes as bits and backward
+ * rebuilds the rest, one segment between LIF layers at a time (exact; one
+ * more forward pass of work). For BPTT, whose chunk starts each sequence;
+ * ignored where the network does not allow it. Takes effect at the next
+ * snn_net_configure. */
+void            snn_net_set_recompute (SnnNet *net, gboolean recompute);
+gboolean        snn_net_recomputes (const SnnNet *net);
 
 /* The run-time LIF parameters of a top-level LIF layer (analysis). */
 SnnLifParams   *snn_net_lif_params (SnnNet *net, int layer);
@@ -102,10 +116,16 @@ typedef struct {
 
 const SnnNetStats *snn_net_stats (const SnnNet *net);
 void            snn_net_reset_stats (SnnNet *net);
+/* Whether backward can rebuild the network's activations from spike bits
+ * (a chain of layers with at least one LIF layer; no residual blocks). */
+gboolean        snn_model_can_recompute (const SnnModel *model);
 /* Bytes held for backward by one chunk of `steps` steps at `batch`, without
- * running anything (for the model editor's predictions). */
-int64_t         snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input);
-/* The same for a static input (direct encoding, the usual case). */
-int64_t         snn_model_held_bytes (const SnnModel *model, int batch, int steps);
+ * running anything (for the model editor's predictions); recompute: as
+ * BPTT holds them on a network that allows it. */
+int64_t         snn_model_held_bytes_full (const SnnModel *model, int batch, int steps, gboolean static_input,
+                                           gboolean recompute);
+/* What BPTT (one chunk of T steps) or SLTT (chunks of one step) holds for
+ * a static input (direct encoding, the usual case). */
+int64_t         snn_model_held_bytes (const SnnModel *model, int batch, int T, gboolean bptt);
 
 G_END_DECLS

@@ -32,6 +32,7 @@ snn_train_config_init (SnnTrainConfig *cfg)
   cfg->lambda = 0.0f;
   cfg->mse_onehot = FALSE;
   cfg->mse_target = 1.0f;
+  cfg->recompute = TRUE;
 }
 
 double
@@ -138,17 +139,19 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
   float *o_all = o ? o : scratch, *dout = scratch + T * out_floats;
   gboolean bptt = cfg->method == SNN_METHOD_BPTT;
 
+  /* BPTT keeps spike bits and recomputes the rest in backward; SLTT holds
+   * one step, recomputing would only cost time. */
+  snn_net_set_recompute (net, bptt && cfg->recompute);
   snn_net_configure (net, batch, bptt ? T : 1);
   snn_net_reset_stats (net);
   snn_net_set_static_input (net, !sequence);
   snn_net_begin_sequence (net, TRUE, rng);
+  snn_net_set_lif_forward_hook (net, probe, probe_data);
   if (bptt)
     {
       /* One chunk of T steps. */
       snn_net_forward (net, x, T, TRUE);
       memcpy (o_all, snn_net_output (net), T * out_floats * sizeof (float));
-      if (probe)
-        probe (net, 0, T, probe_data);
       for (int t = 0; t < T; t++)
         res->loss += snn_step_loss (cfg, o_all + t * out_floats, y, batch, C, dout + t * out_floats) / T;
       if (isfinite (res->loss))
@@ -160,12 +163,11 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
         /* SLTT: each step's loss is backpropagated right after its forward pass. */
         snn_net_forward (net, step_input (x, sequence, t, step_floats), 1, bp[t]);
         memcpy (o_all + t * out_floats, snn_net_output (net), out_floats * sizeof (float));
-        if (probe)
-          probe (net, t, 1, probe_data);
         res->loss += snn_step_loss (cfg, o_all + t * out_floats, y, batch, C, dout) / T;
         if (bp[t] && isfinite (res->loss))
           snn_net_backward (net, dout, FALSE);
       }
+  snn_net_set_lif_forward_hook (net, NULL, NULL);
   snn_net_end_sequence (net);
   count_correct (o_all, T, batch, C, y, res);
   const SnnNetStats *st = snn_net_stats (net);
@@ -194,12 +196,12 @@ snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch
   snn_net_configure (net, batch, 1);
   snn_net_set_static_input (net, !sequence);
   snn_net_begin_sequence (net, FALSE, NULL);
+  snn_net_set_lif_forward_hook (net, probe, probe_data);
   for (int t = 0; t < T; t++)
     {
       snn_net_forward (net, step_input (x, sequence, t, step_floats), 1, FALSE);
       memcpy (o_all + t * out_floats, snn_net_output (net), out_floats * sizeof (float));
-      if (probe)
-        probe (net, t, 1, probe_data);
     }
+  snn_net_set_lif_forward_hook (net, NULL, NULL);
   count_correct (o_all, T, batch, C, y, res);
 }

@@ -17,6 +17,7 @@ typedef struct {
   float lambda;         /* weight of the MSE term */
   gboolean mse_onehot;  /* target one-hot instead of a constant */
   float mse_target;     /* the constant target (usually vth) */
+  gboolean recompute;   /* BPTT: keep spike bits, recompute the rest in backward */
 } SnnTrainConfig;
 
 void snn_train_config_init (SnnTrainConfig *cfg);
@@ -30,9 +31,9 @@ typedef struct {
   int n_k_steps;
 } SnnBatchResult;
 
-/* Called after each forward chunk (first step, steps) so a caller can read
- * LIF state with snn_net_read_lif. */
-typedef void (*SnnProbeFunc) (SnnNet *net, int first_step, int steps, gpointer user_data);
+/* Called after each top-level LIF layer's forward over a chunk (first
+ * step, steps) so a caller can read its state with snn_net_read_lif. */
+typedef SnnLifForwardHook SnnProbeFunc;
 
 /* One batch: x is host memory, static [B][input] or a sequence [T][B][input].
  * Gradients accumulate into the parameters' grad (zero them first). k_steps

@@ -227,10 +227,11 @@ snn_trainer_finished (SnnTrainer *tr)
 }
 
 void
-snn_trainer_set_method (SnnTrainer *tr, SnnMethod method, int K)
+snn_trainer_set_method (SnnTrainer *tr, SnnMethod method, int K, gboolean recompute)
 {
   tr->e->train.method = method;
   tr->e->train.K = CLAMP (K, 1, tr->e->train.T);
+  tr->e->train.recompute = recompute;
 }
 
 void

@@ -49,7 +49,7 @@ const SnnEpochInfo *snn_trainer_last_epoch (SnnTrainer *tr);
 double            snn_trainer_evaluate (SnnTrainer *tr, const SnnDataset *ds, SnnProbeFunc probe, gpointer data);
 
 /* Changes taking effect at the next iteration (while paused). */
-void              snn_trainer_set_method (SnnTrainer *tr, SnnMethod method, int K);
+void              snn_trainer_set_method (SnnTrainer *tr, SnnMethod method, int K, gboolean recompute);
 void              snn_trainer_set_lr (SnnTrainer *tr, double lr);
 void              snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpointer data);
 

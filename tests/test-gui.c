@@ -125,6 +125,7 @@ test_train_pause_method_stop (void)
 {
   long paused_at;
   double sltt_bytes;
+  const SnnExperiment *e;
   SnnwbRun *run;
   g_autofree char *method = NULL;
 
@@ -140,19 +141,31 @@ test_train_pause_method_stop (void)
   g_assert_cmpint (snnwb_window_get_reported_iters (win), ==, paused_at);
   sltt_bytes = last_held_bytes ();
 
-  /* BPTT holds every step for backward: more bytes than SLTT. */
+  /* BPTT holds every step for backward: recomputing (the default), the
+   * input and spike bits of every step; storing, every activation, more
+   * than SLTT's one step. */
+  e = snnwb_window_get_experiment (win);
   snnwb_settings_panel_set_method (snnwb_window_get_settings_panel (win), SNN_METHOD_BPTT, 1);
   activate ("step");
   iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 1), 30, "one step");
   iterate_for (0.1);
   g_assert_cmpint (snnwb_window_get_reported_iters (win), ==, paused_at + 1);
-  g_assert_cmpfloat (last_held_bytes (), >, sltt_bytes);
+  g_assert_cmpfloat (last_held_bytes (), ==, snn_model_held_bytes_full (e->model, e->batch_size, e->train.T, FALSE, TRUE));
   run = snnwb_window_get_run (win, 0);
   method = snnwb_run_describe_method (run);
   g_assert_cmpstr (method, ==, "BPTT");
+  snnwb_settings_panel_set_recompute (snnwb_window_get_settings_panel (win), FALSE);
+  activate ("step");
+  iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 2), 30, "one step");
+  iterate_for (0.1);
+  g_assert_cmpfloat (last_held_bytes (), ==, snn_model_held_bytes_full (e->model, e->batch_size, e->train.T, FALSE, FALSE));
+  g_assert_cmpfloat (last_held_bytes (), >, sltt_bytes);
+  g_free (method);
+  method = snnwb_run_describe_method (run);
+  g_assert_cmpstr (method, ==, "BPTT (stored)");
 
   activate ("pause");   /* resume */
-  iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 30), 60, "30 more iterations");
+  iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 32), 60, "30 more iterations");
   activate ("stop");
   iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop");
   g_assert_true (enabled ("train"));

@@ -37,7 +37,7 @@ test_forward (void)
   snn_lif_params_init (&p);
   p.tau = 2.0f;
   float x[4] = { 0.6f, 0.6f, 0.6f, 0.0f }, v = 0, u[4], s[4];
-  be->lif_forward (&p, x, FALSE, &v, 4, 1, u, s);
+  be->lif_forward (&p, x, FALSE, &v, 4, 1, u, s, NULL);
   float eu[4] = { 0.6f, 0.9f, 1.05f, 0.025f }, es[4] = { 0, 0, 1, 0 };
   for (int t = 0; t < 4; t++)
     {
@@ -46,13 +46,45 @@ test_forward (void)
     }
   p.reset = SNN_RESET_HARD;
   v = 0;
-  be->lif_forward (&p, x, FALSE, &v, 4, 1, u, s);
+  be->lif_forward (&p, x, FALSE, &v, 4, 1, u, s, NULL);
   g_assert_cmpfloat (u[3], ==, 0.0f);
   /* u exactly at threshold fires */
   float at[1] = { 1.0f };
   v = 0;
-  be->lif_forward (&p, at, FALSE, &v, 1, 1, u, s);
+  be->lif_forward (&p, at, FALSE, &v, 1, 1, u, s, NULL);
   g_assert_cmpfloat (s[0], ==, 1.0f);
+}
+
+static void
+test_spike_bits (void)
+{
+  /* 3 steps of 200 neurons (a last word of 8): the bits written by the
+   * forward pass, those packed from its spikes and the spikes unpacked from
+   * them agree, bit i % 64 of word i / 64 being neuron i. */
+  const SnnBackend *be = snn_backend_cpu ();
+  SnnLifParams p;
+  snn_lif_params_init (&p);
+  enum { T = 3, N = 200 };
+  const int64_t words = snn_spike_words (N);
+  g_assert_cmpint (words, ==, 4);
+  float *x = tu_input (T * N, 2, 0.0f, 1.4f), v[N] = { 0 }, u[T * N], s[T * N], back[T * N];
+  uint64_t bits[T * 4], packed[T * 4];
+  be->lif_forward (&p, x, FALSE, v, T, N, u, s, bits);
+  be->pack_spikes (s, T, N, packed);
+  g_assert_cmpmem (bits, sizeof bits, packed, sizeof packed);
+  int fired = 0;
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < N; i++)
+      {
+        gboolean bit = (bits[t * words + i / 64] >> (i % 64)) & 1;
+        g_assert_cmpint (bit, ==, s[t * N + i] == 1.0f);
+        fired += bit;
+      }
+  g_assert_cmpint (fired, >, 0);
+  g_assert_cmpint (fired, <, T * N);
+  be->unpack_spikes (bits, T, N, back);
+  g_assert_cmpmem (back, sizeof back, s, sizeof s);
+  g_free (x);
 }
 
 static void
@@ -135,6 +167,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/lif/surrogates", test_surrogates);
   g_test_add_func ("/lif/forward", test_forward);
+  g_test_add_func ("/lif/spike-bits", test_spike_bits);
   g_test_add_func ("/lif/backward-by-hand", test_backward_by_hand);
   g_test_add_func ("/dropout/one-mask-per-sample", test_dropout_mask);
   return g_test_run ();

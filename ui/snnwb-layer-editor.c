@@ -125,8 +125,8 @@ update_summary (SnnwbLayerEditor *self)
       return;
     }
   {
-    g_autofree char *bptt = format_bytes (snn_model_held_bytes (self->model, self->batch, self->T));
-    g_autofree char *sltt = format_bytes (snn_model_held_bytes (self->model, self->batch, 1));
+    g_autofree char *bptt = format_bytes (snn_model_held_bytes (self->model, self->batch, self->T, TRUE));
+    g_autofree char *sltt = format_bytes (snn_model_held_bytes (self->model, self->batch, self->T, FALSE));
     g_autofree char *m = g_strdup_printf ("Held for backward (batch %d, T %d)\n<b>BPTT</b> %s   <b>SLTT</b> %s",
                                           self->batch, self->T, bptt, sltt);
 

@@ -73,10 +73,11 @@ snnwb_run_get_experiment (SnnwbRun *run)
 }
 
 void
-snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K)
+snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K, gboolean recompute)
 {
   run->experiment->train.method = method;
   run->experiment->train.K = K;
+  run->experiment->train.recompute = recompute;
   g_signal_emit (run, signals[CHANGED], 0);
 }
 
@@ -87,6 +88,8 @@ snnwb_run_describe_method (SnnwbRun *run)
 
   if (t->method == SNN_METHOD_SLTT_K)
     return g_strdup_printf ("SLTT-%d", t->K);
+  if (t->method == SNN_METHOD_BPTT && !t->recompute)
+    return g_strdup ("BPTT (stored)");
   return g_ascii_strup (snn_method_name (t->method), -1);
 }
 

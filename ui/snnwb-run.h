@@ -54,7 +54,7 @@ SnnwbRun            *snnwb_run_new (const SnnExperiment *e, int number);
 const char          *snnwb_run_get_name (SnnwbRun *run);
 const SnnExperiment *snnwb_run_get_experiment (SnnwbRun *run);
 /* The method can change while paused; the run reports the latest. */
-void                 snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K);
+void                 snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K, gboolean recompute);
 char                *snnwb_run_describe_method (SnnwbRun *run);
 int                  snnwb_run_get_color_index (SnnwbRun *run);
 

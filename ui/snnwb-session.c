@@ -29,6 +29,7 @@ struct _SnnwbSession {
   gboolean method_pending, lr_pending;
   SnnMethod method;
   int K;
+  gboolean recompute;
   double lr;
   int analysis_every;
   double tau_request;
@@ -261,9 +262,9 @@ cosine_record (const SnnAnalysis *a, long iter, SnnwbCosineRecord *rec)
     rec->cosine[i] = a->affine[i].cosine;
 }
 
-/* Called by the trainer after each forward chunk, on the worker thread. */
+/* Called by the trainer after each LIF layer's forward chunk, on the worker thread. */
 static void
-probe_chunk (SnnNet *net, int first_step, int steps, gpointer user_data)
+probe_chunk (SnnNet *net, int layer, int first_step, int steps, gpointer user_data)
 {
   SnnwbSession *self = user_data;
   SnnwbProbe *p = self->building;
@@ -275,6 +276,9 @@ probe_chunk (SnnNet *net, int first_step, int steps, gpointer user_data)
     {
       SnnwbProbeLayer *pl = &p->layers[i];
       gsize n = (gsize) steps * B * pl->neurons;
+
+      if (pl->layer != layer)
+        continue;
 
       if (n > self->scratch_len)
         {
@@ -481,9 +485,10 @@ apply_changes_locked (SnnwbSession *self, SnnTrainer *tr)
 {
   if (self->method_pending)
     {
-      snn_trainer_set_method (tr, self->method, self->K);
+      snn_trainer_set_method (tr, self->method, self->K, self->recompute);
       self->experiment->train.method = self->method;
       self->experiment->train.K = self->K;
+      self->experiment->train.recompute = self->recompute;
       self->method_pending = FALSE;
     }
   if (self->lr_pending)
@@ -900,14 +905,15 @@ snnwb_session_get_state (SnnwbSession *self)
 }
 
 void
-snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K)
+snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K, gboolean recompute)
 {
   g_mutex_lock (&self->lock);
   self->method = method;
   self->K = K;
+  self->recompute = recompute;
   self->method_pending = TRUE;
   g_mutex_unlock (&self->lock);
-  snnwb_run_set_method (self->run, method, K);
+  snnwb_run_set_method (self->run, method, K, recompute);
 }
 
 void

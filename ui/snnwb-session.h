@@ -108,7 +108,7 @@ gboolean      snnwb_session_is_paused (SnnwbSession *self);  /* pause requested 
 SnnwbRunState snnwb_session_get_state (SnnwbSession *self);
 
 /* Applied before the next iteration. */
-void          snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K);
+void          snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K, gboolean recompute);
 void          snnwb_session_set_lr (SnnwbSession *self, double lr);
 
 /* Iterations reported to the main loop so far. */

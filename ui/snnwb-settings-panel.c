@@ -9,6 +9,7 @@ struct _SnnwbSettingsPanel {
   GtkEntry *name_entry;
   GtkDropDown *method_dd;
   GtkSpinButton *k_spin;
+  GtkSwitch *recompute_switch;
   GtkSpinButton *t_spin;
   GtkSpinButton *batch_spin;
   GtkSpinButton *epochs_spin;
@@ -78,6 +79,8 @@ update_sensitivity (SnnwbSettingsPanel *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->lr_spin), live);
   gtk_widget_set_sensitive (GTK_WIDGET (self->k_spin),
                             live && gtk_drop_down_get_selected (self->method_dd) == SNN_METHOD_SLTT_K);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->recompute_switch),
+                            live && gtk_drop_down_get_selected (self->method_dd) == SNN_METHOD_BPTT);
   gtk_widget_set_sensitive (GTK_WIDGET (self->momentum_spin), editable && sgd);
   gtk_widget_set_sensitive (GTK_WIDGET (self->folder_button), editable && folder);
 }
@@ -107,6 +110,7 @@ load_widgets (SnnwbSettingsPanel *self)
   gtk_drop_down_set_selected (self->method_dd, e->train.method);
   gtk_spin_button_set_range (self->k_spin, 1, MAX (e->train.T, 1));
   gtk_spin_button_set_value (self->k_spin, e->train.K);
+  gtk_switch_set_active (self->recompute_switch, e->train.recompute);
   gtk_spin_button_set_value (self->t_spin, e->train.T);
   gtk_spin_button_set_value (self->batch_spin, e->batch_size);
   gtk_spin_button_set_value (self->epochs_spin, e->epochs);
@@ -170,10 +174,12 @@ store_live (SnnwbSettingsPanel *self)
   SnnMethod method = gtk_drop_down_get_selected (self->method_dd);
   int K = gtk_spin_button_get_value_as_int (self->k_spin);
   double lr = gtk_spin_button_get_value (self->lr_spin);
-  gboolean changed = method != e->train.method || K != e->train.K || lr != e->optim.lr;
+  gboolean recompute = gtk_switch_get_active (self->recompute_switch);
+  gboolean changed = method != e->train.method || K != e->train.K || lr != e->optim.lr || recompute != e->train.recompute;
 
   e->train.method = method;
   e->train.K = K;
+  e->train.recompute = recompute;
   e->optim.lr = lr;
   return changed;
 }
@@ -257,7 +263,7 @@ snnwb_settings_panel_class_init (SnnwbSettingsPanelClass *klass)
   /* The neuron parameters of the model's layers changed. */
   signals[MODEL_CHANGED] = g_signal_new ("model-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                          0, NULL, NULL, NULL, G_TYPE_NONE, 0);
-  /* The method, K or the learning rate changed (a paused run takes them). */
+  /* The method, K, recomputing or the learning rate changed (a paused run takes them). */
   signals[LIVE_CHANGED] = g_signal_new ("live-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                         0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 
@@ -267,7 +273,7 @@ snnwb_settings_panel_class_init (SnnwbSettingsPanelClass *klass)
   snnwb_get_resource ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-settings-panel.ui");
 #define BIND(name) gtk_widget_class_bind_template_child (widget_class, SnnwbSettingsPanel, name)
-  BIND (grid); BIND (name_entry); BIND (method_dd); BIND (k_spin); BIND (t_spin); BIND (batch_spin);
+  BIND (grid); BIND (name_entry); BIND (method_dd); BIND (k_spin); BIND (recompute_switch); BIND (t_spin); BIND (batch_spin);
   BIND (epochs_spin); BIND (seed_spin); BIND (optimizer_dd); BIND (lr_spin); BIND (momentum_spin);
   BIND (wd_spin); BIND (cosine_switch); BIND (dataset_dd); BIND (folder_button); BIND (folder_label);
   BIND (train_subset_spin); BIND (test_subset_spin); BIND (surrogate_dd); BIND (width_spin);
@@ -316,6 +322,12 @@ snnwb_settings_panel_set_method (SnnwbSettingsPanel *self, SnnMethod method, int
 {
   gtk_spin_button_set_value (self->k_spin, K);
   gtk_drop_down_set_selected (self->method_dd, method);
+}
+
+void
+snnwb_settings_panel_set_recompute (SnnwbSettingsPanel *self, gboolean recompute)
+{
+  gtk_switch_set_active (self->recompute_switch, recompute);
 }
 
 void

@@ -21,6 +21,7 @@ void       snnwb_settings_panel_set_training (SnnwbSettingsPanel *self, gboolean
 
 /* As if the user chose them (a paused run takes them). */
 void       snnwb_settings_panel_set_method (SnnwbSettingsPanel *self, SnnMethod method, int K);
+void       snnwb_settings_panel_set_recompute (SnnwbSettingsPanel *self, gboolean recompute);
 void       snnwb_settings_panel_set_lr (SnnwbSettingsPanel *self, double lr);
 
 G_END_DECLS

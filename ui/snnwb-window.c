@@ -235,7 +235,7 @@ settings_live_changed_cb (SnnwbWindow *self)
 
   if (!self->session || !snnwb_session_is_active (self->session) || !snnwb_session_is_paused (self->session))
     return;
-  snnwb_session_set_method (self->session, e->train.method, e->train.K);
+  snnwb_session_set_method (self->session, e->train.method, e->train.K, e->train.recompute);
   snnwb_session_set_lr (self->session, e->optim.lr);
   update_status (self);
 }
