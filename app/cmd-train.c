@@ -134,7 +134,7 @@ snnwb_cmd_train (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (ctx,
     "EXPERIMENT is an experiment file or a preset name (mlp, mlp-small, conv-small, ...).\n"
-    "Overrides: T, method, K, lr, epochs, batch_size, seed, train_subset, test_subset,\n"
+    "Overrides: T, method, K, recompute, lr, epochs, batch_size, seed, train_subset, test_subset,\n"
     "lambda, mse_target, optimizer, momentum, weight_decay, schedule, dataset, dataset_path,\n"
     "and for every LIF layer: tau, vth, width, surrogate, reset, detach_reset.\n");
   GError *error = NULL;

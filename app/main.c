@@ -16,6 +16,11 @@ main (int argc, char **argv)
       execv ("/proc/self/exe", argv);
     }
   snnwb_blas_select (argc, argv);
+  /* Every view is drawn with Cairo: GTK's Cairo renderer shows them without
+   * a GL context, which without a GPU means software GL threads competing
+   * with training for the cores. GSK_RENDERER still chooses. */
+  if (!g_getenv ("GSK_RENDERER"))
+    g_setenv ("GSK_RENDERER", "cairo", TRUE);
   /* One core is left to drawing: training threads that the system keeps
    * preempting wait on each other at every parallel loop. */
   if (!g_getenv ("SNNWB_THREADS"))

@@ -45,7 +45,7 @@ struct SnnNet {
   int batch, batch_cap, chunk;
   void *arena;
   float *in_buf, *col, *cm;
-  int col_node, col_n;            /* whose patches col holds (-1: none), for n rows */
+  int col_node, col_first, col_n; /* whose patches col holds (-1: none): samples first.. first+n */
   float *gbuf[N_GBUF];            /* gradient buffers, handed out during backward */
   gboolean gbuf_used[N_GBUF];
   int n_gbuf;                     /* how many this network can have in use at once */
@@ -726,8 +726,8 @@ carve_scratch (SnnNet *net, Carver *c)
       if (s->type != SNN_LAYER_CONV)
         continue;
       int64_t p = (int64_t) s->out_shape.d[1] * s->out_shape.d[2];
-      col = MAX (col, conv_patch (s) * rows * p);
-      cm = MAX (cm, (int64_t) s->out_ch * rows * p);
+      col = MAX (col, conv_patch (s) * net->batch * p); /* one step: see conv_chunk */
+      cm = MAX (cm, (int64_t) s->out_ch * net->batch * p);
     }
   net->prefix_grad = carve (c, net->prefix >= 0 ? (int64_t) net->batch * net->N[net->prefix].in_size : 0);
   for (int k = 0; k < net->n_gbuf; k++)
@@ -916,18 +916,31 @@ skip_gain (SnnNet *net, Node *r)
   return r->spec->block->alpha * g;
 }
 
+/* Convolutions run one time step (batch samples) at a time: the patches
+ * and the GEMM output then take one step's memory, not T steps'. */
+static int
+conv_chunk (SnnNet *net, int n)
+{
+  return MIN (n, net->batch);
+}
+
 static void
 conv_forward (SnnNet *net, Node *r, const float *x, int n)
 {
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
-  int np = n * oh * ow, kk = (int) conv_patch (s);
-  be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
-  net->col_node = (int) (r - net->N);
-  net->col_n = n;
-  be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
-  be->cn_to_nchw (net->cm, n, s->out_ch, oh * ow, r->out);
+  int kk = (int) conv_patch (s), nb = conv_chunk (net, n);
+  for (int c0 = 0; c0 < n; c0 += nb)
+    {
+      int m = MIN (nb, n - c0), np = m * oh * ow;
+      be->im2col (x + (size_t) c0 * r->in_size, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+      net->col_node = (int) (r - net->N);
+      net->col_first = c0;
+      net->col_n = m;
+      be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
+      be->cn_to_nchw (net->cm, m, s->out_ch, oh * ow, r->out + (size_t) c0 * r->out_size);
+    }
   if (r->b)
     be->add_bias_channels (r->out, r->b->data, n, s->out_ch, oh * ow);
 }
@@ -1127,24 +1140,31 @@ conv_backward (SnnNet *net, Node *r, const float *x, const float *dy, float *dx,
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
-  int np = n * oh * ow, kk = (int) conv_patch (s);
+  int kk = (int) conv_patch (s), nb = conv_chunk (net, n), idx = (int) (r - net->N);
   float *dw = r->gain ? r->dwhat : r->w->grad;
   if (r->b)
     be->bias_grad_channels (r->b->grad, dy, n, s->out_ch, oh * ow);
-  be->nchw_to_cn (dy, n, s->out_ch, oh * ow, net->cm);
-  /* The patches are rebuilt rather than kept (they would be k*k times the
-   * input), unless this layer's forward was the last to build them. */
-  if (net->col_node != (int) (r - net->N) || net->col_n != n)
-    be->im2col (x, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
-  net->col_node = (int) (r - net->N);
-  net->col_n = n;
-  be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
-  if (!dx)
-    return;
-  net->col_node = -1;
-  be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, node_weight (r), kk, net->cm, np, 0.0f, net->col, np);
-  be->zero (dx, (size_t) n * r->in_size * sizeof (float));
-  be->col2im (net->col, n, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, dx);
+  /* Last chunk first: its patches may still be there from the forward pass. */
+  for (int c0 = (n - 1) / nb * nb; c0 >= 0; c0 -= nb)
+    {
+      int m = MIN (nb, n - c0), np = m * oh * ow;
+      be->nchw_to_cn (dy + (size_t) c0 * r->out_size, m, s->out_ch, oh * ow, net->cm);
+      /* The patches are rebuilt rather than kept (they would be k*k times
+       * the input), unless this layer's forward was the last to build them. */
+      if (net->col_node != idx || net->col_first != c0 || net->col_n != m)
+        be->im2col (x + (size_t) c0 * r->in_size, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
+      net->col_node = idx;
+      net->col_first = c0;
+      net->col_n = m;
+      be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
+      if (!dx)
+        continue;
+      net->col_node = -1;
+      be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, node_weight (r), kk, net->cm, np, 0.0f, net->col, np);
+      float *dxc = dx + (size_t) c0 * r->in_size;
+      be->zero (dxc, (size_t) m * r->in_size * sizeof (float));
+      be->col2im (net->col, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, dxc);
+    }
 }
 
 /* dL/dinput of node i into dx; the affine layers skip it when no node
@@ -1389,6 +1409,17 @@ snn_net_end_sequence (SnnNet *net)
                               r->gain->grad);
       }
   set_held (net, 0);
+}
+
+void
+snn_net_read_lif_sample (SnnNet *net, int layer, gboolean spikes, int sample, float *dst)
+{
+  Node *r = &net->N[net->top_node[layer]];
+  g_return_if_fail (r->spec->type == SNN_LAYER_LIF && sample >= 0 && sample < net->batch);
+  const float *src = spikes ? r->out : r->u;
+  for (int t = 0; t < net->cur_steps; t++)
+    net->be->download (dst + (size_t) t * r->out_size, src + ((size_t) t * net->batch + sample) * r->out_size,
+                       r->out_size * sizeof (float));
 }
 
 void

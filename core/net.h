@@ -78,6 +78,8 @@ void            snn_net_zero_grad (SnnNet *net);
  * host memory [steps][batch][neurons]. When recomputing, only valid inside
  * the forward hook (later segments reuse the memory). */
 void            snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst);
+/* The same for one sample: [steps][neurons]. */
+void            snn_net_read_lif_sample (SnnNet *net, int layer, gboolean spikes, int sample, float *dst);
 int64_t         snn_net_layer_size (const SnnNet *net, int layer); /* output numel per sample */
 
 /* Host memory of at least `floats` floats owned by the net, for the loss

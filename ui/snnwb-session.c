@@ -56,8 +56,6 @@ struct _SnnwbSession {
 
   /* worker only */
   SnnwbProbe *building;
-  float *scratch;
-  gsize scratch_len;
   gint64 last_probe, last_peak;
   int since_analysis;
   gint64 train_us, analysis_us;   /* while training; single steps excluded */
@@ -268,32 +266,18 @@ probe_chunk (SnnNet *net, int layer, int first_step, int steps, gpointer user_da
 {
   SnnwbSession *self = user_data;
   SnnwbProbe *p = self->building;
-  int B = snn_net_batch (net);
 
   if (!p || first_step + steps > p->T)
     return;
+  /* Only the probed sample is copied: the views show one. */
   for (int i = 0; i < p->n_layers; i++)
     {
       SnnwbProbeLayer *pl = &p->layers[i];
-      gsize n = (gsize) steps * B * pl->neurons;
 
       if (pl->layer != layer)
         continue;
-
-      if (n > self->scratch_len)
-        {
-          self->scratch = g_renew (float, self->scratch, n);
-          self->scratch_len = n;
-        }
-      for (int which = 0; which < 2; which++)
-        {
-          float *dst = which ? pl->spikes : pl->u;
-
-          snn_net_read_lif (net, pl->layer, which, self->scratch);
-          for (int t = 0; t < steps; t++)
-            memcpy (dst + (gsize) (first_step + t) * pl->neurons,
-                    self->scratch + (gsize) t * B * pl->neurons, pl->neurons * sizeof (float));
-        }
+      snn_net_read_lif_sample (net, layer, FALSE, 0, pl->u + (gsize) first_step * pl->neurons);
+      snn_net_read_lif_sample (net, layer, TRUE, 0, pl->spikes + (gsize) first_step * pl->neurons);
     }
 }
 
@@ -775,7 +759,6 @@ snnwb_session_finalize (GObject *object)
   g_free (self->analysis_x);
   g_free (self->analysis_y);
   g_clear_error (&self->error);
-  g_free (self->scratch);
   g_main_context_unref (self->context);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
