@@ -18,13 +18,12 @@ typedef struct {
   SnnParam *bn_w, *bn_b, *rmean, *rvar;
   SnnParam *skip;                 /* residual add: skipinit_gain */
   SnnLifParams lif;
-  int seg;                        /* recomputed segment (see below) */
   float *out;                     /* [chunk][batch][out_size] */
   float *u, *v;                   /* lif: u per step, carried v [batch][out] */
   uint64_t *bits;                 /* lif, recomputing: the spikes of every step as bits */
   float *xhat, *invstd;           /* bn_step */
   float *out_seq, *xhat_seq;      /* where out and xhat point for a sequence input */
-  float *out_pre, *xhat_pre;      /* ... and in the prefix, for a static input */
+  float *out_pre, *xhat_pre;      /* recomputing: the prefix's own step, for a static input */
   float *mask;                    /* dropout [batch][out] */
   float *what, *inv_scale, *dwhat;/* weight standardisation */
   float *bn_mean;                 /* bn_step in the prefix: the batch mean */
@@ -236,20 +235,12 @@ bind_params (SnnNet *net, Node *r)
 static void
 find_segments (SnnNet *net)
 {
-  int lifs = 0;
-  gboolean chain = TRUE;
-  for (int i = 0; i < net->nn; i++)
-    {
-      chain = chain && net->N[i].is_top && net->N[i].spec->type != SNN_LAYER_RESIDUAL;
-      lifs += net->N[i].spec->type == SNN_LAYER_LIF;
-    }
-  net->can_recompute = chain && lifs > 0;
-  net->seg_first = g_new (int, lifs + 1);
-  net->seg_last = g_new (int, lifs + 1);
+  net->can_recompute = snn_model_can_recompute (net->model);
+  net->seg_first = g_new (int, net->nn + 1);
+  net->seg_last = g_new (int, net->nn + 1);
   int k = 0, first = 0;
   for (int i = 0; i < net->nn; i++)
     {
-      net->N[i].seg = k;
       if (net->N[i].spec->type == SNN_LAYER_LIF)
         {
           net->seg_first[k] = first;
@@ -712,8 +703,8 @@ carve_work (Node *r, Carver *c, int64_t rows)
   r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
   r->u = s->type == SNN_LAYER_LIF ? carve (c, rows * r->out_size) : NULL;
   r->xhat = s->type == SNN_LAYER_BN_STEP ? carve (c, rows * r->out_size) : NULL;
-  r->out_seq = r->out_pre = r->out;
-  r->xhat_seq = r->xhat_pre = r->xhat;
+  r->out_seq = r->out;
+  r->xhat_seq = r->xhat;
 }
 
 static void
@@ -752,25 +743,16 @@ carve_segments (SnnNet *net, Carver *c, int64_t rows)
   for (int i = 0; i < net->prefix; i++)
     {
       Node *r = &net->N[i];
-      carve_work (r, c, net->batch);
-      r->out_pre = r->out;
-      r->xhat_pre = r->xhat;
+      SnnLayerType type = r->spec->type;
+      r->out_pre = type == SNN_LAYER_FLATTEN ? NULL : carve (c, (int64_t) net->batch * r->out_size);
+      r->xhat_pre = type == SNN_LAYER_BN_STEP ? carve (c, (int64_t) net->batch * r->out_size) : NULL;
     }
   size_t base[2] = { c->offset, c->offset + size[0] };
   for (int k = 0; k < net->n_seg; k++)
     {
       Carver region = { base[k % 2], c->dry, c->base };
       for (int i = net->seg_first[k]; i <= net->seg_last[k]; i++)
-        {
-          Node *r = &net->N[i];
-          float *pre = r->out_pre, *xpre = r->xhat_pre;
-          carve_work (r, &region, rows);
-          if (i < net->prefix)
-            {
-              r->out_pre = pre;
-              r->xhat_pre = xpre;
-            }
-        }
+        carve_work (&net->N[i], &region, rows);
     }
   c->offset = base[1] + size[1];
 }
@@ -804,7 +786,7 @@ bind_buffers (SnnNet *net)
   for (int i = 0; i < net->nn; i++)
     {
       Node *r = &net->N[i];
-      gboolean pre = net->static_in && i < net->prefix;
+      gboolean pre = net->layout_recompute && net->static_in && i < net->prefix;
       r->out = pre ? r->out_pre : r->out_seq;
       r->xhat = pre ? r->xhat_pre : r->xhat_seq;
       if (r->spec->type == SNN_LAYER_FLATTEN)
@@ -893,7 +875,7 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
                           r->what, r->inv_scale);
           be->zero (r->dwhat, r->w->info.numel * sizeof (float));
         }
-      if (training)
+      if (training && !net->layout_recompute)
         net->held_per_seq += pq + (in_prefix (net, i) ? ps : 0);
     }
   if (net->layout_recompute && training)
