@@ -636,6 +636,91 @@ cpu_unpack_spikes (const uint64_t *bits, int steps, int64_t count, float *s)
       }
 }
 
+static gboolean
+cpu_spike_linear (const float *s, int rows, int in, int out, const float *wt, const float *bias, int *fired_idx,
+                  float *y)
+{
+  /* Row r's fired inputs are fired_idx[start[r] .. start[r + 1]); start
+   * follows the indices. Above a fifth non-zero, a GEMM is faster. */
+  const int64_t n = (int64_t) rows * in, cap = n / 5;
+  int *start = fired_idx + cap, total = 0;
+  for (int r = 0; r < rows; r++)
+    {
+      start[r] = total;
+      const float *sr = s + (size_t) r * in;
+      for (int j0 = 0; j0 < in; j0 += 8)
+        {
+          /* Spikes are rare: skip eight zeros (all bits clear) at once. */
+          const int j1 = MIN (in, j0 + 8);
+          uint32_t any = 0, word;
+          for (int j = j0; j < j1; j++)
+            memcpy (&word, sr + j, 4), any |= word;
+          if (!any)
+            continue;
+          for (int j = j0; j < j1; j++)
+            if (sr[j] != 0.0f)
+              {
+                if (total == cap)
+                  return FALSE;
+                fired_idx[total++] = j;
+              }
+        }
+    }
+  start[rows] = total;
+  /* Blocks of 32 outputs, so that a block of W^T (in x 32) stays in cache
+   * while every row adds its fired inputs' parts of it. */
+  enum { BLOCK = 32 }; /* 8 SSE registers of sums */
+  const int blocks = (out + BLOCK - 1) / BLOCK;
+#pragma omp parallel for if ((int64_t) total * out > PAR_MIN * 4) num_threads (cpu_threads)
+  for (int b = 0; b < blocks; b++)
+    {
+      const int c0 = b * BLOCK, nc = MIN (BLOCK, out - c0);
+      for (int r = 0; r < rows; r++)
+        {
+          /* Whole blocks even at the end of a row: what lies past it (the
+           * next row, or the slack after W^T) lands in unused sums. Vector
+           * types keep the 64 sums in registers. */
+          typedef float v4 __attribute__ ((vector_size (16)));
+          v4 sum[BLOCK / 4] = { { 0 } }, p;
+          for (int k = start[r]; k < start[r + 1]; k++)
+            {
+              const float *w = wt + (size_t) fired_idx[k] * out + c0;
+              for (int q = 0; q < BLOCK / 4; q++)
+                {
+                  memcpy (&p, w + 4 * q, sizeof p);
+                  sum[q] += p;
+                }
+            }
+          float acc[BLOCK];
+          for (int q = 0; q < BLOCK / 4; q++)
+            memcpy (acc + 4 * q, &sum[q], sizeof p);
+          float *yr = y + (size_t) r * out + c0;
+          for (int c = 0; c < nc; c++)
+            yr[c] = bias ? acc[c] + bias[c0 + c] : acc[c];
+        }
+    }
+  return TRUE;
+}
+
+static void
+cpu_transpose (const float *src, int rows, int cols, float *dst)
+{
+  enum { TILE = 16 };
+  const int row_tiles = (rows + TILE - 1) / TILE;
+#pragma omp parallel for if ((int64_t) rows * cols > PAR_MIN) num_threads (cpu_threads)
+  for (int t = 0; t < row_tiles; t++)
+    {
+      const int r0 = t * TILE, r1 = MIN (rows, r0 + TILE);
+      for (int c0 = 0; c0 < cols; c0 += TILE)
+        {
+          const int c1 = MIN (cols, c0 + TILE);
+          for (int c = c0; c < c1; c++)
+            for (int r = r0; r < r1; r++)
+              dst[(size_t) c * rows + r] = src[(size_t) r * cols + c];
+        }
+    }
+}
+
 static void
 cpu_mul_mask (const float *x, const float *mask, int steps, int batch, int64_t count, float *y)
 {
@@ -779,6 +864,8 @@ static const SnnBackend cpu_backend = {
   .ws_forward = cpu_ws_forward,
   .ws_backward = cpu_ws_backward,
   .mul_mask = cpu_mul_mask,
+  .spike_linear = cpu_spike_linear,
+  .transpose = cpu_transpose,
   .pack_spikes = cpu_pack_spikes,
   .unpack_spikes = cpu_unpack_spikes,
   .axpy = cpu_axpy,

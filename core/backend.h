@@ -92,6 +92,18 @@ struct _SnnBackend {
   void (*pack_spikes) (const float *s, int steps, int64_t count, uint64_t *bits);
   void (*unpack_spikes) (const uint64_t *bits, int steps, int64_t count, float *s);
 
+  /* A linear layer on spikes: y = s W^T + bias for s [rows][in] whose
+   * entries are 0 or 1, from wt = W^T [in][out]: each output row is the sum
+   * of the weight columns of the inputs that fired; wt has SNN_SPIKE_SLACK
+   * floats of slack after its end. fired_idx is scratch of
+   * snn_spike_linear_scratch (rows, in) ints. Returns FALSE, having written
+   * nothing to y, when more than a fifth of s is non-zero (a GEMM is then
+   * faster). */
+  gboolean (*spike_linear) (const float *s, int rows, int in, int out, const float *wt, const float *bias,
+                            int *fired_idx, float *y);
+  /* dst [cols][rows] = src [rows][cols] */
+  void (*transpose) (const float *src, int rows, int cols, float *dst);
+
   /* y[s][i] = x[s][i] * mask[s % batch][i] for rows = steps*batch */
   void (*mul_mask) (const float *x, const float *mask, int steps, int batch, int64_t count, float *y);
 
@@ -118,6 +130,14 @@ static inline int64_t
 snn_spike_words (int64_t count)
 {
   return (count + 63) / 64;
+}
+
+#define SNN_SPIKE_SLACK 64
+
+static inline int64_t
+snn_spike_linear_scratch (int rows, int in)
+{
+  return (int64_t) rows * in / 5 + rows + 1;
 }
 
 const SnnBackend *snn_backend_cpu (void);

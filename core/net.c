@@ -26,6 +26,7 @@ typedef struct {
   float *out_pre, *xhat_pre;      /* recomputing: the prefix's own step, for a static input */
   float *mask;                    /* dropout [batch][out] */
   float *what, *inv_scale, *dwhat;/* weight standardisation */
+  float *wt;                      /* linear on spikes: W^T [in][out] for the sparse product */
   float *bn_mean;                 /* bn_step in the prefix: the batch mean */
 } Node;
 
@@ -44,6 +45,7 @@ struct SnnNet {
   int batch, batch_cap, chunk;
   void *arena;
   float *in_buf, *col, *cm;
+  int *fired_idx;                 /* scratch of the sparse spike products */
   int col_node, col_first, col_n; /* whose patches col holds (-1: none): samples first.. first+n */
   float *gbuf[N_GBUF];            /* gradient buffers, handed out during backward */
   gboolean gbuf_used[N_GBUF];
@@ -207,6 +209,16 @@ create_params (SnnNet *net)
   net->n_params = cap;
 }
 
+/* Whether a node's input is a LIF layer's spikes (through flatten). */
+static gboolean
+reads_spikes (const SnnNet *net, const Node *r)
+{
+  int src = r->src;
+  while (src >= 0 && net->N[src].spec->type == SNN_LAYER_FLATTEN)
+    src = net->N[src].src;
+  return src >= 0 && net->N[src].spec->type == SNN_LAYER_LIF;
+}
+
 static void
 bind_params (SnnNet *net, Node *r)
 {
@@ -228,6 +240,8 @@ bind_params (SnnNet *net, Node *r)
       r->dwhat = net->be->alloc (n * sizeof (float));
       r->inv_scale = net->be->alloc (rows * sizeof (float));
     }
+  if (s->type == SNN_LAYER_LINEAR && reads_spikes (net, r))
+    r->wt = net->be->alloc ((r->w->info.numel + SNN_SPIKE_SLACK) * sizeof (float));
 }
 
 /* Segment k ends with the k-th LIF layer; a last one holds the layers after
@@ -322,12 +336,16 @@ snn_net_free (SnnNet *net)
         net->be->free (net->params[i].grad);
     }
   for (int i = 0; i < net->nn; i++)
-    if (net->N[i].what)
-      {
-        net->be->free (net->N[i].what);
-        net->be->free (net->N[i].dwhat);
-        net->be->free (net->N[i].inv_scale);
-      }
+    {
+      if (net->N[i].what)
+        {
+          net->be->free (net->N[i].what);
+          net->be->free (net->N[i].dwhat);
+          net->be->free (net->N[i].inv_scale);
+        }
+      if (net->N[i].wt)
+        net->be->free (net->N[i].wt);
+    }
   g_free (net->params);
   g_free (net->param_spec);
   g_free (net->loss_scratch);
@@ -725,6 +743,11 @@ carve_scratch (SnnNet *net, Carver *c)
     net->gbuf[k] = carve (c, rows * net->max_size);
   net->col = carve (c, col);
   net->cm = carve (c, cm);
+  int64_t fired = 0;
+  for (int i = 0; i < net->nn; i++)
+    if (net->N[i].wt)
+      fired = MAX (fired, snn_spike_linear_scratch ((int) rows, net->N[i].spec->in));
+  net->fired_idx = (int *) carve (c, fired); /* ints and floats have one size */
 }
 
 /* Recomputing: the prefix gets one step of its own for a static input, and
@@ -838,6 +861,12 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
   net->batch = batch;
 }
 
+static const float *
+node_weight (Node *r)
+{
+  return r->gain ? r->what : r->w->data;
+}
+
 /* ---- a sequence ---- */
 
 void
@@ -875,6 +904,8 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
                           r->what, r->inv_scale);
           be->zero (r->dwhat, r->w->info.numel * sizeof (float));
         }
+      if (r->wt)
+        be->transpose (node_weight (r), s->out, s->in, r->wt);
       if (training && !net->layout_recompute)
         net->held_per_seq += pq + (in_prefix (net, i) ? ps : 0);
     }
@@ -883,11 +914,6 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
   set_held (net, net->held_per_seq);
 }
 
-static const float *
-node_weight (Node *r)
-{
-  return r->gain ? r->what : r->w->data;
-}
 
 static float
 skip_gain (SnnNet *net, Node *r)
@@ -957,6 +983,9 @@ forward_node (SnnNet *net, int i, int steps)
   switch (s->type)
     {
     case SNN_LAYER_LINEAR:
+      /* Spikes are sparse: summing the columns of those that fired beats a GEMM. */
+      if (r->wt && be->spike_linear (x, n, s->in, s->out, r->wt, r->b ? r->b->data : NULL, net->fired_idx, r->out))
+        break;
       be->gemm (FALSE, TRUE, n, s->out, s->in, 1.0f, x, s->in, node_weight (r), s->in, 0.0f, r->out, s->out);
       if (r->b)
         be->add_bias_rows (r->out, r->b->data, n, s->out);

@@ -88,6 +88,33 @@ test_spike_bits (void)
 }
 
 static void
+test_spike_linear (void)
+{
+  /* Sparse spikes: the sum of the fired inputs' weight columns equals the
+   * GEMM to rounding; dense ones are left to the GEMM. */
+  const SnnBackend *be = snn_backend_cpu ();
+  enum { R = 24, IN = 150, OUT = 70 };
+  float *w = tu_input (OUT * IN, 4, -1, 1), *b = tu_input (OUT, 5, -1, 1), *u = tu_input (R * IN, 6, 0, 1);
+  float *wt = g_new0 (float, IN * OUT + SNN_SPIKE_SLACK), s[R * IN], y[R * OUT], ref[R * OUT];
+  int *idx = g_new (int, snn_spike_linear_scratch (R, IN));
+  be->transpose (w, OUT, IN, wt);
+  g_assert_cmpfloat (wt[7 * OUT + 3], ==, w[3 * IN + 7]);
+  for (int i = 0; i < R * IN; i++)
+    s[i] = u[i] < 0.1f ? 1.0f : 0.0f;
+  g_assert_true (be->spike_linear (s, R, IN, OUT, wt, b, idx, y));
+  be->gemm (FALSE, TRUE, R, OUT, IN, 1.0f, s, IN, w, IN, 0.0f, ref, OUT);
+  be->add_bias_rows (ref, b, R, OUT);
+  for (int i = 0; i < R * OUT; i++)
+    g_assert_cmpfloat_with_epsilon (y[i], ref[i], 1e-5);
+  for (int i = 0; i < R * IN; i++)
+    s[i] = u[i] < 0.3f ? 1.0f : 0.0f;
+  y[0] = 42.0f;
+  g_assert_false (be->spike_linear (s, R, IN, OUT, wt, b, idx, y));
+  g_assert_cmpfloat (y[0], ==, 42.0f);
+  g_free (w), g_free (b), g_free (u), g_free (wt), g_free (idx);
+}
+
+static void
 test_backward_by_hand (void)
 {
   /* Two steps, soft reset, rectangle width 1, tau 2 (lambda 0.5).
@@ -168,6 +195,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lif/surrogates", test_surrogates);
   g_test_add_func ("/lif/forward", test_forward);
   g_test_add_func ("/lif/spike-bits", test_spike_bits);
+  g_test_add_func ("/lif/spike-linear", test_spike_linear);
   g_test_add_func ("/lif/backward-by-hand", test_backward_by_hand);
   g_test_add_func ("/dropout/one-mask-per-sample", test_dropout_mask);
   return g_test_run ();
