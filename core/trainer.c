@@ -284,7 +284,9 @@ finish_epoch (SnnTrainer *tr)
   ep->backward_ms = tr->sum_bwd / n;
   ep->ms_per_iter = ep->seconds * 1000.0 / n;
   ep->peak_held_bytes = tr->peak_held;
+  gint64 t0 = g_get_monotonic_time ();
   ep->test_acc = snn_trainer_evaluate (tr, tr->test, NULL, NULL);
+  ep->eval_seconds = (g_get_monotonic_time () - t0) / 1e6;
   ep->process_peak_bytes = snn_process_peak_bytes ();
   tr->epoch++;
   tr->iter_in_epoch = 0;

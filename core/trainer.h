@@ -26,6 +26,7 @@ typedef struct {
   int64_t peak_held_bytes;
   int64_t process_peak_bytes;
   double seconds;            /* wall time of the epoch's training */
+  double eval_seconds;       /* wall time of the test evaluation after it */
 } SnnEpochInfo;
 
 typedef struct SnnTrainer SnnTrainer;

@@ -60,7 +60,7 @@ struct _SnnwbSession {
   int since_analysis;
   gint64 train_us, analysis_us;   /* while training; single steps excluded */
   long n_trained, n_analyses;
-  gint64 start_time;              /* of the first iteration; paused time excluded */
+  gint64 start_time;              /* of the first iteration; paused time and test evaluations excluded */
   double peak_bytes;
   char *initial_weights;
   float *analysis_x;
@@ -381,7 +381,13 @@ record_iteration_locked (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *
 {
   const SnnBatchResult *b = &info->batch;
   gint64 now = g_get_monotonic_time ();
-  SnnwbIterRecord rec = {
+  SnnwbIterRecord rec;
+
+  /* The training clock leaves out the test evaluation at an epoch's end,
+   * as snnwb train's ms per iteration does. */
+  if (info->epoch_done)
+    self->start_time += (gint64) (snn_trainer_last_epoch (tr)->eval_seconds * 1e6);
+  rec = (SnnwbIterRecord) {
     .iter = info->global_iter,
     .epoch = info->epoch,
     .loss = b->loss,

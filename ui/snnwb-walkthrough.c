@@ -120,6 +120,8 @@ assemble (Walk *w)
   e->name = g_strdup ("conv-class");
   e->train.T = 6;
   e->train.method = SNN_METHOD_BPTT;
+  /* BPTT as the paper measures it: every activation stored. */
+  e->train.recompute = FALSE;
   e->train_subset = 2048;
   e->test_subset = 256;
   e->batch_size = 32;

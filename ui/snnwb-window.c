@@ -1065,7 +1065,14 @@ screenshot_timeout_cb (gpointer user_data)
   if (!snnwb_window_save_png (self, self->screenshot_path, &error))
     g_printerr ("%s\n", error->message);
   else
-    g_print ("Saved %s (%s)\n", self->screenshot_path, gtk_label_get_text (self->status_label));
+    {
+      SnnwbRun *run = self->runs->pdata[self->runs->len - 1];
+      guint n;
+
+      snnwb_run_get_iters (run, &n);
+      g_print ("Saved %s (%s)\n", self->screenshot_path, gtk_label_get_text (self->status_label));
+      g_print ("Training throughput: %.2f iterations/s over %u iterations\n", snnwb_run_get_throughput (run), n);
+    }
   gtk_window_close (GTK_WINDOW (self));
   return G_SOURCE_REMOVE;
 }
