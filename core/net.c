@@ -72,6 +72,7 @@ struct SnnNet {
    * arena holds two segments rather than the whole network. */
   gboolean can_recompute, want_recompute, layout_recompute, packed, replaying;
   int n_seg, *seg_first, *seg_last;
+  int *seg_gemm;                  /* a segment that keeps u: its linear or conv node, else -1 */
   SnnNetStats stats;
   SnnLifBackwardHook hook;
   gpointer hook_data;
@@ -104,6 +105,37 @@ model_prefix (const SnnModel *m)
         return -1;
     }
   return -1;
+}
+
+/* Rebuilding a layer's outputs costs fan_in multiply-adds each and frees
+ * the 4 bytes of the membrane potential behind each: above this fan-in a
+ * segment keeps its potentials (and bn_step's normalised inputs) instead,
+ * and backward rebuilds only the cheap layers before its linear or conv
+ * layer, whose input that layer's weight gradient needs. */
+#define RECOMPUTE_MAX_FAN_IN 256
+
+/* For the segment of top-level layers first..last (ending with a LIF layer,
+ * not the first segment): the index of its one linear or conv layer when it
+ * keeps u, that layer followed only by bn_step layers; -1 otherwise. */
+static int
+segment_kept_gemm (const SnnLayerSpec *layers, int first, int last)
+{
+  if (first == 0 || layers[last].type != SNN_LAYER_LIF)
+    return -1;
+  int g = -1;
+  for (int l = first; l < last; l++)
+    {
+      SnnLayerType t = layers[l].type;
+      if (t == SNN_LAYER_LINEAR || t == SNN_LAYER_CONV)
+        {
+          if (g >= 0)
+            return -1;
+          g = l;
+        }
+      else if (g >= 0 && t != SNN_LAYER_BN_STEP)
+        return -1;
+    }
+  return g >= 0 && layer_fan_in (&layers[g]) > RECOMPUTE_MAX_FAN_IN ? g : -1;
 }
 
 /* ---- construction ---- */
@@ -252,6 +284,7 @@ find_segments (SnnNet *net)
   net->can_recompute = snn_model_can_recompute (net->model);
   net->seg_first = g_new (int, net->nn + 1);
   net->seg_last = g_new (int, net->nn + 1);
+  net->seg_gemm = g_new (int, net->nn + 1);
   int k = 0, first = 0;
   for (int i = 0; i < net->nn; i++)
     {
@@ -268,6 +301,9 @@ find_segments (SnnNet *net)
       net->seg_last[k++] = net->nn - 1;
     }
   net->n_seg = k;
+  /* Chains only: node i is top-level layer i. */
+  for (k = 0; k < net->n_seg; k++)
+    net->seg_gemm[k] = net->can_recompute ? segment_kept_gemm (net->model->layers, net->seg_first[k], net->seg_last[k]) : -1;
 }
 
 SnnNet *
@@ -353,6 +389,7 @@ snn_net_free (SnnNet *net)
   g_free (net->N);
   g_free (net->seg_first);
   g_free (net->seg_last);
+  g_free (net->seg_gemm);
   g_free (net->top_node);
   snn_model_free (net->model);
   g_free (net);
@@ -614,14 +651,29 @@ snn_model_can_recompute (const SnnModel *model)
 
 /* Recomputing, backward needs: the input (every step of a sequence, one
  * for a static input), the spike bits of each LIF layer, what is drawn once
- * per sequence (dropout masks, standardised weights) and, for a static
- * input, what the prefix computed once (it is not recomputed). */
+ * per sequence (dropout masks, standardised weights), for a static input
+ * what the prefix computed once (it is not recomputed), and what segments
+ * of a large fan-in keep (see RECOMPUTE_MAX_FAN_IN). */
 static int64_t
 chain_held_recompute (const SnnModel *model, int batch, int steps, gboolean static_input)
 {
   int prefix = static_input ? model_prefix (model) : -1;
   int64_t in = snn_shape_numel (&model->input_shape);
   int64_t total = (prefix >= 0 ? 1 : steps) * batch * in * 4;
+  for (int l = 0, first = 0; l < model->n_layers; l++)
+    {
+      if (model->layers[l].type != SNN_LAYER_LIF)
+        continue;
+      int g = segment_kept_gemm (model->layers, first, l);
+      for (int j = g + 1; g >= 0 && j <= l; j++)
+        {
+          const SnnLayerSpec *s = &model->layers[j];
+          total += steps * batch * snn_shape_numel (&s->out_shape) * 4; /* u or xhat */
+          if (s->type == SNN_LAYER_BN_STEP)
+            total += steps * (int64_t) s->num_features * 4;
+        }
+      first = l + 1;
+    }
   for (int l = 0; l < model->n_layers; l++)
     {
       const SnnLayerSpec *s = &model->layers[l];
@@ -713,16 +765,26 @@ carve_state (SnnNet *net, Node *r, Carver *c)
     r->mask = carve (c, (int64_t) net->batch * r->out_size);
 }
 
-/* A node's activations for `rows` rows (steps x batch). */
+/* A node's activations for `rows` rows (steps x batch); kept: u and xhat
+ * are carved elsewhere. */
 static void
-carve_work (Node *r, Carver *c, int64_t rows)
+carve_work (Node *r, Carver *c, int64_t rows, gboolean kept)
 {
   const SnnLayerSpec *s = r->spec;
   r->out = s->type == SNN_LAYER_FLATTEN ? NULL : carve (c, rows * r->out_size);
-  r->u = s->type == SNN_LAYER_LIF ? carve (c, rows * r->out_size) : NULL;
-  r->xhat = s->type == SNN_LAYER_BN_STEP ? carve (c, rows * r->out_size) : NULL;
+  if (!kept)
+    {
+      r->u = s->type == SNN_LAYER_LIF ? carve (c, rows * r->out_size) : NULL;
+      r->xhat = s->type == SNN_LAYER_BN_STEP ? carve (c, rows * r->out_size) : NULL;
+    }
   r->out_seq = r->out;
   r->xhat_seq = r->xhat;
+}
+
+static gboolean
+node_kept (const SnnNet *net, int k, int i)
+{
+  return net->seg_gemm[k] >= 0 && i > net->seg_gemm[k];
 }
 
 static void
@@ -760,9 +822,17 @@ carve_segments (SnnNet *net, Carver *c, int64_t rows)
     {
       Carver d = { 0, TRUE, NULL };
       for (int i = net->seg_first[k]; i <= net->seg_last[k]; i++)
-        carve_work (&net->N[i], &d, rows);
+        carve_work (&net->N[i], &d, rows, node_kept (net, k, i));
       size[k % 2] = MAX (size[k % 2], (int64_t) d.offset);
     }
+  for (int k = 0; k < net->n_seg; k++)
+    for (int i = net->seg_first[k]; i <= net->seg_last[k]; i++)
+      if (node_kept (net, k, i))
+        {
+          Node *r = &net->N[i];
+          r->u = r->spec->type == SNN_LAYER_LIF ? carve (c, rows * r->out_size) : NULL;
+          r->xhat = r->spec->type == SNN_LAYER_BN_STEP ? carve (c, rows * r->out_size) : NULL;
+        }
   for (int i = 0; i < net->prefix; i++)
     {
       Node *r = &net->N[i];
@@ -775,7 +845,7 @@ carve_segments (SnnNet *net, Carver *c, int64_t rows)
     {
       Carver region = { base[k % 2], c->dry, c->base };
       for (int i = net->seg_first[k]; i <= net->seg_last[k]; i++)
-        carve_work (&net->N[i], &region, rows);
+        carve_work (&net->N[i], &region, rows, node_kept (net, k, i));
     }
   c->offset = base[1] + size[1];
 }
@@ -792,7 +862,7 @@ carve_all (SnnNet *net, Carver *c)
     carve_segments (net, c, rows);
   else
     for (int i = 0; i < net->nn; i++)
-      carve_work (&net->N[i], c, rows);
+      carve_work (&net->N[i], c, rows, FALSE);
 }
 
 static const float *
@@ -1328,6 +1398,9 @@ recompute_segment (SnnNet *net, int k, int steps)
       Node *in = &net->N[lo - 1];
       net->be->unpack_spikes (in->bits, steps, (int64_t) net->batch * in->out_size, in->out);
     }
+  /* A segment that kept u rebuilds only the layers before its linear or conv layer. */
+  if (net->seg_gemm[k] >= 0)
+    hi = net->seg_gemm[k] - 1;
   net->replaying = TRUE;
   for (int i = lo; i <= hi; i++)
     {

@@ -128,6 +128,7 @@ check_recompute_exact (const char *json, int T, gboolean sequence)
       snn_net_zero_grad (net);
       g_assert_true (snn_train_batch (net, &cfg, x, sequence, B, y, NULL, 0, &rng, NULL, NULL, o[rc], &r, NULL));
       g_assert_cmpint (snn_net_recomputes (net), ==, rc);
+      g_assert_cmpint (r.peak_held_bytes, ==, snn_model_held_bytes_full (m, B, T, !sequence, rc));
       loss[rc] = r.loss;
       got[rc] = snn_net_to_npz (net, TRUE);
       par[rc] = snn_net_to_npz (net, FALSE);
@@ -178,6 +179,17 @@ test_recompute_exact (void)
   check_recompute_exact (net, 5, FALSE);
   check_recompute_exact (net, 5, TRUE);
   check_recompute_exact (conv_json, 1, FALSE);
+  /* Fan-ins above 256: those segments keep u (and bn_step's xhat) and
+   * rebuild only what comes before their linear layer. */
+  const char *wide =
+    "{\"input_shape\": [40], \"num_classes\": 4, \"layers\": ["
+    "{\"type\": \"linear\", \"in\": 40, \"out\": 300}, {\"type\": \"lif\"},"
+    "{\"type\": \"linear\", \"in\": 300, \"out\": 64}, {\"type\": \"bn_step\", \"num_features\": 64},"
+    "{\"type\": \"lif\"}, {\"type\": \"dropout\", \"p\": 0.1},"
+    "{\"type\": \"linear\", \"in\": 64, \"out\": 300}, {\"type\": \"lif\"},"
+    "{\"type\": \"linear\", \"in\": 300, \"out\": 4}]}";
+  check_recompute_exact (wide, 4, FALSE);
+  check_recompute_exact (wide, 4, TRUE);
 }
 
 static void
