@@ -345,6 +345,9 @@ cpu_bn_forward_train (const float *x, int n, int c, int hw, const float *gamma, 
                       float *invstd, float *y)
 {
   double count = (double) n * hw;
+  /* Channels are independent: each is summed in the same order whatever
+   * the number of threads. */
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
   for (int ch = 0; ch < c; ch++)
     {
       double sum = 0, sq = 0;
@@ -392,6 +395,7 @@ static void
 cpu_bn_forward_eval (const float *x, int n, int c, int hw, const float *gamma, const float *beta,
                      float eps, const float *rmean, const float *rvar, float *y)
 {
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
   for (int ch = 0; ch < c; ch++)
     {
       float is = 1.0f / sqrtf (rvar[ch] + eps);
@@ -410,6 +414,7 @@ cpu_bn_backward (const float *dy, const float *xhat, const float *invstd, int n,
                  const float *gamma, float *dgamma, float *dbeta, float *dx)
 {
   double count = (double) n * hw;
+#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
   for (int ch = 0; ch < c; ch++)
     {
       double sdy = 0, sdyx = 0;
