@@ -1,5 +1,6 @@
 #include "analysis.h"
 #include "surrogate.h"
+#include "backend.h"
 #include <math.h>
 #include <string.h>
 
@@ -39,8 +40,9 @@ snn_cosine (const float *a, const float *b, int64_t n)
 /* ---- what the BPTT pass leaves behind ---- */
 
 typedef struct {
+  const SnnModel *model;
   const SnnBackend *be;
-  int T;
+  int T, batch, n_layers;
   int64_t *count;           /* per model layer: batch * neurons, 0 if not LIF */
   float **u, **ds, **du;    /* per model layer, [T][count] host */
 } Capture;
@@ -57,10 +59,34 @@ capture_hook (SnnNet *net, int layer, int first_step, int steps, const float *u,
 }
 
 static void
-capture_init (Capture *c, const SnnModel *m, const SnnBackend *be, int T, int batch)
+capture_clear (Capture *c)
 {
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      g_free (c->u[l]);
+      g_free (c->ds[l]);
+      g_free (c->du[l]);
+    }
+  g_free (c->u);
+  g_free (c->ds);
+  g_free (c->du);
+  g_free (c->count);
+  memset (c, 0, sizeof *c);
+}
+
+/* Keeps the buffers of an earlier batch of the same model, T and size: the
+ * BPTT pass writes every step of every layer before anything reads them. */
+static void
+capture_prepare (Capture *c, const SnnModel *m, const SnnBackend *be, int T, int batch)
+{
+  if (c->model == m && c->T == T && c->batch == batch && c->be == be)
+    return;
+  capture_clear (c);
+  c->model = m;
   c->be = be;
   c->T = T;
+  c->batch = batch;
+  c->n_layers = m->n_layers;
   c->count = g_new0 (int64_t, m->n_layers);
   c->u = g_new0 (float *, m->n_layers);
   c->ds = g_new0 (float *, m->n_layers);
@@ -75,21 +101,6 @@ capture_init (Capture *c, const SnnModel *m, const SnnBackend *be, int T, int ba
       }
 }
 
-static void
-capture_clear (Capture *c, int n_layers)
-{
-  for (int l = 0; l < n_layers; l++)
-    {
-      g_free (c->u[l]);
-      g_free (c->ds[l]);
-      g_free (c->du[l]);
-    }
-  g_free (c->u);
-  g_free (c->ds);
-  g_free (c->du);
-  g_free (c->count);
-}
-
 /* ---- per LIF layer ---- */
 
 static double
@@ -101,28 +112,58 @@ sum_sq (const float *a, int64_t n)
   return s;
 }
 
+/* The per-step sums below are taken over fixed chunks of neurons, on as
+ * many threads as training uses, and the chunks' partial sums are added in
+ * order: the figures are the same whatever the number of threads. */
+#define CHUNK 16384
+
+static inline int64_t
+n_chunks (int64_t N)
+{
+  return MAX ((N + CHUNK - 1) / CHUNK, 1);
+}
+
 /* Splits du into its spatial and temporal parts, step by step. */
 static void
 lif_components (SnnLifAnalysis *la, int T, int64_t N, const float *u, const float *ds, const float *du,
                 const float *eps, float *spatial, float *temporal)
 {
   const SnnLifParams *p = &la->lif;
+  const int64_t nc = n_chunks (N);
+  /* per (step, chunk): sp.tp, residual^2, sp^2, tp^2, du^2 */
+  double *part = g_new0 (double, (size_t) T * nc * 5);
+#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_backend_cpu_threads ())
+  for (int t = 0; t < T; t++)
+    for (int64_t c = 0; c < nc; c++)
+      {
+        size_t off = (size_t) t * N;
+        int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK);
+        double dot = 0, rr = 0, ss = 0, tt = 0, dd = 0;
+        for (int64_t i = lo; i < hi; i++)
+          {
+            float sp = ds[off + i] * snn_surrogate_grad (p, u[off + i] - p->vth);
+            float tp = t + 1 < T ? du[off + N + i] * eps[off + i] : 0.0f;
+            spatial[off + i] = sp;
+            temporal[off + i] = tp;
+            dot += (double) sp * tp;
+            double r = (double) sp + tp - du[off + i];
+            rr += r * r;
+            ss += (double) sp * sp;
+            tt += (double) tp * tp;
+            dd += (double) du[off + i] * du[off + i];
+          }
+        double *q = part + ((size_t) t * nc + c) * 5;
+        q[0] = dot, q[1] = rr, q[2] = ss, q[3] = tt, q[4] = dd;
+      }
   la->residual = 0;
   for (int t = 0; t < T; t++)
     {
-      size_t off = (size_t) t * N;
-      double dot = 0, rr = 0;
-      for (int64_t i = 0; i < N; i++)
+      double dot = 0, rr = 0, ss = 0, tt = 0, dd = 0;
+      for (int64_t c = 0; c < nc; c++)
         {
-          float sp = ds[off + i] * snn_surrogate_grad (p, u[off + i] - p->vth);
-          float tp = t + 1 < T ? du[off + N + i] * eps[off + i] : 0.0f;
-          spatial[off + i] = sp;
-          temporal[off + i] = tp;
-          dot += (double) sp * tp;
-          double r = (double) sp + tp - du[off + i];
-          rr += r * r;
+          const double *q = part + ((size_t) t * nc + c) * 5;
+          dot += q[0], rr += q[1], ss += q[2], tt += q[3], dd += q[4];
         }
-      double ss = sum_sq (spatial + off, N), tt = sum_sq (temporal + off, N), dd = sum_sq (du + off, N);
       la->spatial_norm[t] = sqrt (ss);
       la->temporal_norm[t] = sqrt (tt);
       la->cosine_du[t] = ss > 0 && tt > 0 ? dot / sqrt (ss * tt) : NAN;
@@ -131,65 +172,132 @@ lif_components (SnnLifAnalysis *la, int T, int64_t N, const float *u, const floa
       double scale = MAX (dd, MAX (ss, tt));
       la->residual = MAX (la->residual, scale > 0 ? sqrt (rr / scale) : 0.0);
     }
+  g_free (part);
 }
 
 static void
 lif_eps_stats (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
 {
+  const int64_t nc = n_chunks (N);
+  double *part = g_new0 (double, (size_t) T * nc * 3);
+#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_backend_cpu_threads ())
+  for (int t = 0; t < T; t++)
+    for (int64_t c = 0; c < nc; c++)
+      {
+        const float *e = eps + (size_t) t * N;
+        int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK), zeros = 0;
+        double sum = 0, mx = 0;
+        for (int64_t i = lo; i < hi; i++)
+          {
+            sum += e[i];
+            mx = MAX (mx, fabs (e[i]));
+            zeros += fabs (e[i]) <= ZERO_EPS;
+          }
+        double *q = part + ((size_t) t * nc + c) * 3;
+        q[0] = sum, q[1] = mx, q[2] = (double) zeros;
+      }
   for (int t = 0; t < T; t++)
     {
-      const float *e = eps + (size_t) t * N;
-      double sum = 0, mx = 0;
-      int64_t zeros = 0;
-      for (int64_t i = 0; i < N; i++)
+      double sum = 0, mx = 0, zeros = 0;
+      for (int64_t c = 0; c < nc; c++)
         {
-          sum += e[i];
-          mx = MAX (mx, fabs (e[i]));
-          zeros += fabs (e[i]) <= ZERO_EPS;
+          const double *q = part + ((size_t) t * nc + c) * 3;
+          sum += q[0], mx = MAX (mx, q[1]), zeros += q[2];
         }
       la->eps_mean[t] = N ? sum / N : 0;
       la->eps_max[t] = mx;
-      la->eps_zero_share[t] = N ? (double) zeros / N : 0;
+      la->eps_zero_share[t] = N ? zeros / N : 0;
     }
+  g_free (part);
 }
 
 /* Products of epsilon over every span [t, t'): one running product per
- * start step, so the cost is T^2/2 passes over the neurons. */
+ * start step, so the cost is T^2/2 passes over the neurons, chunk by chunk
+ * so that a chunk's products stay in cache. */
 static void
 lif_eps_spans (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
 {
   double *pm = la->eps_prod_mean, *px = la->eps_prod_max;
+  const int64_t nc = n_chunks (N);
+  /* per (chunk, t, t'): sum and largest magnitude of the products */
+  double *part = g_new0 (double, (size_t) nc * T * T * 2);
   float *prod = g_new (float, N);
+#pragma omp parallel for schedule (dynamic) if (T * N > CHUNK) num_threads (snn_backend_cpu_threads ())
+  for (int64_t c = 0; c < nc; c++)
+    {
+      int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK);
+      for (int t = 0; t < T; t++)
+        {
+          for (int64_t i = lo; i < hi; i++)
+            prod[i] = 1.0f;
+          for (int t2 = t + 1; t2 < T; t2++)
+            {
+              const float *e = eps + (size_t) (t2 - 1) * N;
+              double sum = 0, mx = 0;
+              for (int64_t i = lo; i < hi; i++)
+                {
+                  prod[i] *= e[i];
+                  sum += prod[i];
+                  mx = MAX (mx, fabs (prod[i]));
+                }
+              double *q = part + (((size_t) c * T + t) * T + t2) * 2;
+              q[0] = sum, q[1] = mx;
+            }
+        }
+    }
   for (int i = 0; i < T * T; i++)
     pm[i] = px[i] = NAN;
   for (int t = 0; t < T; t++)
     {
       pm[t * T + t] = px[t * T + t] = 1.0;
-      for (int64_t i = 0; i < N; i++)
-        prod[i] = 1.0f;
       for (int t2 = t + 1; t2 < T; t2++)
         {
-          const float *e = eps + (size_t) (t2 - 1) * N;
           double sum = 0, mx = 0;
-          for (int64_t i = 0; i < N; i++)
+          for (int64_t c = 0; c < nc; c++)
             {
-              prod[i] *= e[i];
-              sum += prod[i];
-              mx = MAX (mx, fabs (prod[i]));
+              const double *q = part + (((size_t) c * T + t) * T + t2) * 2;
+              sum += q[0], mx = MAX (mx, q[1]);
             }
           pm[t * T + t2] = N ? sum / N : 0;
           px[t * T + t2] = mx;
         }
     }
   g_free (prod);
+  g_free (part);
+}
+
+struct _SnnAnalyzer {
+  SnnNet *scratch;            /* a copy of the analysed network */
+  const SnnModel *model;      /* the model scratch was made for */
+  Capture cap;
+  float *work;                /* eps, spatial, temporal of one layer */
+  size_t work_floats;
+};
+
+/* Buffers for one layer: the analyzer's own, or new ones when the caller
+ * keeps them. */
+static float *
+layer_buffer (SnnAnalyzer *z, int which, size_t n, gboolean kept)
+{
+  if (kept)
+    return g_new (float, n);
+  if (z->work_floats < 3 * n)
+    {
+      g_free (z->work);
+      z->work = g_new (float, 3 * n);
+      z->work_floats = 3 * n;
+    }
+  return z->work + which * n;
 }
 
 static void
-lif_analyze (SnnLifAnalysis *la, const Capture *c, int l, const SnnAnalysisOptions *opt)
+lif_analyze (SnnAnalyzer *z, SnnLifAnalysis *la, int l, const SnnAnalysisOptions *opt)
 {
+  const Capture *c = &z->cap;
   const int T = c->T;
   const int64_t N = c->count[l];
   const size_t n = (size_t) T * N;
+  const float *u = c->u[l];
   la->spatial_norm = g_new (double, T);
   la->temporal_norm = g_new (double, T);
   la->cosine_du = g_new (double, T);
@@ -198,34 +306,42 @@ lif_analyze (SnnLifAnalysis *la, const Capture *c, int l, const SnnAnalysisOptio
   la->eps_zero_share = g_new (double, T);
   la->eps_prod_mean = g_new (double, (size_t) T * T);
   la->eps_prod_max = g_new (double, (size_t) T * T);
-  float *eps = g_new (float, n), *spatial = g_new (float, n), *temporal = g_new (float, n);
+  float *eps = layer_buffer (z, 0, n, opt->keep_diag);
+  float *spatial = layer_buffer (z, 1, n, opt->keep_components);
+  float *temporal = layer_buffer (z, 2, n, opt->keep_components);
+  const SnnLifParams *p = &la->lif;
+#pragma omp parallel for if (n > CHUNK) num_threads (snn_backend_cpu_threads ())
   for (size_t i = 0; i < n; i++)
-    eps[i] = snn_lif_epsilon (&la->lif, c->u[l][i]);
-  lif_components (la, T, N, c->u[l], c->ds[l], c->du[l], eps, spatial, temporal);
+    eps[i] = snn_lif_epsilon (p, u[i]);
+  lif_components (la, T, N, u, c->ds[l], c->du[l], eps, spatial, temporal);
   lif_eps_stats (la, T, N, eps);
   lif_eps_spans (la, T, N, eps);
   if (opt->keep_diag)
-    la->eps_diag = g_steal_pointer (&eps);
+    la->eps_diag = eps;
   if (opt->keep_components)
     {
-      la->spatial = g_steal_pointer (&spatial);
-      la->temporal = g_steal_pointer (&temporal);
+      la->spatial = spatial;
+      la->temporal = temporal;
     }
-  g_free (eps);
-  g_free (spatial);
-  g_free (temporal);
 }
 
 /* ---- the two passes ---- */
 
-/* A copy of the caller's network: same parameters, buffers and run-time LIF
- * settings, its own arena. */
+/* The analyzer's copy of the caller's network: same parameters, buffers
+ * and run-time LIF settings, its own arena, kept from one analysis to the
+ * next of the same model. */
 static SnnNet *
-scratch_net (SnnNet *net, float tau_override)
+scratch_net (SnnAnalyzer *z, SnnNet *net, float tau_override)
 {
   const SnnModel *m = snn_net_model (net);
   const SnnBackend *be = snn_net_backend (net);
-  SnnNet *s = snn_net_new (m, be);
+  if (!z->scratch || z->model != m || snn_net_backend (z->scratch) != be)
+    {
+      g_clear_pointer (&z->scratch, snn_net_free);
+      z->scratch = snn_net_new (m, be);
+      z->model = m;
+    }
+  SnnNet *s = z->scratch;
   for (int i = 0; i < snn_net_n_params (net); i++)
     {
       SnnParam *src = snn_net_param (net, i), *dst = snn_net_param (s, i);
@@ -284,9 +400,26 @@ affine_compare (SnnAnalysis *a, const SnnModel *m, SnnNpz *gb, SnnNpz *gs)
   a->cosine_mean = n ? sum / n : NAN;
 }
 
+SnnAnalyzer *
+snn_analyzer_new (void)
+{
+  return g_new0 (SnnAnalyzer, 1);
+}
+
+void
+snn_analyzer_free (SnnAnalyzer *z)
+{
+  if (!z)
+    return;
+  g_clear_pointer (&z->scratch, snn_net_free);
+  capture_clear (&z->cap);
+  g_free (z->work);
+  g_free (z);
+}
+
 SnnAnalysis *
-snn_analyze_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolean sequence, int batch,
-                   const int32_t *y, const SnnAnalysisOptions *opt, GError **error)
+snn_analyzer_run (SnnAnalyzer *z, SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolean sequence,
+                  int batch, const int32_t *y, const SnnAnalysisOptions *opt, GError **error)
 {
   SnnAnalysisOptions defaults;
   if (!opt)
@@ -295,19 +428,20 @@ snn_analyze_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gbool
       opt = &defaults;
     }
   const SnnModel *m = snn_net_model (net);
-  SnnNet *s = scratch_net (net, opt->tau_override);
+  SnnNet *s = scratch_net (z, net, opt->tau_override);
   SnnAnalysis *a = g_new0 (SnnAnalysis, 1);
   a->T = cfg->T;
   a->batch = batch;
-  Capture cap;
-  capture_init (&cap, m, snn_net_backend (net), cfg->T, batch);
+  capture_prepare (&z->cap, m, snn_net_backend (net), cfg->T, batch);
   SnnNpz *gb = NULL, *gs = NULL;
+  gboolean ok;
 
-  snn_net_set_lif_hook (s, capture_hook, &cap);
-  if (!run_pass (s, cfg, SNN_METHOD_BPTT, x, sequence, batch, y, opt->seed, &a->loss, error))
+  snn_net_set_lif_hook (s, capture_hook, &z->cap);
+  ok = run_pass (s, cfg, SNN_METHOD_BPTT, x, sequence, batch, y, opt->seed, &a->loss, error);
+  snn_net_set_lif_hook (s, NULL, NULL);
+  if (!ok)
     goto fail;
   gb = snn_net_to_npz (s, TRUE);
-  snn_net_set_lif_hook (s, NULL, NULL);
   if (!run_pass (s, cfg, SNN_METHOD_SLTT, x, sequence, batch, y, opt->seed, NULL, error))
     goto fail;
   gs = snn_net_to_npz (s, TRUE);
@@ -320,7 +454,7 @@ snn_analyze_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gbool
         la->layer = l;
         la->neurons = snn_shape_numel (&m->layers[l].out_shape);
         la->lif = *snn_net_lif_params (s, l);
-        lif_analyze (la, &cap, l, opt);
+        lif_analyze (z, la, l, opt);
       }
   affine_compare (a, m, gb, gs);
   if (opt->keep_grads)
@@ -330,16 +464,22 @@ snn_analyze_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gbool
     }
   g_clear_pointer (&gb, snn_npz_free);
   g_clear_pointer (&gs, snn_npz_free);
-  capture_clear (&cap, m->n_layers);
-  snn_net_free (s);
   return a;
 
 fail:
   g_clear_pointer (&gb, snn_npz_free);
-  capture_clear (&cap, m->n_layers);
-  snn_net_free (s);
   snn_analysis_free (a);
   return NULL;
+}
+
+SnnAnalysis *
+snn_analyze_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolean sequence, int batch,
+                   const int32_t *y, const SnnAnalysisOptions *opt, GError **error)
+{
+  SnnAnalyzer *z = snn_analyzer_new ();
+  SnnAnalysis *a = snn_analyzer_run (z, net, cfg, x, sequence, batch, y, opt, error);
+  snn_analyzer_free (z);
+  return a;
 }
 
 void

@@ -76,6 +76,19 @@ SnnAnalysis *snn_analyze_batch (SnnNet *net, const SnnTrainConfig *cfg, const fl
                                 int batch, const int32_t *y, const SnnAnalysisOptions *opt, GError **error);
 void         snn_analysis_free (SnnAnalysis *a);
 
+/* For analyses repeated during training: an analyzer keeps its scratch
+ * network and buffers from one run to the next of the same model, so a
+ * run allocates (and faults in) almost nothing. snn_analyzer_run gives what
+ * snn_analyze_batch gives, bit for bit. One thread at a time; the analyzer
+ * holds a pointer to the network's model and must not outlive it. */
+typedef struct _SnnAnalyzer SnnAnalyzer;
+
+SnnAnalyzer *snn_analyzer_new (void);
+SnnAnalysis *snn_analyzer_run (SnnAnalyzer *z, SnnNet *net, const SnnTrainConfig *cfg, const float *x,
+                               gboolean sequence, int batch, const int32_t *y, const SnnAnalysisOptions *opt,
+                               GError **error);
+void         snn_analyzer_free (SnnAnalyzer *z);
+
 /* epsilon of Eq. (8) for one neuron at potential u (before reset) and its
  * spike s: soft reset lam * (1 - vth * sg'), hard reset lam * ((1 - s) -
  * u * sg') (Eq. S11); with detach_reset the reset route carries nothing:

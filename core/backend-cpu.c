@@ -910,6 +910,13 @@ init_threads (void)
   g_once_init_leave (&done, 1);
 }
 
+int
+snn_backend_cpu_threads (void)
+{
+  init_threads ();
+  return cpu_threads;
+}
+
 char *
 snn_backend_cpu_describe (void)
 {

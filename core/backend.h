@@ -143,5 +143,8 @@ snn_spike_linear_scratch (int rows, int in)
 const SnnBackend *snn_backend_cpu (void);
 /* The BLAS configuration in words (core type, threads), for --version. */
 char *snn_backend_cpu_describe (void);
+/* Threads the CPU loops run on (SNNWB_THREADS, or one per core), for host
+ * work outside the backend that should use the same share of the machine. */
+int snn_backend_cpu_threads (void);
 
 G_END_DECLS

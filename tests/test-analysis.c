@@ -343,6 +343,129 @@ test_spatial_is_sltt (void)
   snn_model_free (m);
 }
 
+/* A layer wide enough that its sums are taken over several chunks. */
+static const char *wide_json =
+  "{\"input_shape\": [16], \"num_classes\": 3, \"layers\": ["
+  "{\"type\": \"linear\", \"in\": 16, \"out\": 1100}, {\"type\": \"lif\", \"tau\": 2.0},"
+  "{\"type\": \"linear\", \"in\": 1100, \"out\": 3}]}";
+enum { BW = 32 };
+
+static void
+assert_same_floats (const float *a, const float *b, size_t n)
+{
+  g_assert_cmpmem (a, n * sizeof (float), b, n * sizeof (float));
+}
+
+static void
+assert_same_doubles (const double *a, const double *b, size_t n)
+{
+  g_assert_cmpmem (a, n * sizeof (double), b, n * sizeof (double));
+}
+
+static void
+assert_same_analysis (const SnnAnalysis *a, const SnnAnalysis *b, gboolean arrays)
+{
+  g_assert_cmpint (a->n_lif, ==, b->n_lif);
+  g_assert_cmpfloat (a->loss, ==, b->loss);
+  g_assert_cmpmem (&a->cosine_mean, sizeof (double), &b->cosine_mean, sizeof (double));
+  for (int i = 0; i < a->n_lif; i++)
+    {
+      const SnnLifAnalysis *x = &a->lif[i], *y = &b->lif[i];
+      int n = a->T;
+      assert_same_doubles (x->spatial_norm, y->spatial_norm, n);
+      assert_same_doubles (x->temporal_norm, y->temporal_norm, n);
+      assert_same_doubles (x->cosine_du, y->cosine_du, n);
+      assert_same_doubles (x->eps_mean, y->eps_mean, n);
+      assert_same_doubles (x->eps_max, y->eps_max, n);
+      assert_same_doubles (x->eps_zero_share, y->eps_zero_share, n);
+      assert_same_doubles (x->eps_prod_mean, y->eps_prod_mean, (size_t) n * n);
+      assert_same_doubles (x->eps_prod_max, y->eps_prod_max, (size_t) n * n);
+      g_assert_cmpfloat (x->residual, ==, y->residual);
+      if (arrays)
+        {
+          size_t count = (size_t) n * a->batch * x->neurons;
+          assert_same_floats (x->eps_diag, y->eps_diag, count);
+          assert_same_floats (x->spatial, y->spatial, count);
+          assert_same_floats (x->temporal, y->temporal, count);
+        }
+    }
+}
+
+/* An analyzer used again (after another tau, other options, new weights)
+ * gives what a fresh analysis gives, bit for bit, and its sums over chunks
+ * of neurons are the plain sums. */
+static void
+test_analyzer_reuse (void)
+{
+  SnnModel *m = tu_model (wide_json);
+  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  tu_randomize (net, 11, 1.0f);
+  float *x = tu_input (T * BW * 16, 12, 0, 1.5f);
+  SnnTrainConfig cfg;
+  config (&cfg);
+  SnnAnalysisOptions keep, plain, other;
+  snn_analysis_options_init (&keep);
+  keep.keep_diag = keep.keep_components = TRUE;
+  snn_analysis_options_init (&plain);
+  other = plain;
+  other.tau_override = 1.5f;
+  GError *error = NULL;
+  int32_t y[BW];
+  for (int i = 0; i < BW; i++)
+    y[i] = i % 3;
+
+  SnnAnalyzer *z = snn_analyzer_new ();
+  for (int round = 0; round < 2; round++)
+    {
+      SnnAnalysis *fresh = snn_analyze_batch (net, &cfg, x, TRUE, BW, y, &keep, &error);
+      g_assert_no_error (error);
+      SnnAnalysis *tau = snn_analyzer_run (z, net, &cfg, x, TRUE, BW, y, &other, &error);
+      g_assert_no_error (error);
+      g_assert_cmpfloat (tau->lif[0].lif.tau, ==, 1.5f);
+      SnnAnalysis *again = snn_analyzer_run (z, net, &cfg, x, TRUE, BW, y, &plain, &error);
+      g_assert_no_error (error);
+      g_assert_cmpfloat (again->lif[0].lif.tau, ==, 2.0f);
+      g_assert_null (again->lif[0].eps_diag);
+      SnnAnalysis *kept = snn_analyzer_run (z, net, &cfg, x, TRUE, BW, y, &keep, &error);
+      g_assert_no_error (error);
+      assert_same_analysis (fresh, again, FALSE);
+      assert_same_analysis (fresh, kept, TRUE);
+
+      /* The sums against plain double sums over all neurons. */
+      const SnnLifAnalysis *la = &fresh->lif[0];
+      int64_t N = (int64_t) BW * la->neurons;
+      g_assert_cmpint (N, >, 2 * 16384);
+      for (int t = 0; t < T; t++)
+        {
+          double sum = 0, ss = 0;
+          for (int64_t i = 0; i < N; i++)
+            {
+              sum += la->eps_diag[t * N + i];
+              ss += (double) la->spatial[t * N + i] * la->spatial[t * N + i];
+            }
+          g_assert_cmpfloat (fabs (la->eps_mean[t] - sum / N), <=, 1e-12 * MAX (1.0, fabs (sum / N)));
+          g_assert_cmpfloat (fabs (la->spatial_norm[t] - sqrt (ss)), <=, 1e-12 * MAX (1e-30, sqrt (ss)));
+        }
+      for (int t = 0; t + 2 < T; t++)
+        {
+          double sum = 0;
+          for (int64_t i = 0; i < N; i++)
+            sum += (float) (la->eps_diag[t * N + i] * la->eps_diag[(t + 1) * N + i]);
+          g_assert_cmpfloat (fabs (la->eps_prod_mean[t * T + t + 2] - sum / N), <=, 1e-12 * MAX (1.0, fabs (sum / N)));
+        }
+      snn_analysis_free (fresh);
+      snn_analysis_free (tau);
+      snn_analysis_free (again);
+      snn_analysis_free (kept);
+      /* New weights: the analyzer's copy follows. */
+      tu_randomize (net, 13, 1.0f);
+    }
+  snn_analyzer_free (z);
+  g_free (x);
+  snn_net_free (net);
+  snn_model_free (m);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -352,5 +475,6 @@ main (int argc, char **argv)
   g_test_add_func ("/analysis/epsilon-eq11", test_epsilon_soft);
   g_test_add_func ("/analysis/epsilon-s11", test_epsilon_hard);
   g_test_add_func ("/analysis/spatial-is-sltt", test_spatial_is_sltt);
+  g_test_add_func ("/analysis/analyzer-reuse", test_analyzer_reuse);
   return g_test_run ();
 }
