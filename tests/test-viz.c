@@ -781,6 +781,76 @@ test_preview (void)
 
 /* ---- Main ----------------------------------------------------------- */
 
+/* A long run is thinned per pixel column before stroking: the picture is
+ * the one of every point (drawn here unthinned as short pieces), and a lone
+ * outlier still shows. */
+static void
+test_line_long (Canvas *c, gconstpointer style)
+{
+  enum { N = 60000, PIECE = 1000 };
+  double *y = g_new (double, N);
+  for (int i = 0; i < N; i++)
+    {
+      guint32 h = (guint32) i * 2654435761u;
+      y[i] = sin (i / 3000.0) + 0.6 * ((h >> 8) / 16777216.0 - 0.5);
+    }
+  y[31337] = 5.0;
+  y[45000] = -4.0;
+  VizColor ink = viz_style_series_color (c->style, 0);
+  VizSeries whole = { .y = y, .n = N, .color = &ink };
+  VizLineChart d = { .series = &whole, .n_series = 1, .title = "Loss", .x_title = "iteration", .y_title = "loss" };
+  viz_line_chart_draw (c->cr, c->width, c->height, &d, c->style);
+
+  int n_pieces = (N + PIECE - 1) / PIECE;
+  VizSeries *pieces = g_new0 (VizSeries, n_pieces);
+  double *x = g_new (double, N);
+  for (int i = 0; i < N; i++)
+    x[i] = i;
+  for (int k = 0; k < n_pieces; k++)
+    {
+      int lo = MAX (0, k * PIECE - 1), hi = MIN (N, (k + 1) * PIECE);
+      pieces[k] = (VizSeries) { .x = x + lo, .y = y + lo, .n = hi - lo, .color = &ink };
+    }
+  Canvas ref = *c;
+  ref.surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, c->width, c->height);
+  ref.cr = cairo_create (ref.surface);
+  VizLineChart dr = d;
+  dr.series = pieces;
+  dr.n_series = n_pieces;
+  viz_line_chart_draw (ref.cr, c->width, c->height, &dr, c->style);
+
+  int drawn = 0, differ = 0;
+  for (int py = 0; py < c->height; py++)
+    for (int px = 0; px < c->width; px++)
+      {
+        gboolean a = !same_color (pixel (c, px, py), &c->style->background, 2);
+        gboolean b = !same_color (pixel (&ref, px, py), &c->style->background, 2);
+        drawn += b;
+        differ += a != b;
+      }
+  g_assert_cmpint (drawn, >, 1000);
+  g_assert_cmpint (differ, <, drawn / 50);
+
+  VizPlotMap map;
+  g_assert_true (viz_line_chart_layout (c->width, c->height, &d, c->style, &map));
+  double sx = viz_plot_map_x (&map, 31337), top = viz_plot_map_y (&map, 5.0);
+  double dx = viz_plot_map_x (&map, 45000), bottom = viz_plot_map_y (&map, -4.0);
+  gboolean spike = FALSE, dip = FALSE;
+  for (int ox = -1; ox <= 1; ox++)
+    for (int oy = -1; oy <= 1; oy++)
+      {
+        spike |= same_color (pixel (c, sx + ox, top + oy), &ink, 60);
+        dip |= same_color (pixel (c, dx + ox, bottom + oy), &ink, 60);
+      }
+  g_assert_true (spike);
+  g_assert_true (dip);
+  cairo_destroy (ref.cr);
+  cairo_surface_destroy (ref.surface);
+  g_free (pieces);
+  g_free (x);
+  g_free (y);
+}
+
 static void
 add_styled (const char *path, void (*fn) (Canvas *, gconstpointer))
 {
@@ -801,6 +871,7 @@ main (int argc, char **argv)
   add_styled ("/viz/heatmap/ramp", test_heatmap_ramp);
   add_styled ("/viz/heatmap/square-log", test_heatmap_square_log);
   add_styled ("/viz/line", test_line_chart);
+  add_styled ("/viz/line/long", test_line_long);
   add_styled ("/viz/bars", test_bars);
   add_styled ("/viz/no-data", test_no_data);
   add_styled ("/viz/state-kept", test_state_kept);
