@@ -21,13 +21,9 @@ main (int argc, char **argv)
    * with training for the cores. GSK_RENDERER still chooses. */
   if (!g_getenv ("GSK_RENDERER"))
     g_setenv ("GSK_RENDERER", "cairo", TRUE);
-  /* One core is left to drawing: training threads that the system keeps
-   * preempting wait on each other at every parallel loop. */
-  if (!g_getenv ("SNNWB_THREADS"))
-    {
-      g_autofree char *n = g_strdup_printf ("%d", MAX (1, (int) g_get_num_processors () - 1));
-      g_setenv ("SNNWB_THREADS", n, TRUE);
-    }
+  /* Training uses every core, as `snnwb train` does: leaving one to the
+   * views would cost a whole core's share, while drawing them takes a few
+   * per cent of one (and runs at idle priority, see snnwb-offscreen.h). */
   g_autoptr (SnnwbApplication) app = snnwb_application_new ();
 
   g_set_application_name ("SNN Workbench");

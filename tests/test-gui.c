@@ -5,6 +5,7 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include "snnwb-offscreen.h"
 #include "snnwb-window.h"
 
 static SnnwbWindow *win;
@@ -184,6 +185,29 @@ test_views_received_data (void)
       if (snnwb_window_get_view_data_count (win, views[i]) == 0 || !snnwb_chart_view_has_data (view))
         g_error ("view %s received no data", views[i]);
     }
+}
+
+static gboolean
+views_show_latest (gpointer data)
+{
+  const char *const *views = data;
+
+  for (gsize i = 0; views[i]; i++)
+    if (!snnwb_chart_view_shows_latest (snnwb_window_get_view (win, views[i])))
+      return FALSE;
+  return TRUE;
+}
+
+/* The pictures of the views are drawn off the main thread while training,
+ * and once the data stop changing every view shows its latest data. */
+static void
+test_pictures_settle (void)
+{
+  static const char *const views[] = { "raster", "traces", "epsilon", "loss", "accuracy", "memory", "time", NULL };
+
+  g_assert_true (snnwb_offscreen_get_enabled ());
+  g_assert_cmpuint (snnwb_offscreen_get_n_rendered (), >, 0);
+  iterate_until (views_show_latest, (gpointer) views, 10, "the latest pictures");
 }
 
 static SnnwbGradient *
@@ -448,6 +472,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/open", test_open);
   g_test_add_func ("/gui/train-pause-method-stop", test_train_pause_method_stop);
   g_test_add_func ("/gui/views-received-data", test_views_received_data);
+  g_test_add_func ("/gui/pictures-settle", test_pictures_settle);
   g_test_add_func ("/gui/compare-runs", test_compare_runs);
   g_test_add_func ("/gui/gradients-live", test_gradients_live);
   g_test_add_func ("/gui/tau-what-if", test_tau_what_if);

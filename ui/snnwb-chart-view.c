@@ -1,6 +1,7 @@
 #include "snnwb-chart-view.h"
 #include <math.h>
 #include <string.h>
+#include "snnwb-offscreen.h"
 #include "surrogate.h"
 #include "viz.h"
 
@@ -17,6 +18,7 @@ struct _SnnwbChartView {
   GPtrArray *runs;
   SnnLifParams surrogate;
   gboolean has_surrogate;
+  SnnwbOffscreen *offscreen;
 };
 
 G_DEFINE_ENUM_TYPE (SnnwbChartKind, snnwb_chart_kind,
@@ -34,14 +36,16 @@ G_DEFINE_FINAL_TYPE (SnnwbChartView, snnwb_chart_view, GTK_TYPE_DRAWING_AREA)
 enum { PROP_0, PROP_KIND, N_PROPS };
 static GParamSpec *props[N_PROPS];
 
-static void draw_view (SnnwbChartView *self, cairo_t *cr, int width, int height);
+static gpointer prepare_job (gpointer owner);
+static void     paint_job (gpointer job, cairo_t *cr, int width, int height);
+static void     free_job (gpointer job);
 
 static void
 draw_cb (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer data)
 {
   SnnwbChartView *self = SNNWB_CHART_VIEW (area);
 
-  draw_view (self, cr, width, height);
+  snnwb_offscreen_draw (self->offscreen, cr, width, height);
 }
 
 static void
@@ -49,6 +53,7 @@ snnwb_chart_view_finalize (GObject *object)
 {
   SnnwbChartView *self = SNNWB_CHART_VIEW (object);
 
+  g_clear_pointer (&self->offscreen, snnwb_offscreen_free);
   g_clear_pointer (&self->probe, snnwb_probe_unref);
   g_clear_pointer (&self->epsilon, snnwb_epsilon_unref);
   g_clear_pointer (&self->runs, g_ptr_array_unref);
@@ -95,6 +100,7 @@ static void
 snnwb_chart_view_init (SnnwbChartView *self)
 {
   gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (self), draw_cb, NULL, NULL);
+  self->offscreen = snnwb_offscreen_new (GTK_WIDGET (self), prepare_job, paint_job, free_job, self);
   self->n_neurons = 4;
   for (int i = 0; i < 4; i++)
     self->neurons[i] = i;
@@ -124,7 +130,7 @@ static void
 got_data (SnnwbChartView *self)
 {
   self->data_count++;
-  gtk_widget_queue_draw (GTK_WIDGET (self));
+  snnwb_offscreen_invalidate (self->offscreen);
 }
 
 void
@@ -139,7 +145,7 @@ void
 snnwb_chart_view_set_lif_index (SnnwbChartView *self, int index)
 {
   self->lif_index = MAX (index, 0);
-  gtk_widget_queue_draw (GTK_WIDGET (self));
+  snnwb_offscreen_invalidate (self->offscreen);
 }
 
 void
@@ -148,7 +154,7 @@ snnwb_chart_view_set_neurons (SnnwbChartView *self, const int *neurons, int n)
   self->n_neurons = MIN (n, (int) G_N_ELEMENTS (self->neurons));
   for (int i = 0; i < self->n_neurons; i++)
     self->neurons[i] = neurons[i];
-  gtk_widget_queue_draw (GTK_WIDGET (self));
+  snnwb_offscreen_invalidate (self->offscreen);
 }
 
 void
@@ -166,7 +172,7 @@ snnwb_chart_view_set_runs (SnnwbChartView *self, GPtrArray *runs)
   self->runs = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; runs && i < runs->len; i++)
     g_ptr_array_add (self->runs, g_object_ref (runs->pdata[i]));
-  gtk_widget_queue_draw (GTK_WIDGET (self));
+  snnwb_offscreen_invalidate (self->offscreen);
 }
 
 void
@@ -187,6 +193,12 @@ guint
 snnwb_chart_view_get_n_runs (SnnwbChartView *self)
 {
   return self->runs ? self->runs->len : 0;
+}
+
+gboolean
+snnwb_chart_view_shows_latest (SnnwbChartView *self)
+{
+  return snnwb_offscreen_is_current (self->offscreen);
 }
 
 guint
@@ -339,7 +351,8 @@ prepare_epsilon (SnnwbChartView *self, Prepared *p)
   if (!self->epsilon || self->epsilon->n_layers == 0)
     return;
   el = &self->epsilon->layers[MIN (self->lif_index, self->epsilon->n_layers - 1)];
-  h->values = el->prod_mean;
+  /* A copy: the picture may be drawn on another thread. */
+  h->values = own (p, g_memdup2 (el->prod_mean, sizeof (double) * self->epsilon->T * self->epsilon->T));
   h->rows = h->cols = self->epsilon->T;
   h->show_values = self->epsilon->T <= 8;
   if (self->epsilon->tau_override > 0)
@@ -515,14 +528,29 @@ prepared_clear (Prepared *p)
   g_array_unref (p->series);
 }
 
-static void
-draw_view (SnnwbChartView *self, cairo_t *cr, int width, int height)
+/* The offscreen's jobs: a preparation owns everything it points to. */
+static gpointer
+prepare_job (gpointer owner)
 {
-  Prepared p;
+  Prepared *p = g_new (Prepared, 1);
 
-  prepare (self, &p);
-  p.draw (cr, width, height, p.data, viz_style_light ());
-  prepared_clear (&p);
+  prepare (owner, p);
+  return p;
+}
+
+static void
+paint_job (gpointer job, cairo_t *cr, int width, int height)
+{
+  Prepared *p = job;
+
+  p->draw (cr, width, height, p->data, viz_style_light ());
+}
+
+static void
+free_job (gpointer job)
+{
+  prepared_clear (job);
+  g_free (job);
 }
 
 void

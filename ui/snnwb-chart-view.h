@@ -51,6 +51,8 @@ void           snnwb_chart_view_run_color (int index, GdkRGBA *color);
 /* How many times the view received new data. */
 guint          snnwb_chart_view_get_n_runs (SnnwbChartView *self);
 guint          snnwb_chart_view_get_data_count (SnnwbChartView *self);
+/* Whether the picture on screen shows the view's latest data. */
+gboolean       snnwb_chart_view_shows_latest (SnnwbChartView *self);
 gboolean       snnwb_chart_view_has_data (SnnwbChartView *self);
 
 /* PNG, SVG or PDF by the file's extension. */

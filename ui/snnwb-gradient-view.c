@@ -1,6 +1,7 @@
 #include "snnwb-gradient-view.h"
 #include <math.h>
 #include <string.h>
+#include "snnwb-offscreen.h"
 #include "snnwb-resources.h"
 #include "viz.h"
 
@@ -24,7 +25,11 @@ struct _SnnwbGradientView {
   gboolean tau_enabled;
   gboolean updating;          /* the slider is moved by the view itself */
   double requested_tau;       /* what-if asked for and not shown yet; 0: none */
+  guint n_cosines_shown;      /* cosine records in the latest picture */
+  SnnwbOffscreen *offscreen;  /* pictures of the canvas */
 };
+
+static void redraw (SnnwbGradientView *self);
 
 G_DEFINE_FINAL_TYPE (SnnwbGradientView, snnwb_gradient_view, GTK_TYPE_BOX)
 
@@ -182,7 +187,7 @@ static void
 interval_changed_cb (SnnwbGradientView *self)
 {
   g_signal_emit (self, signals[INTERVAL_CHANGED], 0, (int) gtk_adjustment_get_value (self->interval_adjustment));
-  gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
+  redraw (self);
 }
 
 /* Drawing: the figure is prepared from the view's data, so the widget and
@@ -240,7 +245,8 @@ prepare_bars (SnnwbGradientView *self, Figure *f)
   b->n_groups = g->T;
   b->title = own (f, g_strdup_printf ("Layer %d (LIF) · τ %.2f%s · iteration %ld", gl->layer, gl->tau,
                                       g->tau_override > 0 ? " (what-if)" : "", g->iter + 1));
-  f->cosine_du = gl->cosine_du;
+  /* A copy: the picture may be drawn on another thread. */
+  f->cosine_du = own (f, g_memdup2 (gl->cosine_du, sizeof (double) * g->T));
   f->caption = own (f, weight_caption (self, gl));
 }
 
@@ -418,15 +424,44 @@ draw_figure (cairo_t *cr, double width, double height, gconstpointer data, const
   cairo_restore (cr);
 }
 
+/* The offscreen's jobs: a figure owns everything it points to. */
+static gpointer
+prepare_job (gpointer owner)
+{
+  SnnwbGradientView *self = owner;
+  Figure *f = g_new (Figure, 1);
+
+  figure_prepare (self, f);
+  if (self->run)
+    snnwb_run_get_cosines (self->run, &self->n_cosines_shown);
+  return f;
+}
+
+static void
+paint_job (gpointer job, cairo_t *cr, int width, int height)
+{
+  draw_figure (cr, width, height, job, viz_style_light ());
+}
+
+static void
+free_job (gpointer job)
+{
+  figure_clear (job);
+  g_free (job);
+}
+
 static void
 canvas_draw_cb (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer data)
 {
   SnnwbGradientView *self = data;
-  Figure f;
 
-  figure_prepare (self, &f);
-  draw_figure (cr, width, height, &f, viz_style_light ());
-  figure_clear (&f);
+  snnwb_offscreen_draw (self->offscreen, cr, width, height);
+}
+
+static void
+redraw (SnnwbGradientView *self)
+{
+  snnwb_offscreen_invalidate (self->offscreen);
 }
 
 /* GObject */
@@ -436,6 +471,7 @@ snnwb_gradient_view_dispose (GObject *object)
 {
   SnnwbGradientView *self = SNNWB_GRADIENT_VIEW (object);
 
+  g_clear_pointer (&self->offscreen, snnwb_offscreen_free);
   g_clear_object (&self->run);
   g_clear_pointer (&self->gradient, snnwb_gradient_unref);
   gtk_widget_dispose_template (GTK_WIDGET (self), SNNWB_TYPE_GRADIENT_VIEW);
@@ -475,6 +511,7 @@ snnwb_gradient_view_init (SnnwbGradientView *self)
   gtk_widget_init_template (GTK_WIDGET (self));
   gtk_adjustment_set_value (self->interval_adjustment, SNNWB_DEFAULT_ANALYSIS_INTERVAL);
   gtk_drawing_area_set_draw_func (self->canvas, canvas_draw_cb, self, NULL);
+  self->offscreen = snnwb_offscreen_new (GTK_WIDGET (self->canvas), prepare_job, paint_job, free_job, self);
 }
 
 GtkWidget *
@@ -494,7 +531,7 @@ snnwb_gradient_view_set_run (SnnwbGradientView *self, SnnwbRun *run)
   gtk_label_set_text (self->cost_label, "");
   move_slider (self, model_tau (self));
   update_tau_label (self);
-  gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
+  redraw (self);
 }
 
 static gboolean
@@ -508,6 +545,13 @@ answers_request (SnnwbGradientView *self, const SnnwbGradient *grad)
 void
 snnwb_gradient_view_set_gradient (SnnwbGradientView *self, SnnwbGradient *grad)
 {
+  guint n_cosines = 0;
+
+  if (self->run)
+    snnwb_run_get_cosines (self->run, &n_cosines);
+  /* Called at every update of the run: nothing new, nothing to draw. */
+  if (grad == self->gradient && n_cosines == self->n_cosines_shown)
+    return;
   if (grad && grad != self->gradient)
     {
       g_clear_pointer (&self->gradient, snnwb_gradient_unref);
@@ -521,7 +565,7 @@ snnwb_gradient_view_set_gradient (SnnwbGradientView *self, SnnwbGradient *grad)
     }
   update_tau_label (self);
   update_cost_label (self);
-  gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
+  redraw (self);
 }
 
 SnnwbGradient *
@@ -535,7 +579,7 @@ snnwb_gradient_view_set_lif_index (SnnwbGradientView *self, int index)
 {
   self->lif_index = MAX (index, 0);
   update_tau_label (self);
-  gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
+  redraw (self);
 }
 
 void

@@ -12,7 +12,7 @@
  * one training iteration of a batch of 16 plus a fixed cost that dominates
  * for tiny networks; the automatic interval keeps it near this share. */
 #define ANALYSIS_BATCH       8
-#define AUTO_SHARE           0.05
+#define AUTO_SHARE           0.025
 
 struct _SnnwbSession {
   GObject parent_instance;
@@ -63,6 +63,7 @@ struct _SnnwbSession {
   gint64 start_time;              /* of the first iteration; paused time and test evaluations excluded */
   double peak_bytes;
   char *initial_weights;
+  SnnAnalyzer *analyzer;         /* worker's, or the helper's once the worker ended */
   float *analysis_x;
   int32_t *analysis_y;
   gboolean analysis_sequence;
@@ -505,8 +506,11 @@ run_analysis (SnnwbSession *self, SnnTrainer *tr, double tau_override, long iter
   opt.tau_override = (float) MAX (tau_override, 0.0);
   if (!self->analysis_x)
     snn_trainer_probe_batch (tr, ANALYSIS_BATCH, &self->analysis_x, &self->analysis_y, &self->analysis_sequence);
-  a = snn_analyze_batch (snn_trainer_net (tr), &self->experiment->train, self->analysis_x, self->analysis_sequence,
-                         MIN (ANALYSIS_BATCH, snn_trainer_train_set (tr)->n), self->analysis_y, &opt, &error);
+  if (!self->analyzer)
+    self->analyzer = snn_analyzer_new ();
+  a = snn_analyzer_run (self->analyzer, snn_trainer_net (tr), &self->experiment->train, self->analysis_x,
+                        self->analysis_sequence, MIN (ANALYSIS_BATCH, snn_trainer_train_set (tr)->n),
+                        self->analysis_y, &opt, &error);
   *eps = NULL;
   if (!a)
     {
@@ -749,6 +753,7 @@ snnwb_session_finalize (GObject *object)
     g_thread_join (self->helper);
   else if (self->helper)
     g_thread_unref (self->helper);
+  snn_analyzer_free (self->analyzer);
   snn_trainer_free (self->trainer);
   snn_experiment_free (self->experiment);
   g_clear_object (&self->run);

@@ -24,7 +24,7 @@ struct _SnnwbWindow {
   GtkBox *curve_row;
   GtkBox *analysis_row;
   GtkListBox *run_list;
-  GtkLabel *status_label;
+  GtkInscription *status_label;
 
   SnnwbChartView *views[N_VIEWS];
   GtkDropDown *lif_dd;
@@ -589,7 +589,7 @@ update_status (SnnwbWindow *self)
     text = g_strdup_printf ("Ready · the next run starts from %s", self->pending_weights);
   else
     text = g_strdup ("Ready · press Train (Ctrl+Return) to start a run");
-  gtk_label_set_text (self->status_label, text);
+  gtk_inscription_set_text (self->status_label, text);
 }
 
 static void
@@ -1070,7 +1070,7 @@ screenshot_timeout_cb (gpointer user_data)
       guint n;
 
       snnwb_run_get_iters (run, &n);
-      g_print ("Saved %s (%s)\n", self->screenshot_path, gtk_label_get_text (self->status_label));
+      g_print ("Saved %s (%s)\n", self->screenshot_path, gtk_inscription_get_text (self->status_label));
       g_print ("Training throughput: %.2f iterations/s over %u iterations\n", snnwb_run_get_throughput (run), n);
     }
   gtk_window_close (GTK_WINDOW (self));
