@@ -30,16 +30,19 @@ cli=$(cli_once)
 # "..., batch 32, 2000 train / 500 test samples, ..." -> iterations per epoch
 per_epoch=$(sed -n 's/.*batch \([0-9]*\), \([0-9]*\) train.*/\2 \1/p' "$tmp/cli.txt" | awk '{print int(($1 + $2 - 1) / $2)}')
 iters=$((per_epoch * epochs))
+# The experiment as the command line ran it (epochs and method included),
+# for the workbench to open.
+cp "$tmp/cli/experiment.json" "$tmp/experiment.json"
 
 # No accessibility bus under Xvfb; a screen the whole window fits on.
 export GTK_A11Y=none NO_AT_BRIDGE=1
 run_app () {
   if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then "$@"; else xvfb-run -a -s "-screen 0 1600x1000x24" "$@"; fi
 }
-# The workbench's first run trains with SLTT; a method named here applies
-# to the command line only, so compare like with like.
+# The workbench's first run trains with SLTT whatever the file says, so
+# name SLTT to compare like with like.
 app_once () {
-  run_app "$build/ui/snn-workbench" --preset "$preset" --screenshot "$tmp/app.png" --iterations "$iters" \
+  run_app "$build/ui/snn-workbench" --preset "$tmp/experiment.json" --screenshot "$tmp/app.png" --iterations "$iters" \
     > "$tmp/app.txt" 2>&1
   rate=$(sed -n 's/^Training throughput: \([0-9.]*\) iterations.*/\1/p' "$tmp/app.txt")
   if [ -z "$rate" ]; then

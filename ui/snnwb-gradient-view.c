@@ -509,9 +509,10 @@ static void
 snnwb_gradient_view_init (SnnwbGradientView *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
-  gtk_adjustment_set_value (self->interval_adjustment, SNNWB_DEFAULT_ANALYSIS_INTERVAL);
-  gtk_drawing_area_set_draw_func (self->canvas, canvas_draw_cb, self, NULL);
+  /* Before anything that redraws. */
   self->offscreen = snnwb_offscreen_new (GTK_WIDGET (self->canvas), prepare_job, paint_job, free_job, self);
+  gtk_drawing_area_set_draw_func (self->canvas, canvas_draw_cb, self, NULL);
+  gtk_adjustment_set_value (self->interval_adjustment, SNNWB_DEFAULT_ANALYSIS_INTERVAL);
 }
 
 GtkWidget *

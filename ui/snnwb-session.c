@@ -3,9 +3,12 @@
 #include <string.h>
 #include "analysis.h"
 
-/* Views refresh at about 20 Hz while training; probing costs a copy of every
- * LIF layer, so it runs at about 15 Hz. */
-#define DISPATCH_INTERVAL_US (50 * 1000)
+/* Views refresh at least 11 times a second while training: results go to
+ * the main thread when the next iteration would end more than this long
+ * after the last hand-over. Every refresh costs the main thread a frame,
+ * taken from the training threads' cores, so no more often. Probing costs a
+ * copy of one sample of every LIF layer; it runs at about 15 Hz. */
+#define DISPATCH_INTERVAL_US (90 * 1000)
 #define PROBE_INTERVAL_US    (66 * 1000)
 #define PEAK_INTERVAL_US     (50 * 1000)
 /* The analysis runs a BPTT and an SLTT pass on a small probe batch, about
@@ -652,7 +655,7 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
   g_autoptr (GError) error = NULL;
   SnnIterInfo info;
   gboolean single, ok;
-  gint64 now;
+  gint64 now, step_us;
 
   g_mutex_lock (&self->lock);
   if (!wait_for_go_locked (self))
@@ -673,9 +676,10 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
     }
   now = g_get_monotonic_time ();
   ok = snn_trainer_step (tr, &info, &error);
+  step_us = g_get_monotonic_time () - now;
   if (!single)
     {
-      self->train_us += g_get_monotonic_time () - now;
+      self->train_us += step_us;
       self->n_trained++;
     }
   if (ok)
@@ -695,7 +699,8 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
       self->error = g_steal_pointer (&error);
     }
   now = g_get_monotonic_time ();
-  if (single || info.epoch_done || now - self->last_dispatch >= DISPATCH_INTERVAL_US)
+  /* The step just taken predicts the next one. */
+  if (single || info.epoch_done || now - self->last_dispatch + step_us >= DISPATCH_INTERVAL_US)
     schedule_dispatch_locked (self);
   g_mutex_unlock (&self->lock);
   return ok && !snn_trainer_finished (tr);
