@@ -119,73 +119,26 @@ viz_line_chart_layout (double width, double height, const VizLineChart *data,
   return L.f.ok;
 }
 
-/* Long series are thinned per column of half a unit (a device pixel even
- * at scale 2): each column keeps its first, lowest, highest and last point
- * in their order, so the stroke covers the pixels the whole series would,
- * and drawing a run of a million iterations costs the plot's width. */
+/* Long series are drawn per column of half a unit (a device pixel even at
+ * scale 2) rather than point by point: a solid series as the band each
+ * column's points span (joined to the column before), one line width wide,
+ * which covers the pixels the whole stroke would; a dashed one as a line
+ * through the middle of each column's span, so its dashes stay. Stroking
+ * tens of thousands of zigzag segments cost milliseconds a frame, and the
+ * cost now follows the plot's width, not the run's length. */
+#define COLUMN 0.5
+
 typedef struct {
-  cairo_t *cr;
-  gboolean pen;
-  double col;                 /* the column being gathered; NAN: none */
-  int n;                      /* points gathered: first, low, high, last */
-  double x[4], y[4];
-  int idx[4];
-} Thinner;
-
-static void
-thinner_emit (Thinner *t, double x, double y)
-{
-  if (t->pen)
-    cairo_line_to (t->cr, x, y);
-  else
-    cairo_move_to (t->cr, x, y);
-  t->pen = TRUE;
-}
-
-static void
-thinner_flush (Thinner *t)
-{
-  int order[4] = { 0, 1, 2, 3 };
-  int n = t->n;
-  /* by index, duplicates dropped */
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && t->idx[order[j]] < t->idx[order[j - 1]]; j--)
-      {
-        int k = order[j];
-        order[j] = order[j - 1], order[j - 1] = k;
-      }
-  for (int i = 0; i < n; i++)
-    if (i == 0 || t->idx[order[i]] != t->idx[order[i - 1]])
-      thinner_emit (t, t->x[order[i]], t->y[order[i]]);
-  t->n = 0;
-  t->col = NAN;
-}
-
-static void
-thinner_add (Thinner *t, double x, double y, int i)
-{
-  double col = floor (x * 2);
-  if (t->n && col != t->col)
-    thinner_flush (t);
-  if (!t->n)
-    {
-      t->col = col;
-      for (int k = 0; k < 4; k++)
-        t->x[k] = x, t->y[k] = y, t->idx[k] = i;
-      t->n = 4;
-      return;
-    }
-  /* y grows downwards; low and high are on the screen */
-  if (y < t->y[1])
-    t->x[1] = x, t->y[1] = y, t->idx[1] = i;
-  if (y > t->y[2])
-    t->x[2] = x, t->y[2] = y, t->idx[2] = i;
-  t->x[3] = x, t->y[3] = y, t->idx[3] = i;
-}
+  double col;                 /* column index; NAN: none open */
+  double lo, hi;              /* screen y span of its points */
+  double last;                /* y of its last point */
+} Column;
 
 static gboolean
-x_sorted (const VizSeries *s)
+thinned (const VizFrame *f, const VizSeries *s)
 {
+  if (s->n <= 8 * MAX (f->area.width, 1.0))
+    return FALSE;
   for (int i = 1; i < s->n; i++)
     if (point_x (s, i) < point_x (s, i - 1))
       return FALSE;
@@ -193,38 +146,100 @@ x_sorted (const VizSeries *s)
 }
 
 static void
-path_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, gboolean log_y)
+column_emit (cairo_t *cr, const Column *c, gboolean dashed, gboolean *pen, double lw)
 {
-  gboolean thin = s->n > 8 * MAX (f->area.width, 1.0) && x_sorted (s);
-  Thinner t = { cr, FALSE, NAN, 0 };
+  double x = c->col * COLUMN;
+  if (dashed)
+    {
+      double y = (c->lo + c->hi) / 2;
+      if (*pen)
+        cairo_line_to (cr, x + COLUMN / 2, y);
+      else
+        cairo_move_to (cr, x + COLUMN / 2, y);
+    }
+  else
+    cairo_rectangle (cr, x + COLUMN / 2 - lw / 2, c->lo - lw / 2, lw, c->hi - c->lo + lw);
+  *pen = TRUE;
+}
+
+/* Builds the band (to fill) or the middle line (to stroke). */
+static void
+path_thinned (cairo_t *cr, const VizFrame *f, const VizSeries *s, gboolean log_y, double lw)
+{
+  Column c = { NAN, 0, 0, 0 };
+  gboolean pen = FALSE, joined = FALSE;
+  double prev_last = 0;
   for (int i = 0; i < s->n; i++)
     {
       if (!point_ok (s, i, log_y))
         {
-          thinner_flush (&t);
-          t.pen = FALSE;
+          if (!isnan (c.col))
+            column_emit (cr, &c, s->dashed, &pen, lw);
+          c.col = NAN;
+          pen = joined = FALSE;
           continue;
         }
       double x = viz_frame_x (f, point_x (s, i)), y = viz_frame_y (f, s->y[i]);
-      if (thin)
-        thinner_add (&t, x, y, i);
-      else
-        thinner_emit (&t, x, y);
+      double col = floor (x / COLUMN);
+      if (col != c.col)
+        {
+          if (!isnan (c.col))
+            {
+              column_emit (cr, &c, s->dashed, &pen, lw);
+              prev_last = c.last;
+              joined = TRUE;
+            }
+          c.col = col;
+          c.lo = c.hi = y;
+          /* The segment from the previous column's last point. */
+          if (joined && !s->dashed)
+            c.lo = MIN (c.lo, prev_last), c.hi = MAX (c.hi, prev_last);
+        }
+      c.lo = MIN (c.lo, y);
+      c.hi = MAX (c.hi, y);
+      c.last = y;
     }
-  thinner_flush (&t);
+  if (!isnan (c.col))
+    column_emit (cr, &c, s->dashed, &pen, lw);
 }
 
 static void
 draw_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, const VizColor *c, gboolean log_y)
 {
   double dash[] = { 6, 4 };
+  const double lw = 1.75;
   cairo_save (cr);
   viz_set_color (cr, c);
-  cairo_set_line_width (cr, 1.75);
+  cairo_set_line_width (cr, lw);
   if (s->dashed)
     cairo_set_dash (cr, dash, 2, 0);
-  path_series (cr, f, s, log_y);
-  cairo_stroke (cr);
+  if (thinned (f, s))
+    {
+      path_thinned (cr, f, s, log_y, lw);
+      if (s->dashed)
+        cairo_stroke (cr);
+      else
+        cairo_fill (cr);
+    }
+  else
+    {
+      gboolean pen = FALSE;
+      for (int i = 0; i < s->n; i++)
+        {
+          if (!point_ok (s, i, log_y))
+            {
+              pen = FALSE;
+              continue;
+            }
+          double x = viz_frame_x (f, point_x (s, i)), y = viz_frame_y (f, s->y[i]);
+          if (pen)
+            cairo_line_to (cr, x, y);
+          else
+            cairo_move_to (cr, x, y);
+          pen = TRUE;
+        }
+      cairo_stroke (cr);
+    }
   /* A point with no neighbour would draw nothing as a line. */
   for (int i = 0; i < s->n; i++)
     {
