@@ -1,14 +1,21 @@
 /* snn-workbench: the graphical workbench. */
 #include "blas-select.h"
+#include <unistd.h>
 #include "snnwb-application.h"
 
 int
 main (int argc, char **argv)
 {
-  /* OpenMP threads wait as in snnwb train (spinning a while before they
-   * sleep): with views drawn at idle priority or in short bursts, waking
-   * sleeping threads at every parallel loop cost small networks a third of
-   * their speed. The OpenBLAS kernel is chosen before anything else. */
+  /* Before anything else, both read when the libraries load, hence a fresh
+   * start: OpenMP threads that spin only briefly before they sleep, so that
+   * the views' render thread, at idle priority, finds a free core between
+   * parallel loops (spinning threads starve it and the views then draw on
+   * the main thread), and the chosen OpenBLAS kernel. */
+  if (!g_getenv ("OMP_WAIT_POLICY") && !g_getenv ("GOMP_SPINCOUNT"))
+    {
+      g_setenv ("GOMP_SPINCOUNT", "10000", TRUE);
+      execv ("/proc/self/exe", argv);
+    }
   snnwb_blas_select (argc, argv);
   /* Every view is drawn with Cairo: GTK's Cairo renderer shows them without
    * a GL context, which without a GPU means software GL threads competing

@@ -5,9 +5,9 @@
 
 /* A request still not drawn after this long means the render thread does
  * not get a core: the view then draws on the main thread. */
-#define MAX_WAIT_US (100 * 1000)
+#define MAX_WAIT_US (250 * 1000)
 /* ... and goes on doing so for this long before it tries again. */
-#define LATE_US     (10 * G_USEC_PER_SEC)
+#define LATE_US     (2 * G_USEC_PER_SEC)
 
 typedef struct {
   cairo_surface_t *surface;
