@@ -268,7 +268,6 @@ lif_eps_spans (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
 
 struct _SnnAnalyzer {
   SnnNet *scratch;            /* a copy of the analysed network */
-  const SnnModel *model;      /* the model scratch was made for */
   Capture cap;
   float *work;                /* eps, spatial, temporal of one layer */
   size_t work_floats;
@@ -335,11 +334,10 @@ scratch_net (SnnAnalyzer *z, SnnNet *net, float tau_override)
 {
   const SnnModel *m = snn_net_model (net);
   const SnnBackend *be = snn_net_backend (net);
-  if (!z->scratch || z->model != m || snn_net_backend (z->scratch) != be)
+  if (!z->scratch || snn_net_model (z->scratch) != m || snn_net_backend (z->scratch) != be)
     {
       g_clear_pointer (&z->scratch, snn_net_free);
       z->scratch = snn_net_new (m, be);
-      z->model = m;
     }
   SnnNet *s = z->scratch;
   for (int i = 0; i < snn_net_n_params (net); i++)

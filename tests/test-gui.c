@@ -205,7 +205,6 @@ test_pictures_settle (void)
 {
   static const char *const views[] = { "raster", "traces", "epsilon", "loss", "accuracy", "memory", "time", NULL };
 
-  g_assert_true (snnwb_offscreen_get_enabled ());
   g_assert_cmpuint (snnwb_offscreen_get_n_rendered (), >, 0);
   iterate_until (views_show_latest, (gpointer) views, 10, "the latest pictures");
 }

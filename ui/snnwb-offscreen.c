@@ -15,8 +15,9 @@ typedef struct {
   int width, height, scale;
 } Picture;
 
+/* Reference counted with g_atomic_rc_box: the widget holds one, and so
+ * does each queued job and delivery. */
 struct _SnnwbOffscreen {
-  gatomicrefcount ref;
   /* Main thread only. */
   GtkWidget *widget;             /* NULL once its widget let it go */
   guint64 gen;                   /* of the view's state */
@@ -46,15 +47,7 @@ static GMutex lock;
 static GCond cond;
 static GQueue queue = G_QUEUE_INIT;
 static GThread *thread;
-static gboolean enabled = TRUE;
 static guint n_rendered;
-
-static SnnwbOffscreen *
-offscreen_ref (SnnwbOffscreen *o)
-{
-  g_atomic_ref_count_inc (&o->ref);
-  return o;
-}
 
 static void
 picture_clear (Picture *p)
@@ -62,16 +55,21 @@ picture_clear (Picture *p)
   g_clear_pointer (&p->surface, cairo_surface_destroy);
 }
 
+/* The last reference goes on the main thread (a delivery or the widget). */
 static void
-offscreen_unref (SnnwbOffscreen *o)
+offscreen_clear (gpointer data)
 {
-  if (!g_atomic_ref_count_dec (&o->ref))
-    return;
-  /* The last reference goes on the main thread (a delivery or the widget). */
+  SnnwbOffscreen *o = data;
+
   picture_clear (&o->picture);
   if (o->job)
     o->free_job (o->job);
-  g_free (o);
+}
+
+static void
+offscreen_unref (SnnwbOffscreen *o)
+{
+  g_atomic_rc_box_release_full (o, offscreen_clear);
 }
 
 static Picture
@@ -190,7 +188,7 @@ submit (SnnwbOffscreen *o, int width, int height, int scale)
   if (o->queued)
     old = o->job;
   else
-    g_queue_push_tail (&queue, offscreen_ref (o));
+    g_queue_push_tail (&queue, g_atomic_rc_box_acquire (o));
   o->queued = TRUE;
   o->job = job;
   o->job_gen = o->gen;
@@ -213,9 +211,8 @@ SnnwbOffscreen *
 snnwb_offscreen_new (GtkWidget *widget, SnnwbPrepareFunc prepare, SnnwbPaintFunc paint, GDestroyNotify free_job,
                      gpointer owner)
 {
-  SnnwbOffscreen *o = g_new0 (SnnwbOffscreen, 1);
+  SnnwbOffscreen *o = g_atomic_rc_box_new0 (SnnwbOffscreen);
 
-  g_atomic_ref_count_init (&o->ref);
   o->widget = widget;
   o->prepare = prepare;
   o->paint = paint;
@@ -243,7 +240,7 @@ snnwb_offscreen_invalidate (SnnwbOffscreen *o)
   int width = gtk_widget_get_width (w), height = gtk_widget_get_height (w);
 
   o->gen++;
-  if (!enabled || g_get_monotonic_time () < o->late_until || !gtk_widget_get_mapped (w) || width <= 0
+  if (g_get_monotonic_time () < o->late_until || !gtk_widget_get_mapped (w) || width <= 0
       || height <= 0)
     {
       gtk_widget_queue_draw (w);
@@ -260,7 +257,7 @@ snnwb_offscreen_draw (SnnwbOffscreen *o, cairo_t *cr, int width, int height)
   gboolean fits = p->surface && p->width == width && p->height == height && p->scale == scale;
   /* The latest picture, or one shown until the requested one arrives. */
   gboolean late = g_get_monotonic_time () < o->late_until;
-  gboolean shown = fits && (p->gen == o->gen || (enabled && !late && o->requested_gen == o->gen));
+  gboolean shown = fits && (p->gen == o->gen || (!late && o->requested_gen == o->gen));
 
   if (!shown)
     {
@@ -273,18 +270,6 @@ snnwb_offscreen_draw (SnnwbOffscreen *o, cairo_t *cr, int width, int height)
     }
   cairo_set_source_surface (cr, p->surface, 0, 0);
   cairo_paint (cr);
-}
-
-void
-snnwb_offscreen_set_enabled (gboolean on)
-{
-  enabled = on;
-}
-
-gboolean
-snnwb_offscreen_get_enabled (void)
-{
-  return enabled;
 }
 
 gboolean

@@ -37,11 +37,6 @@ void            snnwb_offscreen_invalidate (SnnwbOffscreen *o);
  * the size, otherwise draws right here. */
 void            snnwb_offscreen_draw (SnnwbOffscreen *o, cairo_t *cr, int width, int height);
 
-/* Off: every view draws on the main thread, in its draw function (for
- * screenshots, which must show the state of this very moment). */
-void            snnwb_offscreen_set_enabled (gboolean enabled);
-gboolean        snnwb_offscreen_get_enabled (void);
-
 /* Whether the latest picture shows the view's present state. */
 gboolean        snnwb_offscreen_is_current (SnnwbOffscreen *o);
 

@@ -782,6 +782,16 @@ viz_frame_clip (cairo_t *cr, const VizFrame *f)
 }
 
 void
+viz_path_to (cairo_t *cr, gboolean *pen, double x, double y)
+{
+  if (*pen)
+    cairo_line_to (cr, x, y);
+  else
+    cairo_move_to (cr, x, y);
+  *pen = TRUE;
+}
+
+void
 viz_draw_note (cairo_t *cr, const VizStyle *style, const VizRect *a, const char *text)
 {
   VizMetrics m;

@@ -148,18 +148,11 @@ thinned (const VizFrame *f, const VizSeries *s)
 static void
 column_emit (cairo_t *cr, const Column *c, gboolean dashed, gboolean *pen, double lw)
 {
-  double x = c->col * COLUMN;
+  double x = (c->col + 0.5) * COLUMN;
   if (dashed)
-    {
-      double y = (c->lo + c->hi) / 2;
-      if (*pen)
-        cairo_line_to (cr, x + COLUMN / 2, y);
-      else
-        cairo_move_to (cr, x + COLUMN / 2, y);
-    }
+    viz_path_to (cr, pen, x, (c->lo + c->hi) / 2);
   else
-    cairo_rectangle (cr, x + COLUMN / 2 - lw / 2, c->lo - lw / 2, lw, c->hi - c->lo + lw);
-  *pen = TRUE;
+    cairo_rectangle (cr, x - lw / 2, c->lo - lw / 2, lw, c->hi - c->lo + lw);
 }
 
 /* Builds the band (to fill) or the middle line (to stroke). */
@@ -167,8 +160,7 @@ static void
 path_thinned (cairo_t *cr, const VizFrame *f, const VizSeries *s, gboolean log_y, double lw)
 {
   Column c = { NAN, 0, 0, 0 };
-  gboolean pen = FALSE, joined = FALSE;
-  double prev_last = 0;
+  gboolean pen = FALSE;
   for (int i = 0; i < s->n; i++)
     {
       if (!point_ok (s, i, log_y))
@@ -176,24 +168,21 @@ path_thinned (cairo_t *cr, const VizFrame *f, const VizSeries *s, gboolean log_y
           if (!isnan (c.col))
             column_emit (cr, &c, s->dashed, &pen, lw);
           c.col = NAN;
-          pen = joined = FALSE;
+          pen = FALSE;
           continue;
         }
       double x = viz_frame_x (f, point_x (s, i)), y = viz_frame_y (f, s->y[i]);
       double col = floor (x / COLUMN);
       if (col != c.col)
         {
+          /* A band starts at the previous column's last point, if any. */
+          gboolean joined = !isnan (c.col) && !s->dashed;
+          double from = joined ? c.last : y;
           if (!isnan (c.col))
-            {
-              column_emit (cr, &c, s->dashed, &pen, lw);
-              prev_last = c.last;
-              joined = TRUE;
-            }
+            column_emit (cr, &c, s->dashed, &pen, lw);
           c.col = col;
-          c.lo = c.hi = y;
-          /* The segment from the previous column's last point. */
-          if (joined && !s->dashed)
-            c.lo = MIN (c.lo, prev_last), c.hi = MAX (c.hi, prev_last);
+          c.lo = MIN (y, from);
+          c.hi = MAX (y, from);
         }
       c.lo = MIN (c.lo, y);
       c.hi = MAX (c.hi, y);
@@ -231,12 +220,7 @@ draw_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, const VizColor 
               pen = FALSE;
               continue;
             }
-          double x = viz_frame_x (f, point_x (s, i)), y = viz_frame_y (f, s->y[i]);
-          if (pen)
-            cairo_line_to (cr, x, y);
-          else
-            cairo_move_to (cr, x, y);
-          pen = TRUE;
+          viz_path_to (cr, &pen, viz_frame_x (f, point_x (s, i)), viz_frame_y (f, s->y[i]));
         }
       cairo_stroke (cr);
     }

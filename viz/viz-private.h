@@ -115,6 +115,9 @@ void viz_frame_draw_header (cairo_t *cr, const VizFrame *f, const VizStyle *styl
 void viz_frame_draw_grid (cairo_t *cr, const VizFrame *f, const VizStyle *style);
 void viz_frame_draw_axes (cairo_t *cr, const VizFrame *f, const VizStyle *style);
 void viz_frame_clip (cairo_t *cr, const VizFrame *f);
+/* Extends a polyline to (x, y), or starts one there when *pen is FALSE
+ * (the first point, or after a break); sets *pen. */
+void viz_path_to (cairo_t *cr, gboolean *pen, double x, double y);
 
 /* Draws one axis with ticks and labels (used by the side panels too). */
 void viz_draw_x_axis (cairo_t *cr, const VizStyle *style, const VizMetrics *m,

@@ -188,12 +188,7 @@ draw_trace (cairo_t *cr, const VizFrame *f, const double *u, int T, const VizCol
           pen = FALSE;
           continue;
         }
-      double x = viz_frame_x (f, t), y = viz_frame_y (f, u[t]);
-      if (pen)
-        cairo_line_to (cr, x, y);
-      else
-        cairo_move_to (cr, x, y);
-      pen = TRUE;
+      viz_path_to (cr, &pen, viz_frame_x (f, t), viz_frame_y (f, u[t]));
     }
   cairo_stroke (cr);
   for (int t = 0; dots && t < T; t++)
