@@ -1,6 +1,7 @@
 /* snnwb bench: time per SGD step of each method, against the SGEMM ceiling
  * of the BLAS measured in the same run. */
 #include "snnwb.h"
+#include "atomic-file.h"
 #include "blas-select.h"
 #include "experiment.h"
 #include "optim.h"
@@ -211,7 +212,7 @@ snnwb_cmd_bench (int argc, char **argv)
                                   r.median_ms, r.min_ms, r.gflops, ceiling, r.sgemm_share, r.held, r.arena,
                                   r.process_peak);
         }
-  if (!rc && csv && !g_file_set_contents (csv, out->str, -1, &error))
+  if (!rc && csv && !snn_file_write_atomic (csv, out->str, -1, &error))
     rc = snnwb_fail (error);
   g_string_free (out, TRUE);
   g_free (nets), g_free (Ts), g_free (methods), g_free (csv);

@@ -4,6 +4,7 @@
  * Each writes CSV files, plots and a report.md that checks the paper's
  * claims against the numbers just measured. */
 #include "snnwb.h"
+#include "atomic-file.h"
 #include "analysis.h"
 #include "data.h"
 #include "snn-error.h"
@@ -34,7 +35,7 @@ static gboolean
 write_file (Repro *r, const char *name, const char *text, GError **error)
 {
   g_autofree char *path = g_build_filename (r->dir, name, NULL);
-  if (!g_file_set_contents (path, text, -1, error))
+  if (!snn_file_write_atomic (path, text, -1, error))
     return FALSE;
   g_ptr_array_add (r->files, g_strdup (name));
   return TRUE;
@@ -255,6 +256,14 @@ draw_chart (cairo_t *cr, const Chart *c, GPtrArray *series)
     draw_series (cr, &f, series->pdata[i], (int) i);
 }
 
+/* Cairo's stream writer into memory, so the files go through the atomic writer. */
+static cairo_status_t
+append_bytes (void *closure, const unsigned char *data, unsigned int length)
+{
+  g_byte_array_append (closure, data, length);
+  return CAIRO_STATUS_SUCCESS;
+}
+
 /* base.png and base.svg from the same drawing. */
 static gboolean
 plot (Repro *r, const char *base, const Chart *c, GPtrArray *series, GError **error)
@@ -265,9 +274,10 @@ plot (Repro *r, const char *base, const Chart *c, GPtrArray *series, GError **er
   cairo_t *cr = cairo_create (img);
   draw_chart (cr, c, series);
   cairo_destroy (cr);
-  cairo_status_t st = cairo_surface_write_to_png (img, png);
+  g_autoptr (GByteArray) png_bytes = g_byte_array_new (), svg_bytes = g_byte_array_new ();
+  cairo_status_t st = cairo_surface_write_to_png_stream (img, append_bytes, png_bytes);
   cairo_surface_destroy (img);
-  cairo_surface_t *vec = cairo_svg_surface_create (svg, PLOT_W, PLOT_H);
+  cairo_surface_t *vec = cairo_svg_surface_create_for_stream (append_bytes, svg_bytes, PLOT_W, PLOT_H);
   cr = cairo_create (vec);
   draw_chart (cr, c, series);
   cairo_destroy (cr);
@@ -281,6 +291,9 @@ plot (Repro *r, const char *base, const Chart *c, GPtrArray *series, GError **er
                    cairo_status_to_string (st));
       return FALSE;
     }
+  if (!snn_file_write_atomic (png, png_bytes->data, png_bytes->len, error)
+      || !snn_file_write_atomic (svg, svg_bytes->data, svg_bytes->len, error))
+    return FALSE;
   g_ptr_array_add (r->files, g_steal_pointer (&png_name));
   g_ptr_array_add (r->files, g_steal_pointer (&svg_name));
   return TRUE;

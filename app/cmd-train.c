@@ -3,6 +3,7 @@
 #include "backend.h"
 #include "snn-error.h"
 #include "trainer.h"
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,58 +49,73 @@ make_run_dir (const char *requested, const char *name, GError **error)
   return dir;
 }
 
-static const char csv_header[] =
-  "epoch,train_loss,train_acc,test_acc,ms_per_iter,forward_ms,backward_ms,peak_held_bytes,process_peak_bytes,seconds\n";
-
 static void
-print_epoch (const SnnEpochInfo *ep, int epochs, GString *csv)
+print_epoch (const SnnEpochInfo *ep, int epochs)
 {
   printf ("epoch %d/%d  train loss %.4f  train acc %.2f%%  test acc %.2f%%  %.2f ms/iter (fwd %.2f, bwd %.2f)  "
           "held for backward %.2f MiB  %.1f s\n",
           ep->epoch, epochs, ep->train_loss, 100 * ep->train_acc, 100 * ep->test_acc, ep->ms_per_iter, ep->forward_ms,
           ep->backward_ms, ep->peak_held_bytes / 1048576.0, ep->seconds);
   fflush (stdout);
-  g_string_append_printf (csv, "%d,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%.3f\n",
-                          ep->epoch, ep->train_loss, ep->train_acc, ep->test_acc, ep->ms_per_iter, ep->forward_ms,
-                          ep->backward_ms, ep->peak_held_bytes, ep->process_peak_bytes, ep->seconds);
 }
 
-static gboolean
-train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error)
+/* SIGINT and SIGTERM only raise a flag: the iteration under way finishes
+ * and a checkpoint is written. The handler is reset on delivery, so a
+ * second signal ends the process at once (the files stay whole). */
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_stop_signal (int sig)
 {
-  SnnTrainer *tr = snn_trainer_new (e, error);
-  if (!tr)
-    return FALSE;
-  g_autofree char *dir = make_run_dir (out_dir, e->name, error);
-  if (!dir)
+  stop_signal = sig;
+}
+
+static void
+catch_stop_signals (gboolean on)
+{
+  struct sigaction sa = { 0 };
+  sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+}
+
+/* A folder that already holds a run is never written into. */
+static gboolean
+check_run_dir (const char *dir, GError **error)
+{
+  static const char *files[] = { "checkpoint.npz", "experiment.json", "weights.npz", "metrics.csv" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
     {
-      snn_trainer_free (tr);
-      return FALSE;
+      g_autofree char *p = g_build_filename (dir, files[i], NULL);
+      if (g_file_test (p, G_FILE_TEST_EXISTS))
+        {
+          g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID,
+                       "%s: already holds a run (%s); give another --out folder, or continue it with: "
+                       "snnwb train --resume %s", dir, files[i], dir);
+          return FALSE;
+        }
     }
-  g_autofree char *csv_path = g_build_filename (dir, "metrics.csv", NULL);
-  g_autofree char *w_path = g_build_filename (dir, "weights.npz", NULL);
-  g_autofree char *e_path = g_build_filename (dir, "experiment.json", NULL);
-  if (!snnwb_check_new_file (csv_path, FALSE, error) || !snnwb_check_new_file (w_path, FALSE, error)
-      || !snn_experiment_save (e, e_path, error))
-    {
-      snn_trainer_free (tr);
-      return FALSE;
-    }
-  g_autofree char *blas = snn_backend_cpu_describe ();
-  printf ("%s: %s, %s, T=%d, batch %d, %d train / %d test samples, %" G_GINT64_FORMAT " parameters\n", e->name,
-          snn_method_name (e->train.method), snn_dataset_kind_name (e->dataset), e->train.T, e->batch_size,
-          snn_trainer_train_set (tr)->n, snn_trainer_test_set (tr)->n, snn_model_param_count (e->model));
-  printf ("backend: cpu (%s); writing %s\n", blas, dir);
-  fflush (stdout);
-  GString *csv = g_string_new (csv_header);
-  gboolean tty = isatty (2) && !quiet, ok = TRUE;
+  return TRUE;
+}
+
+/* Trains to the end, or until a stop signal (returns 128 + the signal). */
+static int
+train_loop (SnnTrainer *tr, const char *dir, gboolean quiet, GError **error)
+{
+  SnnExperiment *e = snn_trainer_experiment (tr);
+  gboolean tty = isatty (2) && !quiet, ok = TRUE, saved = TRUE;
   double loss = 0, acc = 0;
-  while (ok && !snn_trainer_finished (tr))
+  SnnIterInfo it = { 0 };
+  stop_signal = 0;
+  catch_stop_signals (TRUE);
+  while (ok && !stop_signal && !snn_trainer_finished (tr))
     {
-      SnnIterInfo it;
       ok = snn_trainer_step (tr, &it, error);
       if (!ok)
         break;
+      saved = FALSE;
       loss = it.iter_in_epoch == 0 ? it.batch.loss : 0.98 * loss + 0.02 * it.batch.loss;
       double a = it.batch.count ? (double) it.batch.correct / it.batch.count : 0;
       acc = it.iter_in_epoch == 0 ? a : 0.98 * acc + 0.02 * a;
@@ -109,24 +125,110 @@ train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error
         {
           if (tty)
             fprintf (stderr, "\r\033[K");
-          print_epoch (snn_trainer_last_epoch (tr), e->epochs, csv);
-          /* Written after every epoch so an interrupted run keeps its results. */
-          ok = g_file_set_contents (csv_path, csv->str, -1, error)
-               && snn_net_save_npz (snn_trainer_net (tr), w_path, error);
+          print_epoch (snn_trainer_last_epoch (tr), e->epochs);
+          /* A checkpoint after every epoch, so a killed run loses at most one. */
+          ok = saved = snn_trainer_save_run (tr, dir, error);
         }
     }
-  g_string_free (csv, TRUE);
+  int sig = stop_signal;
+  catch_stop_signals (FALSE);
+  if (!ok && snn_trainer_diverged (tr))
+    {
+      GError *local = NULL;
+      g_autofree char *good = g_build_filename (dir, "weights-last-good.npz", NULL);
+      if (snn_trainer_save_run (tr, dir, &local))
+        fprintf (stderr, "%ssnnwb: the last finite weights are in %s\n", tty ? "\n" : "", good);
+      else
+        {
+          fprintf (stderr, "snnwb: %s\n", local->message);
+          g_error_free (local);
+        }
+      return 2;
+    }
+  if (!ok)
+    return 2;
+  if (sig)
+    {
+      if (!saved && !snn_trainer_save_run (tr, dir, error))
+        return 2;
+      if (tty)
+        fprintf (stderr, "\r\033[K");
+      fprintf (stderr, "interrupted at epoch %d, iteration %d; continue with: snnwb train --resume %s\n",
+               it.epoch + 1, it.iter_in_epoch + 1, dir);
+      return 128 + sig;
+    }
+  return 0;
+}
+
+static void
+print_header (SnnTrainer *tr, const char *dir)
+{
+  SnnExperiment *e = snn_trainer_experiment (tr);
+  g_autofree char *blas = snn_backend_cpu_describe ();
+  printf ("%s: %s, %s, T=%d, batch %d, %d train / %d test samples, %" G_GINT64_FORMAT " parameters\n", e->name,
+          snn_method_name (e->train.method), snn_dataset_kind_name (e->dataset), e->train.T, e->batch_size,
+          snn_trainer_train_set (tr)->n, snn_trainer_test_set (tr)->n, snn_model_param_count (e->model));
+  printf ("backend: cpu (%s); writing %s\n", blas, dir);
+  fflush (stdout);
+}
+
+static int
+train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error)
+{
+  if (out_dir && !check_run_dir (out_dir, error))
+    return 2;
+  SnnTrainer *tr = snn_trainer_new (e, error);
+  if (!tr)
+    return 2;
+  g_autofree char *dir = make_run_dir (out_dir, e->name, error);
+  g_autofree char *e_path = dir ? g_build_filename (dir, "experiment.json", NULL) : NULL;
+  if (!dir || !snn_experiment_save (e, e_path, error))
+    {
+      snn_trainer_free (tr);
+      return 2;
+    }
+  /* A checkpoint before the first iteration: --resume works from the start. */
+  if (!snn_trainer_save_run (tr, dir, error))
+    {
+      snn_trainer_free (tr);
+      return 2;
+    }
+  print_header (tr, dir);
+  int rc = train_loop (tr, dir, quiet, error);
   snn_trainer_free (tr);
-  return ok;
+  return rc;
+}
+
+static int
+resume_run (const char *dir, gboolean quiet, GError **error)
+{
+  SnnTrainer *tr = snn_trainer_open_run (dir, error);
+  if (!tr)
+    return 2;
+  int rc = 0;
+  if (snn_trainer_finished (tr))
+    printf ("%s: all %d epochs are done; nothing to continue\n", dir, snn_trainer_experiment (tr)->epochs);
+  else
+    {
+      int epoch, iter;
+      snn_trainer_position (tr, &epoch, &iter);
+      print_header (tr, dir);
+      printf ("resuming at epoch %d, iteration %d\n", epoch, iter);
+      fflush (stdout);
+      rc = train_loop (tr, dir, quiet, error);
+    }
+  snn_trainer_free (tr);
+  return rc;
 }
 
 int
 snnwb_cmd_train (int argc, char **argv)
 {
-  char *out = NULL;
+  char *out = NULL, *resume = NULL;
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
-    { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Folder for metrics.csv and weights.npz [runs/NAME-TIME]", "DIR" },
+    { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Folder for the run's files (a new one) [runs/NAME-TIME]", "DIR" },
+    { "resume", 0, 0, G_OPTION_ARG_FILENAME, &resume, "Continue the run in DIR from its checkpoint", "DIR" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress bar", NULL },
     { NULL }
   };
@@ -136,23 +238,43 @@ snnwb_cmd_train (int argc, char **argv)
     "EXPERIMENT is an experiment file or a preset name (mlp, mlp-small, conv-small, ...).\n"
     "Overrides: T, method, K, recompute, lr, epochs, batch_size, seed, train_subset, test_subset,\n"
     "lambda, mse_target, optimizer, momentum, weight_decay, schedule, dataset, dataset_path,\n"
-    "and for every LIF layer: tau, vth, width, surrogate, reset, detach_reset.\n");
+    "and for every LIF layer: tau, vth, width, surrogate, reset, detach_reset.\n"
+    "The run folder holds experiment.json, checkpoint.npz, weights.npz and metrics.csv, written\n"
+    "after every epoch. SIGINT or SIGTERM (Ctrl+C) ends the iteration under way, writes a\n"
+    "checkpoint and exits with 128 + the signal; --resume DIR continues exactly where it was.\n");
   GError *error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return snnwb_fail (error);
-  if (argc < 2)
+  int rc;
+  if (resume)
+    {
+      if (argc > 1 || out)
+        {
+          fprintf (stderr, "snnwb: --resume DIR takes no EXPERIMENT, overrides or --out: the run's checkpoint has them\n");
+          rc = 2;
+        }
+      else
+        rc = resume_run (resume, quiet, &error);
+    }
+  else if (argc < 2)
     {
       g_autofree char *help = g_option_context_get_help (ctx, TRUE, NULL);
       fputs (help, stderr);
-      return 2;
+      rc = 2;
     }
-  SnnExperiment *e = snn_experiment_load (argv[1], &error);
-  for (int i = 2; e && i < argc; i++)
-    if (!snn_experiment_apply_override (e, argv[i], &error))
-      g_clear_pointer (&e, snn_experiment_free);
-  int rc = e && train_run (e, out, quiet, &error) ? 0 : snnwb_fail (error);
-  snn_experiment_free (e);
+  else
+    {
+      SnnExperiment *e = snn_experiment_load (argv[1], &error);
+      for (int i = 2; e && i < argc; i++)
+        if (!snn_experiment_apply_override (e, argv[i], &error))
+          g_clear_pointer (&e, snn_experiment_free);
+      rc = e ? train_run (e, out, quiet, &error) : 2;
+      snn_experiment_free (e);
+    }
+  if (error)
+    rc = snnwb_fail (error);
   g_free (out);
+  g_free (resume);
   return rc;
 }
 

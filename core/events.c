@@ -1,6 +1,7 @@
 /* Event streams: readers, integration into frames, resizing, the frame
  * cache, the synthetic event set and event-frame augmentation. */
 #include "events.h"
+#include "atomic-file.h"
 #include "snn-error.h"
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -759,36 +760,41 @@ cache_load (const char *path, const char *key, const EvPlan *plan, int T, int oh
   return ds;
 }
 
-/* Writes to a temporary file and renames it into place, so that a reader
- * never sees half a file. A cache that cannot be written is only a lost
- * speed-up, so failures are reported and otherwise ignored. */
+/* Written through the atomic writer, so that a reader never sees half a
+ * file. A cache that cannot be written is only a lost speed-up, so
+ * failures are reported and otherwise ignored. */
 static void
 cache_save (const char *path, const char *key, const SnnDataset *ds)
 {
   g_autofree char *dir = g_path_get_dirname (path);
-  g_autofree char *tmp = g_strconcat (path, ".XXXXXX", NULL);
-  int fd;
-  if (g_mkdir_with_parents (dir, 0755) != 0 || (fd = g_mkstemp (tmp)) < 0)
+  GError *error = NULL;
+  SnnAtomicFile *af = NULL;
+  if (g_mkdir_with_parents (dir, 0755) != 0)
     {
       g_message ("%s: cannot write the frame cache: %s", path, g_strerror (errno));
       return;
     }
-  FILE *f = fdopen (fd, "wb");
+  if (!(af = snn_atomic_file_open (path, &error)))
+    {
+      g_message ("%s", error->message);
+      g_error_free (error);
+      return;
+    }
   guint32 key_len = strlen (key), crc = payload_crc (ds);
   guint32 dims[6] = { ds->n, ds->seq_T, ds->sample_shape[0], ds->sample_shape[1], ds->sample_shape[2],
                       ds->num_classes };
   guint64 plen = payload_len (ds->n, ds->seq_T, 2, ds->sample_shape[1], ds->sample_shape[2]);
-  gboolean ok = f && fwrite (CACHE_MAGIC, 1, 8, f) == 8 && fwrite (&key_len, 4, 1, f) == 1
-                && fwrite (key, 1, key_len, f) == key_len && fwrite (dims, sizeof dims, 1, f) == 1
-                && fwrite (&plen, 8, 1, f) == 1 && fwrite (&crc, 4, 1, f) == 1
-                && fwrite (ds->x, sizeof (float), (size_t) ds->n * ds->seq_T * ds->sample_size, f)
-                     == (size_t) ds->n * ds->seq_T * ds->sample_size
-                && fwrite (ds->y, sizeof (int32_t), ds->n, f) == (size_t) ds->n;
-  ok = (f ? fclose (f) == 0 : (close (fd), FALSE)) && ok;
-  if (!ok || g_rename (tmp, path) != 0)
+  gboolean ok = snn_atomic_file_write (af, CACHE_MAGIC, 8, &error) && snn_atomic_file_write (af, &key_len, 4, &error)
+                && snn_atomic_file_write (af, key, key_len, &error) && snn_atomic_file_write (af, dims, sizeof dims, &error)
+                && snn_atomic_file_write (af, &plen, 8, &error) && snn_atomic_file_write (af, &crc, 4, &error)
+                && snn_atomic_file_write (af, ds->x, sizeof (float) * (size_t) ds->n * ds->seq_T * ds->sample_size, &error)
+                && snn_atomic_file_write (af, ds->y, sizeof (int32_t) * (size_t) ds->n, &error);
+  if (!ok)
+    snn_atomic_file_abort (af);
+  if (!ok || !snn_atomic_file_commit (af, &error))
     {
-      g_message ("%s: cannot write the frame cache: %s", path, g_strerror (errno));
-      g_unlink (tmp);
+      g_message ("%s: the frame cache is not written: %s", path, error->message);
+      g_error_free (error);
     }
 }
 

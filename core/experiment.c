@@ -1,4 +1,5 @@
 #include "experiment.h"
+#include "atomic-file.h"
 #include "snn-error.h"
 #include "snn-config.h"
 #include <json-glib/json-glib.h>
@@ -423,6 +424,38 @@ snn_experiment_load (const char *path_or_preset, GError **error)
   return snn_experiment_parse (text, (gssize) len, path, dir, error);
 }
 
+/* json-glib writes a double such as 1e-08 as "1e-08.0", which is not JSON:
+ * drop a ".0" that follows an exponent (outside strings). */
+static void
+fix_exponents (char *s)
+{
+  gboolean in_str = FALSE, exp = FALSE;
+  char *w = s;
+  for (char *r = s; *r; r++)
+    {
+      if (in_str)
+        {
+          if (*r == '\\' && r[1])
+            *w++ = *r++;
+          else if (*r == '"')
+            in_str = FALSE;
+        }
+      else if (*r == '"')
+        in_str = TRUE;
+      else if (*r == 'e' || *r == 'E')
+        exp = TRUE;
+      else if (exp && r[0] == '.' && r[1] == '0' && !g_ascii_isdigit (r[2]))
+        {
+          r++;
+          continue;
+        }
+      else if (!g_ascii_isdigit (*r) && *r != '-' && *r != '+')
+        exp = FALSE;
+      *w++ = *r;
+    }
+  *w = 0;
+}
+
 char *
 snn_experiment_to_json (const SnnExperiment *e)
 {
@@ -498,6 +531,7 @@ snn_experiment_to_json (const SnnExperiment *e)
   json_generator_set_root (gen, root);
   char *s = json_generator_to_data (gen, NULL);
   json_node_unref (root);
+  fix_exponents (s);
   return s;
 }
 
@@ -505,14 +539,7 @@ gboolean
 snn_experiment_save (const SnnExperiment *e, const char *path, GError **error)
 {
   g_autofree char *text = snn_experiment_to_json (e);
-  GError *local = NULL;
-  if (!g_file_set_contents (path, text, -1, &local))
-    {
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", path, local->message);
-      g_error_free (local);
-      return FALSE;
-    }
-  return TRUE;
+  return snn_file_write_atomic (path, text, -1, error);
 }
 
 gboolean

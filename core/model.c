@@ -1,4 +1,5 @@
 #include "model.h"
+#include "atomic-file.h"
 #include "snn-error.h"
 #include <json-glib/json-glib.h>
 #include <math.h>
@@ -1024,13 +1025,5 @@ gboolean
 snn_model_save (const SnnModel *model, const char *path, GError **error)
 {
   g_autofree char *text = snn_model_to_json (model);
-  GError *local = NULL;
-  /* g_file_set_contents writes a temporary file and renames it. */
-  if (!g_file_set_contents (path, text, -1, &local))
-    {
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", path, local->message);
-      g_error_free (local);
-      return FALSE;
-    }
-  return TRUE;
+  return snn_file_write_atomic (path, text, -1, error);
 }

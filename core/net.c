@@ -78,6 +78,8 @@ struct SnnNet {
   gpointer hook_data;
   SnnLifForwardHook fhook;
   gpointer fhook_data;
+  gboolean check_finite;
+  SnnNonFinite nonfinite;
 };
 
 static int64_t
@@ -436,6 +438,44 @@ snn_net_set_lif_forward_hook (SnnNet *net, SnnLifForwardHook hook, gpointer user
 {
   net->fhook = hook;
   net->fhook_data = user_data;
+}
+
+void
+snn_net_set_check_finite (SnnNet *net, gboolean on)
+{
+  net->check_finite = on;
+  memset (&net->nonfinite, 0, sizeof net->nonfinite);
+}
+
+const SnnNonFinite *
+snn_net_first_nonfinite (const SnnNet *net)
+{
+  return &net->nonfinite;
+}
+
+/* Records the first non-finite value of buf, [steps][batch][size] in
+ * backend memory, as node i's at step first + t. */
+static void
+check_finite (SnnNet *net, int i, const float *buf, int first, int steps, int64_t size, gboolean backward)
+{
+  if (!net->check_finite || net->nonfinite.found || !buf)
+    return;
+  int64_t per_step = (int64_t) net->batch * size, n = per_step * steps;
+  float *h = g_new (float, n);
+  net->be->download (h, buf, n * sizeof (float));
+  for (int64_t k = 0; k < n; k++)
+    if (!isfinite (h[k]))
+      {
+        SnnNonFinite *nf = &net->nonfinite;
+        nf->found = TRUE;
+        nf->backward = backward;
+        g_strlcpy (nf->node, net->N[i].name, sizeof nf->node);
+        nf->type = snn_layer_type_name (net->N[i].spec->type);
+        nf->step = first + (int) (k / per_step);
+        nf->value = h[k];
+        break;
+      }
+  g_free (h);
 }
 
 SnnParam *
@@ -1107,7 +1147,10 @@ forward_prefix (SnnNet *net, const float *x, int steps)
     {
       be->upload (net->in_buf, x, (size_t) net->batch * net->in_size * sizeof (float));
       for (int i = 0; i < net->prefix; i++)
-        forward_node (net, i, 1);
+        {
+          forward_node (net, i, 1);
+          check_finite (net, i, net->N[i].out, 0, 1, net->N[i].out_size, FALSE);
+        }
       net->prefix_ready = TRUE;
       repeats = steps - 1;
     }
@@ -1155,6 +1198,7 @@ snn_net_forward (SnnNet *net, const float *x, int steps, gboolean keep)
     {
       forward_node (net, i, steps);
       Node *r = &net->N[i];
+      check_finite (net, i, r->out, net->chunk_first, steps, r->out_size, FALSE);
       if (r->spec->type != SNN_LAYER_LIF || !r->is_top)
         continue;
       if (net->fhook)
@@ -1366,6 +1410,7 @@ backward_range (SnnNet *net, int from, int to, int steps, gboolean temporal)
         }
       float *dx = gbuf_take (net);
       backward_node (net, i, steps, dy, dx, need_dx, temporal);
+      check_finite (net, i, need_dx ? dx : NULL, net->chunk_first, steps, r->in_size, TRUE);
       gbuf_give (net, dy);
       if (r->src >= to && need_dx)
         deliver (net, r->src, dx, steps);

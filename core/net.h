@@ -107,6 +107,22 @@ SnnLifParams   *snn_net_lif_params (SnnNet *net, int layer);
 /* Sets tau of every LIF layer, those inside residual blocks too. */
 void            snn_net_set_tau (SnnNet *net, float tau);
 
+/* Finding where a NaN or infinity first appears: while on, every node's
+ * output (forward) and input gradient (backward) is scanned after it runs,
+ * and the first non-finite value is recorded. Slow; for a diagnostic
+ * replay of a batch that diverged. Turning it on clears the record. */
+typedef struct {
+  gboolean found;
+  gboolean backward;
+  char node[40];           /* "3" or "3.main.1", as parameter names begin */
+  const char *type;        /* the layer type's name */
+  int step;                /* time step within the sequence */
+  float value;
+} SnnNonFinite;
+
+void            snn_net_set_check_finite (SnnNet *net, gboolean on);
+const SnnNonFinite *snn_net_first_nonfinite (const SnnNet *net);
+
 /* Bookkeeping for the memory and time charts. */
 typedef struct {
   int64_t held_bytes;        /* bytes now held for backward */

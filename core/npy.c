@@ -5,6 +5,7 @@
  * streams into a temporary file next to the target and renames it at the end,
  * so an existing file is replaced only by a complete one. */
 #include "npy.h"
+#include "atomic-file.h"
 #include "snn-error.h"
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -600,94 +601,6 @@ snn_npy_load (const char *path, GError **error)
 
 /* ---------------------------------------------------------------- writing */
 
-/* A file written under a temporary name in the target's folder and renamed
- * over the target only once everything has been written. */
-typedef struct {
-  const char *path;
-  char *tmp;
-  FILE *f;
-  guint64 offset;
-} AtomicFile;
-
-static void
-atomic_abort (AtomicFile *af)
-{
-  if (af->f)
-    fclose (af->f);
-  if (af->tmp)
-    g_unlink (af->tmp);
-  g_clear_pointer (&af->tmp, g_free);
-  af->f = NULL;
-}
-
-static gboolean
-atomic_open (AtomicFile *af, const char *path, GError **error)
-{
-  af->path = path;
-  af->offset = 0;
-  af->tmp = g_strconcat (path, ".tmp-XXXXXX", NULL);
-  /* Mode 0666 lets the umask decide, as for any newly created file. */
-  int fd = g_mkstemp_full (af->tmp, O_WRONLY | O_CLOEXEC, 0666);
-  if (fd < 0)
-    {
-      int e = errno;
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot create a temporary file next to it: %s",
-                   path, g_strerror (e));
-      g_clear_pointer (&af->tmp, g_free);
-      return FALSE;
-    }
-  af->f = fdopen (fd, "wb");
-  if (!af->f)
-    {
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", path, g_strerror (errno));
-      close (fd);
-      atomic_abort (af);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-atomic_write (AtomicFile *af, const void *data, size_t len, GError **error)
-{
-  if (len && fwrite (data, 1, len, af->f) != len)
-    {
-      int e = errno;
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", af->path, g_strerror (e));
-      return FALSE;
-    }
-  af->offset += len;
-  return TRUE;
-}
-
-static gboolean
-atomic_commit (AtomicFile *af, GError **error)
-{
-  /* fsync first: a rename that lands before the data would leave an
-   * empty file after a crash. */
-  gboolean failed = fflush (af->f) != 0 || fsync (fileno (af->f)) != 0;
-  int e = errno;
-  if (fclose (af->f) != 0 && !failed)
-    {
-      failed = TRUE;
-      e = errno;
-    }
-  af->f = NULL;
-  if (!failed && g_rename (af->tmp, af->path) != 0)
-    {
-      failed = TRUE;
-      e = errno;
-    }
-  if (failed)
-    {
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write: %s", af->path, g_strerror (e));
-      atomic_abort (af);
-      return FALSE;
-    }
-  g_clear_pointer (&af->tmp, g_free);
-  return TRUE;
-}
-
 /* A version 1.0 header, padded with spaces and a newline so that the data
  * starts at a multiple of 64 bytes, as numpy writes it. */
 static GByteArray *
@@ -714,17 +627,19 @@ npy_header_bytes (const SnnArray *a)
 gboolean
 snn_npy_save (const char *path, const SnnArray *a, GError **error)
 {
-  AtomicFile af;
-  if (!atomic_open (&af, path, error))
+  SnnAtomicFile *af = snn_atomic_file_open (path, error);
+  if (!af)
     return FALSE;
   GByteArray *hdr = npy_header_bytes (a);
-  gboolean ok = atomic_write (&af, hdr->data, hdr->len, error)
-                && atomic_write (&af, a->data, array_nbytes (a), error)
-                && atomic_commit (&af, error);
+  gboolean ok = snn_atomic_file_write (af, hdr->data, hdr->len, error)
+                && snn_atomic_file_write (af, a->data, array_nbytes (a), error);
   g_byte_array_unref (hdr);
   if (!ok)
-    atomic_abort (&af);
-  return ok;
+    {
+      snn_atomic_file_abort (af);
+      return FALSE;
+    }
+  return snn_atomic_file_commit (af, error);
 }
 
 /* ---------------------------------------------------------------- npz */
@@ -1135,27 +1050,27 @@ put_central (GByteArray *cd, const char *name, guint32 crc, guint32 size, guint3
 
 /* Writes one stored member and records it in the central directory. */
 static gboolean
-zip_write_member (AtomicFile *af, GByteArray *cd, const char *name, const SnnArray *a, GError **error)
+zip_write_member (SnnAtomicFile *af, const char *path, GByteArray *cd, const char *name, const SnnArray *a, GError **error)
 {
   GByteArray *hdr = npy_header_bytes (a);
   size_t nbytes = array_nbytes (a);
   guint64 size = hdr->len + (guint64) nbytes;
-  if (size >= 0xffffffffu || af->offset >= 0xffffffffu)
+  if (size >= 0xffffffffu || snn_atomic_file_offset (af) >= 0xffffffffu)
     {
       g_set_error (error, SNN_IO_ERROR, SNN_ERROR_UNSUPPORTED,
-                   "%s: archive would exceed 4 GiB, which needs zip64 (not supported for writing)", af->path);
+                   "%s: archive would exceed 4 GiB, which needs zip64 (not supported for writing)", path);
       g_byte_array_unref (hdr);
       return FALSE;
     }
   guint32 crc = crc32_z (crc32_z (0, hdr->data, hdr->len), a->data, nbytes);
-  guint32 offset = (guint32) af->offset;
+  guint32 offset = (guint32) snn_atomic_file_offset (af);
   GByteArray *lh = g_byte_array_new ();
   put32 (lh, ZIP_LOCAL_SIG);
   put_common (lh, name, crc, (guint32) size);
   g_byte_array_append (lh, (const guint8 *) name, strlen (name));
-  gboolean ok = atomic_write (af, lh->data, lh->len, error)
-                && atomic_write (af, hdr->data, hdr->len, error)
-                && atomic_write (af, a->data, nbytes, error);
+  gboolean ok = snn_atomic_file_write (af, lh->data, lh->len, error)
+                && snn_atomic_file_write (af, hdr->data, hdr->len, error)
+                && snn_atomic_file_write (af, a->data, nbytes, error);
   put_central (cd, name, crc, (guint32) size, offset);
   g_byte_array_unref (lh);
   g_byte_array_unref (hdr);
@@ -1163,15 +1078,15 @@ zip_write_member (AtomicFile *af, GByteArray *cd, const char *name, const SnnArr
 }
 
 static gboolean
-zip_write_end (AtomicFile *af, GByteArray *cd, guint count, GError **error)
+zip_write_end (SnnAtomicFile *af, const char *path, GByteArray *cd, guint count, GError **error)
 {
-  if (count >= 0xffff || af->offset >= 0xffffffffu)
+  if (count >= 0xffff || snn_atomic_file_offset (af) >= 0xffffffffu)
     {
       g_set_error (error, SNN_IO_ERROR, SNN_ERROR_UNSUPPORTED,
-                   "%s: archive is too large for a zip without zip64 (not supported for writing)", af->path);
+                   "%s: archive is too large for a zip without zip64 (not supported for writing)", path);
       return FALSE;
     }
-  guint32 cd_off = (guint32) af->offset;
+  guint32 cd_off = (guint32) snn_atomic_file_offset (af);
   GByteArray *end = g_byte_array_new ();
   put32 (end, ZIP_END_SIG);
   put16 (end, 0);
@@ -1181,7 +1096,7 @@ zip_write_end (AtomicFile *af, GByteArray *cd, guint count, GError **error)
   put32 (end, cd->len);
   put32 (end, cd_off);
   put16 (end, 0);
-  gboolean ok = atomic_write (af, cd->data, cd->len, error) && atomic_write (af, end->data, end->len, error);
+  gboolean ok = snn_atomic_file_write (af, cd->data, cd->len, error) && snn_atomic_file_write (af, end->data, end->len, error);
   g_byte_array_unref (end);
   return ok;
 }
@@ -1189,19 +1104,22 @@ zip_write_end (AtomicFile *af, GByteArray *cd, guint count, GError **error)
 gboolean
 snn_npz_save (const char *path, const SnnNpz *npz, GError **error)
 {
-  AtomicFile af;
-  if (!atomic_open (&af, path, error))
+  SnnAtomicFile *af = snn_atomic_file_open (path, error);
+  if (!af)
     return FALSE;
   GByteArray *cd = g_byte_array_new ();
   gboolean ok = TRUE;
   for (guint i = 0; ok && i < snn_npz_count (npz); i++)
     {
       g_autofree char *name = g_strconcat (snn_npz_name (npz, i), ".npy", NULL);
-      ok = zip_write_member (&af, cd, name, g_ptr_array_index (npz->arrays, i), error);
+      ok = zip_write_member (af, path, cd, name, g_ptr_array_index (npz->arrays, i), error);
     }
-  ok = ok && zip_write_end (&af, cd, snn_npz_count (npz), error) && atomic_commit (&af, error);
+  ok = ok && zip_write_end (af, path, cd, snn_npz_count (npz), error);
   g_byte_array_unref (cd);
   if (!ok)
-    atomic_abort (&af);
-  return ok;
+    {
+      snn_atomic_file_abort (af);
+      return FALSE;
+    }
+  return snn_atomic_file_commit (af, error);
 }

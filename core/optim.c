@@ -1,4 +1,5 @@
 #include "optim.h"
+#include "snn-error.h"
 #include <math.h>
 
 struct SnnOptim {
@@ -89,4 +90,61 @@ snn_optim_lr_at (const SnnOptimConfig *cfg, long iter, long total)
   if (!cfg->cosine || total <= 0)
     return cfg->lr;
   return 0.5 * cfg->lr * (1.0 + cos (M_PI * (double) MIN (iter, total) / (double) total));
+}
+
+void
+snn_optim_save_state (SnnOptim *o, SnnNpz *npz)
+{
+  const SnnBackend *be = snn_net_backend (o->net);
+  for (int i = 0; i < snn_net_n_params (o->net); i++)
+    {
+      SnnParam *p = snn_net_param (o->net, i);
+      float *bufs[2] = { o->m[i], o->v[i] };
+      for (int k = 0; k < 2; k++)
+        if (bufs[k])
+          {
+            SnnArray *a = snn_array_new (SNN_DTYPE_F32, p->info.ndim, p->info.shape);
+            be->download (a->data, bufs[k], p->info.numel * sizeof (float));
+            g_autofree char *name = g_strdup_printf ("optim.%c.%s", "mv"[k], p->name);
+            snn_npz_add (npz, name, a);
+          }
+    }
+  int64_t one = 1;
+  SnnArray *steps = snn_array_new (SNN_DTYPE_I64, 1, &one);
+  ((int64_t *) steps->data)[0] = o->steps;
+  snn_npz_add (npz, "optim.steps", steps);
+}
+
+gboolean
+snn_optim_load_state (SnnOptim *o, const SnnNpz *npz, const char *source, GError **error)
+{
+  const SnnBackend *be = snn_net_backend (o->net);
+  SnnArray *steps = snn_npz_get (npz, "optim.steps");
+  if (!steps || steps->dtype != SNN_DTYPE_I64 || snn_array_numel (steps) != 1 || ((int64_t *) steps->data)[0] < 0)
+    {
+      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_MISSING, "%s: 'optim.steps' is missing or not one int64", source);
+      return FALSE;
+    }
+  for (int i = 0; i < snn_net_n_params (o->net); i++)
+    {
+      SnnParam *p = snn_net_param (o->net, i);
+      float *bufs[2] = { o->m[i], o->v[i] };
+      for (int k = 0; k < 2; k++)
+        {
+          if (!bufs[k])
+            continue;
+          g_autofree char *name = g_strdup_printf ("optim.%c.%s", "mv"[k], p->name);
+          SnnArray *a = snn_npz_get (npz, name);
+          if (!a || a->dtype != SNN_DTYPE_F32 || snn_array_numel (a) != p->info.numel)
+            {
+              g_set_error (error, SNN_IO_ERROR, SNN_ERROR_MISSING,
+                           "%s: '%s' is missing or not %" G_GINT64_FORMAT " float32 values (another optimizer?)",
+                           source, name, p->info.numel);
+              return FALSE;
+            }
+          be->upload (bufs[k], a->data, p->info.numel * sizeof (float));
+        }
+    }
+  o->steps = ((int64_t *) steps->data)[0];
+  return TRUE;
 }

@@ -34,6 +34,7 @@ typedef struct SnnTrainer SnnTrainer;
 /* Loads the data, builds the network and initialises it from the seed. */
 SnnTrainer       *snn_trainer_new (const SnnExperiment *e, GError **error);
 void              snn_trainer_free (SnnTrainer *tr);
+/* The caller may change the weights: the next step takes them as the last good. */
 SnnNet           *snn_trainer_net (SnnTrainer *tr);
 SnnExperiment    *snn_trainer_experiment (SnnTrainer *tr);   /* live settings */
 const SnnDataset *snn_trainer_train_set (SnnTrainer *tr);
@@ -41,7 +42,10 @@ const SnnDataset *snn_trainer_test_set (SnnTrainer *tr);
 gboolean          snn_trainer_finished (SnnTrainer *tr);
 
 /* One iteration (one batch, one optimizer step). At an epoch's end it also
- * evaluates on the test set and sets info->epoch_done. */
+ * evaluates on the test set and sets info->epoch_done. On a NaN or
+ * infinity (SNN_ERROR_NONFINITE) the message says where it first appeared
+ * (layer, step, forward or backward, or the optimizer step), the net holds
+ * the last finite weights, and the trainer takes no more steps. */
 gboolean          snn_trainer_step (SnnTrainer *tr, SnnIterInfo *info, GError **error);
 const SnnEpochInfo *snn_trainer_last_epoch (SnnTrainer *tr);
 
@@ -56,6 +60,37 @@ void              snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpo
 
 /* The first batch of the training set (fixed), for probes and analysis. */
 void              snn_trainer_probe_batch (SnnTrainer *tr, int batch, float **x, int32_t **y, gboolean *sequence);
+
+/* The metrics of every finished epoch, in order; and as metrics.csv text. */
+const SnnEpochInfo *snn_trainer_history (SnnTrainer *tr, int *n_epochs);
+char             *snn_trainer_metrics_csv (SnnTrainer *tr);
+/* The epoch and iteration (1-based) of the next step, as messages print them. */
+void              snn_trainer_position (SnnTrainer *tr, int *epoch, int *iteration);
+
+/* Checkpoints: everything the run needs to go on exactly as if it had not
+ * stopped: the live experiment, weights and BN running statistics,
+ * optimizer state, the RNG states, the data order and position in it, the
+ * sums of the epoch so far and the metrics of finished epochs (see
+ * docs/formats.md). Taken between iterations, mid-epoch too. */
+SnnNpz           *snn_trainer_checkpoint (SnnTrainer *tr);
+/* A trainer built from a checkpoint; it continues bit for bit where the
+ * checkpointed run was. source names the file in messages. */
+SnnTrainer       *snn_trainer_new_from_checkpoint (const SnnNpz *ck, const char *source, GError **error);
+
+/* A run folder: checkpoint.npz, weights.npz and metrics.csv, written in
+ * that order, each whole or not at all. checkpoint.npz holds all of it,
+ * so a folder left by a kill between two of the files is made to agree
+ * again by snn_trainer_open_run. After a divergence only
+ * weights-last-good.npz is written; the files of the last good state stay. */
+gboolean          snn_trainer_save_run (SnnTrainer *tr, const char *dir, GError **error);
+/* Continues the run saved in dir (its checkpoint.npz); rewrites
+ * weights.npz and metrics.csv from the checkpoint so that they agree. */
+SnnTrainer       *snn_trainer_open_run (const char *dir, GError **error);
+
+/* After snn_trainer_step failed on a NaN or infinity: the last weights
+ * that were finite (those before the step that diverged). */
+gboolean          snn_trainer_diverged (SnnTrainer *tr);
+gboolean          snn_trainer_save_last_good (SnnTrainer *tr, const char *path, GError **error);
 
 /* Loads the dataset an experiment names (train or test split, subset and
  * normalisation applied); checks it against the model's input. norm is the

@@ -176,7 +176,18 @@ test_train_writes_metrics (Fixture *f, gconstpointer d)
   /* Training into the same folder again must not replace its results. */
   g_autofree char *err2 = NULL;
   g_assert_cmpint (snnwb (args, NULL, &err2), ==, 2);
-  g_assert_nonnull (strstr (err2, "already exists"));
+  g_assert_nonnull (strstr (err2, "already holds a run"));
+  g_assert_nonnull (strstr (err2, "--resume"));
+  g_assert_null (strstr (err2, "--force"));
+  /* Nor a folder holding only an experiment. */
+  g_autofree char *only = g_build_filename (f->dir, "only", NULL);
+  g_assert_cmpint (g_mkdir (only, 0755), ==, 0);
+  g_autofree char *only_e = write_file (f, "only/experiment.json", "{}");
+  g_autofree char *args4 = g_strdup_printf ("train temporal-mlp epochs=1 --quiet --out %s", only);
+  g_autofree char *err4 = NULL, *kept = NULL;
+  g_assert_cmpint (snnwb (args4, NULL, &err4), ==, 2);
+  g_assert_true (g_file_get_contents (only_e, &kept, NULL, NULL));
+  g_assert_cmpstr (kept, ==, "{}");
   /* A bad override is named. */
   g_autofree char *err3 = NULL;
   g_assert_cmpint (snnwb ("train temporal-mlp method=rprop", NULL, &err3), ==, 2);

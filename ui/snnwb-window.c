@@ -1,4 +1,5 @@
 #include "snnwb-window.h"
+#include "atomic-file.h"
 #include "snnwb-gradient-view.h"
 #include "snnwb-resources.h"
 #include "snnwb-session.h"
@@ -1048,12 +1049,8 @@ snnwb_window_save_png (SnnwbWindow *self, const char *path, GError **error)
       return FALSE;
     }
   texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
-  if (!gdk_texture_save_to_png (texture, path))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: could not write the PNG", path);
-      return FALSE;
-    }
-  return TRUE;
+  g_autoptr (GBytes) png = gdk_texture_save_to_png_bytes (texture);
+  return snn_file_write_atomic (path, g_bytes_get_data (png, NULL), g_bytes_get_size (png), error);
 }
 
 static gboolean

@@ -1,10 +1,11 @@
 /* Export of any view to PNG, SVG or PDF, and of line-chart series to CSV.
  *
  * The file is rendered into memory first and then written with
- * g_file_set_contents_full, which writes a temporary file in the same folder
- * and renames it over the target: a failed render or write never leaves a
- * half-written file where the user's was. */
+ * snn_file_write_atomic (a synced temporary file renamed over the target):
+ * a failed render or write never leaves a half-written file where the
+ * user's was. */
 #include "viz-private.h"
+#include "atomic-file.h"
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
 #include <math.h>
@@ -120,8 +121,7 @@ viz_export (const char *path, int width, int height, VizDrawFunc draw, gconstpoi
                    name, cairo_status_to_string (status));
       return FALSE;
     }
-  return g_file_set_contents_full (path, (const char *) bytes->data, bytes->len,
-                                   G_FILE_SET_CONTENTS_CONSISTENT, 0666, error);
+  return snn_file_write_atomic (path, bytes->data, bytes->len, error);
 }
 
 /* ---- CSV ------------------------------------------------------------ */
@@ -241,5 +241,5 @@ viz_series_write_csv (const char *path, const VizSeries *series, int n_series,
 {
   g_return_val_if_fail (path != NULL, FALSE);
   g_autofree char *csv = viz_series_to_csv (series, n_series, x_title);
-  return g_file_set_contents_full (path, csv, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0666, error);
+  return snn_file_write_atomic (path, csv, -1, error);
 }
