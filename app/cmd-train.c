@@ -108,8 +108,6 @@ train_loop (SnnTrainer *tr, const char *dir, gboolean quiet, GError **error)
   gboolean tty = isatty (2) && !quiet, ok = TRUE, saved = TRUE;
   double loss = 0, acc = 0;
   SnnIterInfo it = { 0 };
-  stop_signal = 0;
-  catch_stop_signals (TRUE);
   while (ok && !stop_signal && !snn_trainer_finished (tr))
     {
       ok = snn_trainer_step (tr, &it, error);
@@ -132,37 +130,45 @@ train_loop (SnnTrainer *tr, const char *dir, gboolean quiet, GError **error)
     }
   int sig = stop_signal;
   catch_stop_signals (FALSE);
-  if (!ok && snn_trainer_diverged (tr))
+  if (tty && !ok)
+    fprintf (stderr, "\n");
+  if (!ok && snn_trainer_diverged (tr) && error && *error)
     {
+      /* The run folder keeps its last checkpoint; the weights of the last
+       * finite iteration go beside it. */
       GError *local = NULL;
       g_autofree char *good = g_build_filename (dir, "weights-last-good.npz", NULL);
-      if (snn_trainer_save_run (tr, dir, &local))
-        fprintf (stderr, "%ssnnwb: the last finite weights are in %s\n", tty ? "\n" : "", good);
-      else
-        {
-          fprintf (stderr, "snnwb: %s\n", local->message);
-          g_error_free (local);
-        }
-      return 2;
+      g_autofree char *more = snn_trainer_save_run (tr, dir, &local)
+                                ? g_strdup_printf ("; the last finite weights are in %s", good)
+                                : g_strdup_printf ("; %s", local->message);
+      char *m = g_strconcat ((*error)->message, more, NULL);
+      g_free ((*error)->message);
+      (*error)->message = m;
+      g_clear_error (&local);
     }
   if (!ok)
     return 2;
-  if (sig)
+  if (sig && !snn_trainer_finished (tr))
     {
       if (!saved && !snn_trainer_save_run (tr, dir, error))
         return 2;
+      int epoch, iter;
+      snn_trainer_position (tr, &epoch, &iter);
       if (tty)
         fprintf (stderr, "\r\033[K");
-      fprintf (stderr, "interrupted at epoch %d, iteration %d; continue with: snnwb train --resume %s\n",
-               it.epoch + 1, it.iter_in_epoch + 1, dir);
+      fprintf (stderr, "interrupted at epoch %d, iteration %d; continue with: snnwb train --resume %s\n", epoch,
+               iter, dir);
       return 128 + sig;
     }
   return 0;
 }
 
+/* Also starts catching stop signals: from here on a run stops cleanly. */
 static void
 print_header (SnnTrainer *tr, const char *dir)
 {
+  stop_signal = 0;
+  catch_stop_signals (TRUE);
   SnnExperiment *e = snn_trainer_experiment (tr);
   g_autofree char *blas = snn_backend_cpu_describe ();
   printf ("%s: %s, %s, T=%d, batch %d, %d train / %d test samples, %" G_GINT64_FORMAT " parameters\n", e->name,
