@@ -308,7 +308,7 @@ snnwb_cmd_eval (int argc, char **argv)
       g_clear_pointer (&e, snn_experiment_free);
   SnnTrainer *tr = e ? snn_trainer_new (e, &error) : NULL;
   int rc;
-  if (tr && snn_net_load_npz (snn_trainer_net (tr), weights, &error))
+  if (tr && snn_trainer_load_weights (tr, weights, &error))
     {
       double acc = snn_trainer_evaluate (tr, snn_trainer_test_set (tr), NULL, NULL);
       printf ("%s: test accuracy %.2f%% on %d samples (T=%d)\n", weights, 100 * acc, snn_trainer_test_set (tr)->n,

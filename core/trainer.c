@@ -232,11 +232,13 @@ snn_trainer_free (SnnTrainer *tr)
   g_free (tr);
 }
 
-SnnNet *
-snn_trainer_net (SnnTrainer *tr)
+SnnNet *snn_trainer_net (SnnTrainer *tr) { return tr->net; }
+
+gboolean
+snn_trainer_load_weights (SnnTrainer *tr, const char *path, GError **error)
 {
   tr->good_stale = TRUE;
-  return tr->net;
+  return snn_net_load_npz (tr->net, path, error);
 }
 
 SnnExperiment *snn_trainer_experiment (SnnTrainer *tr) { return tr->e; }
@@ -711,9 +713,13 @@ restore_progress (SnnTrainer *tr, const SnnNpz *ck, const char *source, GError *
   if (ma->ndim != 2 || ma->shape[0] != p[0] || ma->shape[1] != CK_METRICS)
     return ck_bad (source, "the metrics do not have one row per finished epoch", error);
   const int32_t *order = oa->data;
+  g_autofree guint8 *seen = g_new0 (guint8, tr->train->n);
   for (int i = 0; i < tr->train->n; i++)
-    if (order[i] < 0 || order[i] >= tr->train->n)
-      return ck_bad (source, "the data order is not a permutation of the training set", error);
+    {
+      if (order[i] < 0 || order[i] >= tr->train->n || seen[order[i]])
+        return ck_bad (source, "the data order is not a permutation of the training set", error);
+      seen[order[i]] = 1;
+    }
   tr->epoch = (int) p[0];
   tr->iter_in_epoch = (int) p[1];
   tr->global_iter = p[2];

@@ -34,8 +34,10 @@ typedef struct SnnTrainer SnnTrainer;
 /* Loads the data, builds the network and initialises it from the seed. */
 SnnTrainer       *snn_trainer_new (const SnnExperiment *e, GError **error);
 void              snn_trainer_free (SnnTrainer *tr);
-/* The caller may change the weights: the next step takes them as the last good. */
 SnnNet           *snn_trainer_net (SnnTrainer *tr);
+/* Loads weights into the net (snn_net_load_npz); the next step takes them
+ * as the last finite weights. */
+gboolean          snn_trainer_load_weights (SnnTrainer *tr, const char *path, GError **error);
 SnnExperiment    *snn_trainer_experiment (SnnTrainer *tr);   /* live settings */
 const SnnDataset *snn_trainer_train_set (SnnTrainer *tr);
 const SnnDataset *snn_trainer_test_set (SnnTrainer *tr);

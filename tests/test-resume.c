@@ -131,6 +131,90 @@ test_api_resume (Fixture *f, gconstpointer d)
     }
 }
 
+static char *
+read_file (const char *dir, const char *name)
+{
+  g_autofree char *p = g_build_filename (dir, name, NULL);
+  char *text = NULL;
+  g_assert_true (g_file_get_contents (p, &text, NULL, NULL));
+  return text;
+}
+
+/* A kill between the renames of weights.npz and metrics.csv leaves them an
+ * epoch apart; opening the run makes them agree with the checkpoint. */
+static void
+test_repair (Fixture *f, gconstpointer d)
+{
+  SnnExperiment *e = experiment ("epochs=3");
+  GError *error = NULL;
+  SnnTrainer *tr = snn_trainer_new (e, NULL);
+  SnnIterInfo it;
+  do
+    g_assert_true (snn_trainer_step (tr, &it, NULL));
+  while (!it.epoch_done);
+  g_autofree char *old = g_build_filename (f->dir, "old", NULL);
+  g_assert_cmpint (g_mkdir (old, 0755), ==, 0);
+  g_assert_true (snn_trainer_save_run (tr, old, &error));
+  do
+    g_assert_true (snn_trainer_step (tr, &it, NULL));
+  while (!it.epoch_done);
+  g_assert_true (snn_trainer_save_run (tr, f->dir, &error));
+  g_autofree char *new_csv = read_file (f->dir, "metrics.csv"), *new_w = read_file (f->dir, "weights.npz");
+  /* the old weights beside the new metrics */
+  g_autofree char *old_w = g_build_filename (old, "weights.npz", NULL), *w = g_build_filename (f->dir, "weights.npz", NULL);
+  g_assert_cmpint (g_rename (old_w, w), ==, 0);
+  SnnTrainer *again = snn_trainer_open_run (f->dir, &error);
+  g_assert_no_error (error);
+  g_autofree char *csv = read_file (f->dir, "metrics.csv"), *wt = read_file (f->dir, "weights.npz");
+  g_assert_cmpstr (csv, ==, new_csv);
+  g_assert_true (memcmp (wt, new_w, 64) == 0);
+  SnnNpz *a = snn_trainer_checkpoint (tr), *b = snn_trainer_checkpoint (again);
+  assert_same_checkpoint (a, b);
+  snn_npz_free (a);
+  snn_npz_free (b);
+  snn_trainer_free (again);
+  snn_trainer_free (tr);
+  snn_experiment_free (e);
+}
+
+/* A damaged checkpoint is refused with a message naming the file and the
+ * entry, never a crash. */
+static void
+test_bad_checkpoint (Fixture *f, gconstpointer d)
+{
+  SnnExperiment *e = experiment ("epochs=1");
+  SnnTrainer *tr = snn_trainer_new (e, NULL);
+  SnnIterInfo it;
+  for (int i = 0; i < 5; i++)
+    g_assert_true (snn_trainer_step (tr, &it, NULL));
+  g_autofree char *path = g_build_filename (f->dir, "checkpoint.npz", NULL);
+  const char *cases[][2] = { { "data.order", "permutation" }, { "rng.train", "rng.train" },
+                             { "optim.steps", "optim.steps" }, { "progress", "position" } };
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      SnnNpz *ck = snn_trainer_checkpoint (tr);
+      SnnArray *a = snn_npz_get (ck, cases[c][0]);
+      if (c == 0)
+        ((int32_t *) a->data)[1] = ((int32_t *) a->data)[0];
+      else if (c == 3)
+        ((int64_t *) a->data)[1] = 1000;
+      else
+        snn_npz_add (ck, cases[c][0], snn_array_new_scalar_f32 (1));
+      GError *error = NULL;
+      g_assert_true (snn_npz_save (path, ck, &error));
+      snn_npz_free (ck);
+      SnnTrainer *bad = snn_trainer_open_run (f->dir, &error);
+      g_assert_null (bad);
+      g_assert_nonnull (error);
+      g_test_message ("%s", error->message);
+      g_assert_nonnull (strstr (error->message, path));
+      g_assert_nonnull (strstr (error->message, cases[c][1]));
+      g_clear_error (&error);
+    }
+  snn_trainer_free (tr);
+  snn_experiment_free (e);
+}
+
 typedef struct {
   gboolean signaled;
   int status;  /* exit status, or the signal */
@@ -392,6 +476,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/resume/api", Fixture, NULL, setup, test_api_resume, teardown);
+  g_test_add ("/resume/repair", Fixture, NULL, setup, test_repair, teardown);
+  g_test_add ("/resume/bad-checkpoint", Fixture, NULL, setup, test_bad_checkpoint, teardown);
   g_test_add ("/resume/sigint", Fixture, GINT_TO_POINTER (SIGINT), setup, test_sigint, teardown);
   g_test_add ("/resume/sigterm", Fixture, GINT_TO_POINTER (SIGTERM), setup, test_sigint, teardown);
   g_test_add ("/resume/sigkill", Fixture, GINT_TO_POINTER (SIGKILL), setup, test_sigint, teardown);
