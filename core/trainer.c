@@ -356,14 +356,21 @@ params_to_host (SnnTrainer *tr, float *dst, SnnParam **bad)
   for (int i = 0; i < snn_net_n_params (tr->net); i++)
     {
       SnnParam *p = snn_net_param (tr->net, i);
-      be->download (dst, p->data, p->info.numel * sizeof (float));
-      for (int64_t j = 0; j < p->info.numel; j++)
-        if (!isfinite (dst[j]))
-          {
-            *bad = p;
-            return FALSE;
-          }
-      dst += p->info.numel;
+      /* In pieces that stay in cache between the copy and the check. */
+      for (int64_t at = 0; at < p->info.numel; at += 8192)
+        {
+          int64_t n = MIN (8192, p->info.numel - at);
+          be->download (dst, p->data + at, n * sizeof (float));
+          gboolean finite = TRUE;
+          for (int64_t j = 0; j < n; j++)
+            finite &= isfinite (dst[j]);
+          if (!finite)
+            {
+              *bad = p;
+              return FALSE;
+            }
+          dst += n;
+        }
     }
   return TRUE;
 }
