@@ -71,10 +71,10 @@ on_stop_signal (int sig)
 }
 
 static void
-catch_stop_signals (gboolean on)
+catch_stop_signals (void)
 {
   struct sigaction sa = { 0 };
-  sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+  sa.sa_handler = on_stop_signal;
   sa.sa_flags = SA_RESETHAND;
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
@@ -128,8 +128,8 @@ train_loop (SnnTrainer *tr, const char *dir, gboolean quiet, GError **error)
           ok = saved = snn_trainer_save_run (tr, dir, error);
         }
     }
+  /* The handler stays: a signal after the last iteration finds the run done. */
   int sig = stop_signal;
-  catch_stop_signals (FALSE);
   if (tty && !ok)
     fprintf (stderr, "\n");
   if (!ok && snn_trainer_diverged (tr) && error && *error)
@@ -168,7 +168,7 @@ static void
 print_header (SnnTrainer *tr, const char *dir)
 {
   stop_signal = 0;
-  catch_stop_signals (TRUE);
+  catch_stop_signals ();
   SnnExperiment *e = snn_trainer_experiment (tr);
   g_autofree char *blas = snn_backend_cpu_describe ();
   printf ("%s: %s, %s, T=%d, batch %d, %d train / %d test samples, %" G_GINT64_FORMAT " parameters\n", e->name,

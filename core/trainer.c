@@ -197,6 +197,9 @@ snn_trainer_new (const SnnExperiment *e, GError **error)
   snn_rng_seed (&tr->train_rng, tr->e->seed + 2);
   snn_rng_seed (&tr->aug_rng, tr->e->seed + 3);
   tr->order = g_new (int, tr->train->n);
+  /* Drawn at each epoch's start; a checkpoint before that holds this. */
+  for (int i = 0; i < tr->train->n; i++)
+    tr->order[i] = i;
   tr->iters_per_epoch = (tr->train->n + tr->e->batch_size - 1) / tr->e->batch_size;
   int steps = MAX (tr->train->seq_T, 1);
   tr->xbuf = g_new (float, (size_t) steps * tr->e->batch_size * tr->train->sample_size);
