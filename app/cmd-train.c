@@ -188,7 +188,7 @@ train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error
     return 2;
   g_autofree char *dir = make_run_dir (out_dir, e->name, error);
   g_autofree char *e_path = dir ? g_build_filename (dir, "experiment.json", NULL) : NULL;
-  if (!dir || !snn_experiment_save (e, e_path, error))
+  if (!dir || !snn_trainer_lock_run (tr, dir, error) || !snn_experiment_save (e, e_path, error))
     {
       snn_trainer_free (tr);
       return 2;

@@ -2,9 +2,13 @@
 #include "atomic-file.h"
 #include "events.h"
 #include "snn-error.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 struct SnnTrainer {
   SnnExperiment *e;
@@ -31,6 +35,7 @@ struct SnnTrainer {
    * buffer the next copy goes to before it is checked. */
   float *good, *spare;
   gboolean good_stale, diverged;
+  int lock_fd;               /* the run folder's, -1: none */
 };
 
 int64_t
@@ -212,6 +217,7 @@ snn_trainer_new (const SnnExperiment *e, GError **error)
   tr->good = g_new (float, MAX (values, 1));
   tr->spare = g_new (float, MAX (values, 1));
   tr->good_stale = TRUE;
+  tr->lock_fd = -1;
   return tr;
 }
 
@@ -230,6 +236,8 @@ snn_trainer_free (SnnTrainer *tr)
   g_free (tr->ybuf);
   g_free (tr->good);
   g_free (tr->spare);
+  if (tr->lock_fd >= 0)
+    close (tr->lock_fd);
   if (tr->history)
     g_array_unref (tr->history);
   g_free (tr);
@@ -801,6 +809,27 @@ snn_trainer_save_run (SnnTrainer *tr, const char *dir, GError **error)
   return ok;
 }
 
+gboolean
+snn_trainer_lock_run (SnnTrainer *tr, const char *dir, GError **error)
+{
+  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_MISSING, "%s: cannot open the folder: %s", dir, g_strerror (errno));
+      return FALSE;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: another trainer is writing this run", dir);
+      close (fd);
+      return FALSE;
+    }
+  if (tr->lock_fd >= 0)
+    close (tr->lock_fd);
+  tr->lock_fd = fd;
+  return TRUE;
+}
+
 SnnTrainer *
 snn_trainer_open_run (const char *dir, GError **error)
 {
@@ -816,7 +845,7 @@ snn_trainer_open_run (const char *dir, GError **error)
     return NULL;
   SnnTrainer *tr = snn_trainer_new_from_checkpoint (ck, ck_path, error);
   snn_npz_free (ck);
-  if (tr && !snn_trainer_save_run (tr, dir, error))
+  if (tr && (!snn_trainer_lock_run (tr, dir, error) || !snn_trainer_save_run (tr, dir, error)))
     g_clear_pointer (&tr, snn_trainer_free);
   return tr;
 }

@@ -86,8 +86,12 @@ SnnTrainer       *snn_trainer_new_from_checkpoint (const SnnNpz *ck, const char 
  * weights-last-good.npz is written; the files of the last good state stay. */
 gboolean          snn_trainer_save_run (SnnTrainer *tr, const char *dir, GError **error);
 /* Continues the run saved in dir (its checkpoint.npz); rewrites
- * weights.npz and metrics.csv from the checkpoint so that they agree. */
+ * weights.npz and metrics.csv from the checkpoint so that they agree.
+ * Holds the folder's lock (below). */
 SnnTrainer       *snn_trainer_open_run (const char *dir, GError **error);
+/* Makes tr the only writer of dir until it is freed (an advisory lock on
+ * the folder, which other processes and trainers respect). */
+gboolean          snn_trainer_lock_run (SnnTrainer *tr, const char *dir, GError **error);
 
 /* After snn_trainer_step failed on a NaN or infinity: the last weights
  * that were finite (those before the step that diverged). */

@@ -166,6 +166,11 @@ test_repair (Fixture *f, gconstpointer d)
   g_assert_cmpint (g_rename (old_w, w), ==, 0);
   SnnTrainer *again = snn_trainer_open_run (f->dir, &error);
   g_assert_no_error (error);
+  /* One writer per run folder. */
+  g_assert_null (snn_trainer_open_run (f->dir, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "another trainer"));
+  g_clear_error (&error);
   g_autofree char *csv = read_file (f->dir, "metrics.csv"), *wt = read_file (f->dir, "weights.npz");
   g_assert_cmpstr (csv, ==, new_csv);
   g_assert_true (memcmp (wt, new_w, 64) == 0);
