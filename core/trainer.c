@@ -462,17 +462,16 @@ snn_trainer_diverged (SnnTrainer *tr)
 gboolean
 snn_trainer_save_last_good (SnnTrainer *tr, const char *path, GError **error)
 {
-  SnnNet *net = snn_net_new (tr->e->model, snn_backend_cpu ());
-  /* A copy of the net's layout with the kept values. */
+  SnnNpz *npz = snn_npz_new ();
   const float *src = tr->good;
-  for (int i = 0; i < snn_net_n_params (net); i++)
+  for (int i = 0; i < snn_net_n_params (tr->net); i++)
     {
-      SnnParam *p = snn_net_param (net, i);
-      memcpy (p->data, src, p->info.numel * sizeof (float));
+      SnnParam *p = snn_net_param (tr->net, i);
+      snn_npz_add (npz, p->name, snn_array_new_f32 (p->info.ndim, p->info.shape, src));
       src += p->info.numel;
     }
-  gboolean ok = snn_net_save_npz (net, path, error);
-  snn_net_free (net);
+  gboolean ok = snn_npz_save (path, npz, error);
+  snn_npz_free (npz);
   return ok;
 }
 
