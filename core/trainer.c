@@ -477,6 +477,40 @@ snn_trainer_save_last_good (SnnTrainer *tr, const char *path, GError **error)
 
 /* ---- one iteration ---- */
 
+/* The batch in xbuf/ybuf: forward, backward, optimizer step, and the new
+ * weights kept as the last finite ones, or the divergence explained. */
+static gboolean
+train_and_update (SnnTrainer *tr, int n, double lr, SnnBatchResult *res, GError **error)
+{
+  SnnExperiment *e = tr->e;
+  SnnParam *bad = NULL;
+  snn_net_zero_grad (tr->net);
+  SnnRng rng_before = tr->train_rng;
+  GError *local = NULL;
+  gboolean ok = snn_train_batch (tr->net, &e->train, tr->xbuf, tr->train->seq_T > 0, n, tr->ybuf, NULL, 0,
+                                 &tr->train_rng, tr->probe, tr->probe_data, NULL, res, &local);
+  if (!ok && local->code == SNN_ERROR_NONFINITE)
+    diverge (tr, &rng_before, n, FALSE, local);
+  if (ok)
+    {
+      snn_optim_step (tr->opt, lr);
+      if (!keep_good (tr, &bad))
+        {
+          local = g_error_new (SNN_TRAIN_ERROR, SNN_ERROR_NONFINITE,
+                               "parameter '%s' is not finite after the optimizer step (learning rate %g): training "
+                               "diverged (try a smaller learning rate)", bad->name, lr);
+          diverge (tr, &rng_before, n, TRUE, local);
+          ok = FALSE;
+        }
+    }
+  if (!ok)
+    {
+      g_prefix_error (&local, "%s: epoch %d, iteration %d: ", e->source, tr->epoch + 1, tr->iter_in_epoch + 1);
+      g_propagate_error (error, local);
+    }
+  return ok;
+}
+
 gboolean
 snn_trainer_step (SnnTrainer *tr, SnnIterInfo *info, GError **error)
 {
@@ -510,31 +544,8 @@ snn_trainer_step (SnnTrainer *tr, SnnIterInfo *info, GError **error)
   long total = (long) tr->iters_per_epoch * e->epochs;
   double lr = tr->lr_override > 0 ? tr->lr_override : snn_optim_lr_at (&e->optim, tr->global_iter, total);
   memset (info, 0, sizeof *info);
-  snn_net_zero_grad (tr->net);
-  SnnRng rng_before = tr->train_rng;
-  GError *local = NULL;
-  gboolean ok = snn_train_batch (tr->net, &e->train, tr->xbuf, tr->train->seq_T > 0, n, tr->ybuf, NULL, 0,
-                                 &tr->train_rng, tr->probe, tr->probe_data, NULL, &info->batch, &local);
-  if (!ok && local->code == SNN_ERROR_NONFINITE)
-    diverge (tr, &rng_before, n, FALSE, local);
-  if (ok)
-    {
-      snn_optim_step (tr->opt, lr);
-      if (!keep_good (tr, &bad))
-        {
-          local = g_error_new (SNN_TRAIN_ERROR, SNN_ERROR_NONFINITE,
-                               "parameter '%s' is not finite after the optimizer step (learning rate %g): training "
-                               "diverged (try a smaller learning rate)", bad->name, lr);
-          diverge (tr, &rng_before, n, TRUE, local);
-          ok = FALSE;
-        }
-    }
-  if (!ok)
-    {
-      g_prefix_error (&local, "%s: epoch %d, iteration %d: ", e->source, tr->epoch + 1, tr->iter_in_epoch + 1);
-      g_propagate_error (error, local);
-      return FALSE;
-    }
+  if (!train_and_update (tr, n, lr, &info->batch, error))
+    return FALSE;
   tr->sum_loss += info->batch.loss;
   tr->sum_correct += info->batch.correct;
   tr->sum_count += info->batch.count;
