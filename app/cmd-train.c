@@ -75,7 +75,7 @@ catch_stop_signals (void)
 {
   struct sigaction sa = { 0 };
   sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESETHAND;
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
