@@ -85,11 +85,11 @@ train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error
       snn_trainer_free (tr);
       return FALSE;
     }
-  g_autofree char *blas = snn_backend_cpu_describe ();
+  g_autofree char *backend = snn_backend_describe (snn_net_backend (snn_trainer_net (tr)));
   printf ("%s: %s, %s, T=%d, batch %d, %d train / %d test samples, %" G_GINT64_FORMAT " parameters\n", e->name,
           snn_method_name (e->train.method), snn_dataset_kind_name (e->dataset), e->train.T, e->batch_size,
           snn_trainer_train_set (tr)->n, snn_trainer_test_set (tr)->n, snn_model_param_count (e->model));
-  printf ("backend: cpu (%s); writing %s\n", blas, dir);
+  printf ("backend: %s; writing %s\n", backend, dir);
   fflush (stdout);
   GString *csv = g_string_new (csv_header);
   gboolean tty = isatty (2) && !quiet, ok = TRUE;
@@ -123,9 +123,10 @@ train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error
 int
 snnwb_cmd_train (int argc, char **argv)
 {
-  char *out = NULL;
+  char *out = NULL, *backend = NULL;
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
+    SNNWB_BACKEND_OPTION (backend),
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Folder for metrics.csv and weights.npz [runs/NAME-TIME]", "DIR" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress bar", NULL },
     { NULL }
@@ -150,17 +151,21 @@ snnwb_cmd_train (int argc, char **argv)
   for (int i = 2; e && i < argc; i++)
     if (!snn_experiment_apply_override (e, argv[i], &error))
       g_clear_pointer (&e, snn_experiment_free);
+  if (e && backend)
+    g_free (e->backend), e->backend = g_strdup (backend);
   int rc = e && train_run (e, out, quiet, &error) ? 0 : snnwb_fail (error);
   snn_experiment_free (e);
   g_free (out);
+  g_free (backend);
   return rc;
 }
 
 int
 snnwb_cmd_eval (int argc, char **argv)
 {
-  char *weights = NULL;
+  char *weights = NULL, *backend = NULL;
   GOptionEntry entries[] = {
+    SNNWB_BACKEND_OPTION (backend),
     { "weights", 0, 0, G_OPTION_ARG_FILENAME, &weights, "Weights (.npz)", "W.npz" },
     { NULL }
   };
@@ -178,6 +183,8 @@ snnwb_cmd_eval (int argc, char **argv)
   for (int i = 2; e && i < argc; i++)
     if (!snn_experiment_apply_override (e, argv[i], &error))
       g_clear_pointer (&e, snn_experiment_free);
+  if (e && backend)
+    g_free (e->backend), e->backend = g_strdup (backend);
   SnnTrainer *tr = e ? snn_trainer_new (e, &error) : NULL;
   int rc;
   if (tr && snn_net_load_npz (snn_trainer_net (tr), weights, &error))
@@ -192,5 +199,6 @@ snnwb_cmd_eval (int argc, char **argv)
   snn_trainer_free (tr);
   snn_experiment_free (e);
   g_free (weights);
+  g_free (backend);
   return rc;
 }
