@@ -16,12 +16,7 @@ float
 snn_lif_epsilon (const SnnLifParams *p, float u)
 {
   const float lam = 1.0f - 1.0f / p->tau;
-  const float sg = snn_surrogate_grad (p, u - p->vth);
-  if (p->reset == SNN_RESET_SOFT)
-    return p->detach_reset ? lam : lam * (1.0f - p->vth * sg);
-  /* The spike is the forward one (u >= vth), as in the backend. */
-  float s = u >= p->vth ? 1.0f : 0.0f;
-  return p->detach_reset ? lam * (1.0f - s) : lam * ((1.0f - s) - u * sg);
+  return snn_lif_epsilon_of (p->reset, p->detach_reset, lam, u, p->vth, snn_surrogate_grad (p, u - p->vth));
 }
 
 double
