@@ -1,16 +1,19 @@
-/* The CUDA backend (built with -Dcuda=enabled or auto where nvcc and cuBLAS
- * are found). */
+/* The CUDA backend, built as a module (libsnnwb-cuda.so) that the registry
+ * loads only when "cuda" is asked for: a CPU run never maps the CUDA
+ * libraries. The module speaks plain strings, not GError, so that it needs
+ * no symbol of the program. */
 #pragma once
 #include "backend.h"
 
 G_BEGIN_DECLS
 
-/* Opens the first device, its stream and cuBLAS handle (once); fails with
- * SNN_BACKEND_ERROR naming the problem when there is no usable device. */
-const SnnBackend *snn_backend_cuda_open (GError **error);
-/* Device name, memory and cuBLAS version, after a successful open. */
-char *snn_backend_cuda_describe (void);
-/* TF32 tensor cores for the GEMMs: off unless asked for ($SNNWB_CUDA_TF32=1). */
-gboolean snn_backend_cuda_tf32 (void);
+/* Opens the first device, its stream and cuBLAS handle (once). NULL, with
+ * the reason in why, when there is no usable device. */
+typedef const SnnBackend *(*SnnCudaOpenFunc) (char *why, size_t len);
+/* Device name, capability, memory, cuBLAS version and GEMM precision. */
+typedef void (*SnnCudaDescribeFunc) (char *out, size_t len);
+
+#define SNN_CUDA_OPEN_SYMBOL "snn_cuda_module_open"
+#define SNN_CUDA_DESCRIBE_SYMBOL "snn_cuda_module_describe"
 
 G_END_DECLS
