@@ -402,19 +402,13 @@ k_avgpool_backward (const float *dy, int h, int w, int k, int stride, int pad, i
     {
       int jj = (int) (i % w), ii = (int) ((i / w) % h);
       const float *d = dy + (i / ((int64_t) h * w)) * oh * ow;
+      /* Windows oi hold row ii when oi*stride - pad <= ii < oi*stride - pad + k. */
+      int oi0 = max (0, (ii + pad - k + stride) / stride), oi1 = min (oh - 1, (ii + pad) / stride);
+      int oj0 = max (0, (jj + pad - k + stride) / stride), oj1 = min (ow - 1, (jj + pad) / stride);
       float acc = 0;
-      for (int oi = 0; oi < oh; oi++)
-        {
-          int i0 = oi * stride - pad;
-          if (ii < i0 || ii >= i0 + k)
-            continue;
-          for (int oj = 0; oj < ow; oj++)
-            {
-              int j0 = oj * stride - pad;
-              if (jj >= j0 && jj < j0 + k)
-                acc += d[oi * ow + oj] * scale;
-            }
-        }
+      for (int oi = oi0; oi <= oi1; oi++)
+        for (int oj = oj0; oj <= oj1; oj++)
+          acc += d[oi * ow + oj] * scale;
       dx[i] = acc;
     }
 }
