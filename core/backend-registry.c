@@ -99,8 +99,8 @@ snn_backend_get (const char *name, GError **error)
       return be;
 #else
       g_set_error (error, SNN_BACKEND_ERROR, SNN_ERROR_UNSUPPORTED,
-                   "backend \"cuda\": this build has no CUDA backend (it was configured without nvcc and cuBLAS; "
-                   "backends built: %s)", snn_backend_built ());
+                   "backend \"cuda\": this build has no CUDA backend (nvcc and cuBLAS were not found, or "
+                   "-Dcuda=disabled; backends built: %s)", snn_backend_built ());
       return NULL;
 #endif
     }

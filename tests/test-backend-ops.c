@@ -15,6 +15,11 @@
  *   GEMM (1e-6, 2e-5): cuBLAS may block the sums differently. */
 #include "test-util.h"
 #include "lif-math.h"
+#include "snn-config.h"
+#ifdef SNN_HAVE_CUDA
+#include "backends/cuda/backend-cuda.h"
+#include <gmodule.h>
+#endif
 
 #define N_OUT 4
 
@@ -898,11 +903,49 @@ test_op (gconstpointer data)
   out_clear (&want);
 }
 
+/* Every op of the table is there (only the device memory query may be
+ * missing, on the CPU). The CUDA table is read from the module without a
+ * device, so this runs wherever the backend was built. */
+static void
+test_table (gconstpointer data)
+{
+  const char *name = data;
+  const SnnBackend *be = NULL;
+  if (g_str_equal (name, "cpu"))
+    be = tu_cpu ();
+  else
+    {
+#ifdef SNN_HAVE_CUDA
+      GModule *mod = g_module_open (SNN_CUDA_MODULE_BUILT, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+      gpointer fn = NULL;
+      g_assert_nonnull (mod);
+      g_assert_true (g_module_symbol (mod, SNN_CUDA_TABLE_SYMBOL, &fn));
+      g_module_make_resident (mod);
+      be = ((const SnnBackend *(*) (void)) fn) ();
+#else
+      g_test_skip ("this build has no CUDA backend");
+      return;
+#endif
+    }
+  g_assert_cmpstr (be->name, ==, name);
+  /* Every member after the name is a function pointer. */
+  void *const *ops = (void *const *) ((const char *) be + sizeof (const char *));
+  size_t n = (sizeof (SnnBackend) - sizeof (const char *)) / sizeof (void *);
+  for (size_t i = 0; i < n; i++)
+    if (!ops[i] && !(g_str_equal (name, "cpu") && &ops[i] == (void *const *) &be->device_memory))
+      g_error ("%s: op %zu of the table is missing", name, i);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   const char *backends[] = { "cpu", "cuda" };
+  for (guint b = 0; b < G_N_ELEMENTS (backends); b++)
+    {
+      g_autofree char *path = g_strdup_printf ("/backend-ops/%s/table-complete", backends[b]);
+      g_test_add_data_func (path, backends[b], test_table);
+    }
   for (guint b = 0; b < G_N_ELEMENTS (backends); b++)
     for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
       {

@@ -15,5 +15,7 @@ typedef void (*SnnCudaDescribeFunc) (char *out, size_t len);
 
 #define SNN_CUDA_OPEN_SYMBOL "snn_cuda_module_open"
 #define SNN_CUDA_DESCRIBE_SYMBOL "snn_cuda_module_describe"
+/* const SnnBackend *(void): the table, no device opened (for tests) */
+#define SNN_CUDA_TABLE_SYMBOL "snn_cuda_module_table"
 
 G_END_DECLS
