@@ -42,6 +42,8 @@ say "# CUDA check, $(date -u '+%Y-%m-%d %H:%M UTC')"
 say ""
 say "Machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo 'nvidia-smi not found')"
 say "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+nvcc=$(command -v nvcc || echo "${CUDA_PATH:-/usr/local/cuda}/bin/nvcc")
+say "nvcc: $("$nvcc" --version 2>/dev/null | tail -1 || echo 'not found')"
 say ""
 say "## Build"
 if [ -d "$BUILD" ]; then
