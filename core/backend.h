@@ -4,8 +4,8 @@
  * tensors are float32, C order; "rows" are samples (time steps x batch).
  *
  * A device backend queues its ops and returns at once. The host waits for
- * the device only at the syncs named here: download, finish, dot and the
- * device memory query. Scalars the network learns (the residual gain) stay
+ * the device only at the syncs named here: download, free, finish, dot and
+ * the device memory query. Scalars the network learns (the residual gain) stay
  * in device memory and enter the ops by pointer (axpy_gain, scale_gain,
  * dot_add). */
 #pragma once
@@ -20,7 +20,7 @@ typedef struct _SnnBackend SnnBackend;
 struct _SnnBackend {
   const char *name;
   void *(*alloc) (size_t bytes);          /* zero-filled */
-  void  (*free) (void *ptr);
+  void  (*free) (void *ptr);             /* SYNC: queued ops may still use ptr */
   void  (*upload) (void *dst, const void *src, size_t bytes);
   /* SYNC: waits for the queued ops, then copies to the host. */
   void  (*download) (void *dst, const void *src, size_t bytes);
