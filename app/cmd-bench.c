@@ -223,9 +223,10 @@ snnwb_cmd_bench (int argc, char **argv)
             }
           g_autofree char *mname = method == SNN_METHOD_SLTT_K ? g_strdup_printf ("sltt_k%d", r.K)
                                    : g_strdup (stored ? "bptt_stored" : snn_method_name (method));
-          printf ("%-12s %-11s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f %11.1f\n", r.net,
+          g_autofree char *dev = r.device_peak < 0 ? g_strdup ("-") : g_strdup_printf ("%.1f", r.device_peak / 1048576.0);
+          printf ("%-12s %-11s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f %11s\n", r.net,
                   mname, r.T, r.batch, r.median_ms, r.min_ms, r.gflops, 100 * r.sgemm_share, r.held,
-                  r.arena / 1048576.0, r.process_peak / 1048576.0, r.device_peak < 0 ? 0.0 : r.device_peak / 1048576.0);
+                  r.arena / 1048576.0, r.process_peak / 1048576.0, dev);
           fflush (stdout);
           g_string_append_printf (out, "%s,%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
                                   ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "\n", r.net, stored ? "bptt_stored" : snn_method_name (method), r.T, r.K, r.batch,
