@@ -9,7 +9,7 @@
 #include <string.h>
 
 typedef struct {
-  char *model, *weights, *input, *labels, *mse_target, *out;
+  char *model, *weights, *input, *labels, *mse_target, *out, *backend;
   int T;
   double lambda, tau;
   gint64 seed;
@@ -187,9 +187,10 @@ run_analyze (AnalyzeArgs *a, GError **error)
   SnnNpz *out = NULL;
   gboolean ok = FALSE, sequence;
   int B;
-  if (!(model = snn_model_load_file (a->model, error)))
+  const SnnBackend *be = snn_backend_get (a->backend, error);
+  if (!be || !(model = snn_model_load_file (a->model, error)))
     goto done;
-  net = snn_net_new (model, snn_backend_cpu ());
+  net = snn_net_new (model, be);
   if (!snn_net_load_npz (net, a->weights, error) || !(raw = snn_npy_load (a->input, error)))
     goto done;
   x = snn_array_to_f32 (raw);
@@ -232,6 +233,7 @@ snnwb_cmd_analyze (int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &a.seed, "Seed for dropout masks [0]", "S" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &a.out, "Output (.npz)", "OUT.npz" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &a.force, "Replace OUT if it exists", NULL },
+    SNNWB_BACKEND_OPTION (a.backend),
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- spatial and temporal gradient components of one batch");
@@ -255,6 +257,6 @@ snnwb_cmd_analyze (int argc, char **argv)
   else
     rc = run_analyze (&a, &error) ? 0 : snnwb_fail (error);
   g_free (a.model), g_free (a.weights), g_free (a.input), g_free (a.labels);
-  g_free (a.mse_target), g_free (a.out);
+  g_free (a.mse_target), g_free (a.out), g_free (a.backend);
   return rc;
 }

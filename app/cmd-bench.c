@@ -16,7 +16,7 @@ typedef struct {
   gboolean stored;                /* BPTT without recomputing */
   int T, K, batch;
   double median_ms, min_ms, gflops, sgemm_share;
-  int64_t held, arena, process_peak;
+  int64_t held, arena, process_peak, device_peak;  /* device_peak: -1 without device memory */
 } BenchRow;
 
 /* Multiply-adds of the GEMMs of one SGD step, times two. */
@@ -42,25 +42,34 @@ step_flops (const SnnModel *m, int batch, int T, int bp_steps)
   return fwd + bwd;
 }
 
-/* The SGEMM rate of the backend (all its threads) on a large square product. */
+/* The SGEMM rate of the backend (all its threads) on a square product of
+ * size n, in the backend's memory; repeated so that a fast device runs long
+ * enough to time. */
 static double
-sgemm_ceiling (void)
+sgemm_ceiling (const SnnBackend *be, int n)
 {
-  const SnnBackend *be = snn_backend_cpu ();
-  int n = 1024;
-  float *a = g_new (float, n * n), *b = g_new (float, n * n), *c = g_new (float, n * n);
-  for (int i = 0; i < n * n; i++)
-    a[i] = b[i] = (float) (i % 13) / 13.0f;
+  size_t bytes = (size_t) n * n * sizeof (float);
+  float *h = g_new (float, (size_t) n * n);
+  for (size_t i = 0; i < (size_t) n * n; i++)
+    h[i] = (float) (i % 13) / 13.0f;
+  float *a = be->alloc (bytes), *b = be->alloc (bytes), *c = be->alloc (bytes);
+  be->upload (a, h, bytes);
+  be->upload (b, h, bytes);
   be->gemm (FALSE, FALSE, n, n, n, 1, a, n, b, n, 0, c, n);
+  be->finish ();
+  int reps = g_str_equal (be->name, "cpu") ? 1 : 20;
   double best = 0;
   for (int r = 0; r < 5; r++)
     {
       gint64 t0 = g_get_monotonic_time ();
-      be->gemm (FALSE, FALSE, n, n, n, 1, a, n, b, n, 0, c, n);
+      for (int k = 0; k < reps; k++)
+        be->gemm (FALSE, FALSE, n, n, n, 1, a, n, b, n, 0, c, n);
+      be->finish ();
       double s = (g_get_monotonic_time () - t0) / 1e6;
-      best = MAX (best, 2.0 * n * n * n / s / 1e9);
+      best = MAX (best, reps * 2.0 * n * n * n / s / 1e9);
     }
-  g_free (a), g_free (b), g_free (c);
+  be->free (a), be->free (b), be->free (c);
+  g_free (h);
   return best;
 }
 
@@ -72,14 +81,17 @@ cmp_double (const void *a, const void *b)
 }
 
 static gboolean
-bench_one (const char *net_name, SnnMethod method, gboolean stored, int T, int K, int batch, int steps, int warmup,
-           double ceiling, BenchRow *row, GError **error)
+bench_one (const SnnBackend *be, const char *net_name, SnnMethod method, gboolean stored, int T, int K, int batch,
+           int steps, int warmup, double ceiling, BenchRow *row, GError **error)
 {
   g_autofree char *path = snn_preset_find (net_name, ".json");
   SnnModel *m = path ? snn_model_load_file (path, error) : snn_model_load_file (net_name, error);
   if (!m)
     return FALSE;
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  int64_t dev_now = 0, dev_peak = -1;
+  if (be->device_memory)
+    be->device_memory (&dev_now, &dev_peak, TRUE);
+  SnnNet *net = snn_net_new (m, be);
   SnnOptimConfig oc;
   snn_optim_config_init (&oc);
   oc.lr = 1e-3;
@@ -109,6 +121,7 @@ bench_one (const char *net_name, SnnMethod method, gboolean stored, int T, int K
       if (!snn_train_batch (net, &cfg, x, FALSE, batch, y, NULL, 0, &rng, NULL, NULL, NULL, &r, error))
         break;
       snn_optim_step (opt, oc.lr);
+      be->finish ();
       if (i >= warmup)
         ms[i - warmup] = (g_get_monotonic_time () - t0) / 1000.0;
       held = MAX (held, r.peak_held_bytes);
@@ -128,6 +141,7 @@ bench_one (const char *net_name, SnnMethod method, gboolean stored, int T, int K
   row->held = held;
   row->arena = snn_net_stats (net)->arena_bytes;
   row->process_peak = snn_process_peak_bytes ();
+  row->device_peak = be->device_memory && be->device_memory (&dev_now, &dev_peak, FALSE) ? dev_peak : -1;
   g_free (ms), g_free (x), g_free (y);
   snn_optim_free (opt);
   snn_net_free (net);
@@ -144,9 +158,10 @@ default_batch (const char *net)
 int
 snnwb_cmd_bench (int argc, char **argv)
 {
-  char *nets = NULL, *Ts = NULL, *methods = NULL, *csv = NULL;
+  char *nets = NULL, *Ts = NULL, *methods = NULL, *csv = NULL, *backend = NULL;
   int steps = 20, warmup = 3, K = 1, batch = 0;
   GOptionEntry entries[] = {
+    SNNWB_BACKEND_OPTION (backend),
     { "net", 0, 0, G_OPTION_ARG_STRING, &nets, "Networks (presets or model files) [mlp,conv-small,vgg-bench]", "LIST" },
     { "T", 0, 0, G_OPTION_ARG_STRING, &Ts, "Time steps [6]", "LIST" },
     { "methods", 0, 0, G_OPTION_ARG_STRING, &methods,
@@ -173,13 +188,19 @@ snnwb_cmd_bench (int argc, char **argv)
   g_auto (GStrv) net_list = g_strsplit (nets ? nets : "mlp,conv-small,vgg-bench", ",", -1);
   g_auto (GStrv) t_list = g_strsplit (Ts ? Ts : "6", ",", -1);
   g_auto (GStrv) m_list = g_strsplit (methods ? methods : "bptt,sltt,sltt_k", ",", -1);
-  g_autofree char *blas = snn_backend_cpu_describe ();
-  double ceiling = sgemm_ceiling ();
-  printf ("snnwb bench: %s\nBLAS kernel: %s\nSGEMM 1024^3 ceiling: %.1f GFLOP/s\n\n", blas, snnwb_blas_choice (), ceiling);
-  printf ("%-12s %-11s %3s %5s %10s %10s %9s %7s %12s %9s %12s\n", "net", "method", "T", "batch", "median_ms", "min_ms",
-          "GFLOP/s", "%SGEMM", "held_bytes", "arena_MB", "proc_peak_MB");
+  const SnnBackend *be = snn_backend_get (backend, &error);
+  if (!be)
+    return snnwb_fail (error);
+  g_autofree char *desc = snn_backend_describe (be);
+  /* A GPU needs a larger product than a CPU to reach its rate. */
+  int sq = g_str_equal (be->name, "cpu") ? 1024 : 4096;
+  double ceiling = sgemm_ceiling (be, sq);
+  printf ("snnwb bench: %s\nBLAS kernel: %s\nSGEMM %d^3 ceiling: %.1f GFLOP/s\n\n", desc, snnwb_blas_choice (), sq,
+          ceiling);
+  printf ("%-12s %-11s %3s %5s %10s %10s %9s %7s %12s %9s %12s %11s\n", "net", "method", "T", "batch", "median_ms",
+          "min_ms", "GFLOP/s", "%SGEMM", "held_bytes", "arena_MB", "proc_peak_MB", "dev_peak_MB");
   GString *out = g_string_new ("net,method,T,K,batch,median_ms,min_ms,gflops,sgemm_gflops,sgemm_share,held_bytes,"
-                               "arena_bytes,process_peak_bytes\n");
+                               "arena_bytes,process_peak_bytes,device_peak_bytes\n");
   int rc = 0;
   for (int n = 0; net_list[n] && !rc; n++)
     for (int t = 0; t_list[t] && !rc; t++)
@@ -196,25 +217,26 @@ snnwb_cmd_bench (int argc, char **argv)
             }
           BenchRow r;
           int B = batch > 0 ? batch : default_batch (net_list[n]);
-          if (!bench_one (net_list[n], method, stored, T, MIN (K, T), B, steps, warmup, ceiling, &r, &error))
+          if (!bench_one (be, net_list[n], method, stored, T, MIN (K, T), B, steps, warmup, ceiling, &r, &error))
             {
               rc = snnwb_fail (error);
               break;
             }
           g_autofree char *mname = method == SNN_METHOD_SLTT_K ? g_strdup_printf ("sltt_k%d", r.K)
                                    : g_strdup (stored ? "bptt_stored" : snn_method_name (method));
-          printf ("%-12s %-11s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f\n", r.net, mname,
-                  r.T, r.batch, r.median_ms, r.min_ms, r.gflops, 100 * r.sgemm_share, r.held, r.arena / 1048576.0,
-                  r.process_peak / 1048576.0);
+          g_autofree char *dev = r.device_peak < 0 ? g_strdup ("-") : g_strdup_printf ("%.1f", r.device_peak / 1048576.0);
+          printf ("%-12s %-11s %3d %5d %10.2f %10.2f %9.1f %6.0f%% %12" G_GINT64_FORMAT " %9.1f %12.1f %11s\n", r.net,
+                  mname, r.T, r.batch, r.median_ms, r.min_ms, r.gflops, 100 * r.sgemm_share, r.held,
+                  r.arena / 1048576.0, r.process_peak / 1048576.0, dev);
           fflush (stdout);
           g_string_append_printf (out, "%s,%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
-                                  ",%" G_GINT64_FORMAT "\n", r.net, stored ? "bptt_stored" : snn_method_name (method), r.T, r.K, r.batch,
+                                  ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "\n", r.net, stored ? "bptt_stored" : snn_method_name (method), r.T, r.K, r.batch,
                                   r.median_ms, r.min_ms, r.gflops, ceiling, r.sgemm_share, r.held, r.arena,
-                                  r.process_peak);
+                                  r.process_peak, r.device_peak);
         }
   if (!rc && csv && !snn_file_write_atomic (csv, out->str, -1, &error))
     rc = snnwb_fail (error);
   g_string_free (out, TRUE);
-  g_free (nets), g_free (Ts), g_free (methods), g_free (csv);
+  g_free (nets), g_free (Ts), g_free (methods), g_free (csv), g_free (backend);
   return rc;
 }

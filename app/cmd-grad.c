@@ -85,7 +85,7 @@ state_array (int T, int B, const SnnShape *s)
 }
 
 typedef struct {
-  char *model, *weights, *input, *labels, *method, *k_steps, *mse_target, *out;
+  char *model, *weights, *input, *labels, *method, *k_steps, *mse_target, *out, *backend;
   int T;
   double lambda;
   gint64 seed;
@@ -95,9 +95,10 @@ typedef struct {
 static gboolean
 load_inputs (GradArgs *a, SnnModel **model, SnnNet **net, SnnArray **x, SnnArray **y, GError **error)
 {
-  if (!(*model = snn_model_load_file (a->model, error)))
+  const SnnBackend *be = snn_backend_get (a->backend, error);
+  if (!be || !(*model = snn_model_load_file (a->model, error)))
     return FALSE;
-  *net = snn_net_new (*model, snn_backend_cpu ());
+  *net = snn_net_new (*model, be);
   if (!snn_net_load_npz (*net, a->weights, error))
     return FALSE;
   SnnArray *raw = snn_npy_load (a->input, error);
@@ -267,6 +268,7 @@ snnwb_cmd_grad (int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &a.seed, "Seed for dropout masks [0]", "S" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &a.out, "Output (.npz)", "OUT.npz" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &a.force, "Replace OUT if it exists", NULL },
+    SNNWB_BACKEND_OPTION (a.backend),
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- gradients of one batch");
@@ -287,6 +289,6 @@ snnwb_cmd_grad (int argc, char **argv)
     }
   int rc = run_grad (&a, &error) ? 0 : snnwb_fail (error);
   g_free (a.model), g_free (a.weights), g_free (a.input), g_free (a.labels), g_free (a.method);
-  g_free (a.k_steps), g_free (a.mse_target), g_free (a.out);
+  g_free (a.k_steps), g_free (a.mse_target), g_free (a.out), g_free (a.backend);
   return rc;
 }

@@ -637,7 +637,11 @@ static gboolean
 held_bytes (const SnnModel *m, SnnMethod method, gboolean recompute, int T, int B, int64_t *held, double *ms,
             GError **error)
 {
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  const SnnBackend *be = snn_backend_get (NULL, error);
+  *held = 0, *ms = 0;
+  if (!be)
+    return FALSE;
+  SnnNet *net = snn_net_new (m, be);
   int64_t in = snn_shape_numel (&m->input_shape);
   float *x = g_new (float, (size_t) B * in);
   int32_t *y = g_new (int32_t, B);
@@ -1063,8 +1067,9 @@ int
 snnwb_cmd_reproduce (int argc, char **argv)
 {
   gboolean quick = FALSE;
-  char *out = NULL;
+  char *out = NULL, *backend = NULL;
   GOptionEntry entries[] = {
+    SNNWB_BACKEND_OPTION (backend),
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Small sizes: minutes, not hours", NULL },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Output folder [reproduce/NAME-<time>]", "DIR" },
     { NULL }
@@ -1073,6 +1078,12 @@ snnwb_cmd_reproduce (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return snnwb_fail (error);
+  /* The default of every experiment and network made below. */
+  if (backend && !g_setenv ("SNNWB_BACKEND", backend, TRUE))
+    return 1;
+  g_free (backend);
+  if (!snn_backend_get (NULL, &error))
     return snnwb_fail (error);
   int rc = -1;
   for (guint i = 0; argc == 2 && i < G_N_ELEMENTS (targets); i++)

@@ -170,11 +170,11 @@ print_header (SnnTrainer *tr, const char *dir)
   stop_signal = 0;
   catch_stop_signals ();
   SnnExperiment *e = snn_trainer_experiment (tr);
-  g_autofree char *blas = snn_backend_cpu_describe ();
+  g_autofree char *backend = snn_backend_describe (snn_net_backend (snn_trainer_net (tr)));
   printf ("%s: %s, %s, T=%d, batch %d, %d train / %d test samples, %" G_GINT64_FORMAT " parameters\n", e->name,
           snn_method_name (e->train.method), snn_dataset_kind_name (e->dataset), e->train.T, e->batch_size,
           snn_trainer_train_set (tr)->n, snn_trainer_test_set (tr)->n, snn_model_param_count (e->model));
-  printf ("backend: cpu (%s); writing %s\n", blas, dir);
+  printf ("backend: %s; writing %s\n", backend, dir);
   fflush (stdout);
 }
 
@@ -230,9 +230,10 @@ resume_run (const char *dir, gboolean quiet, GError **error)
 int
 snnwb_cmd_train (int argc, char **argv)
 {
-  char *out = NULL, *resume = NULL;
+  char *out = NULL, *resume = NULL, *backend = NULL;
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
+    SNNWB_BACKEND_OPTION (backend),
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Folder for the run's files (a new one) [runs/NAME-TIME]", "DIR" },
     { "resume", 0, 0, G_OPTION_ARG_FILENAME, &resume, "Continue the run in DIR from its checkpoint", "DIR" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress bar", NULL },
@@ -274,6 +275,8 @@ snnwb_cmd_train (int argc, char **argv)
       for (int i = 2; e && i < argc; i++)
         if (!snn_experiment_apply_override (e, argv[i], &error))
           g_clear_pointer (&e, snn_experiment_free);
+      if (e && backend)
+        g_free (e->backend), e->backend = g_strdup (backend);
       rc = e ? train_run (e, out, quiet, &error) : 2;
       snn_experiment_free (e);
     }
@@ -281,14 +284,16 @@ snnwb_cmd_train (int argc, char **argv)
     rc = snnwb_fail (error);
   g_free (out);
   g_free (resume);
+  g_free (backend);
   return rc;
 }
 
 int
 snnwb_cmd_eval (int argc, char **argv)
 {
-  char *weights = NULL;
+  char *weights = NULL, *backend = NULL;
   GOptionEntry entries[] = {
+    SNNWB_BACKEND_OPTION (backend),
     { "weights", 0, 0, G_OPTION_ARG_FILENAME, &weights, "Weights (.npz)", "W.npz" },
     { NULL }
   };
@@ -306,6 +311,8 @@ snnwb_cmd_eval (int argc, char **argv)
   for (int i = 2; e && i < argc; i++)
     if (!snn_experiment_apply_override (e, argv[i], &error))
       g_clear_pointer (&e, snn_experiment_free);
+  if (e && backend)
+    g_free (e->backend), e->backend = g_strdup (backend);
   SnnTrainer *tr = e ? snn_trainer_new (e, &error) : NULL;
   int rc;
   if (tr && snn_trainer_load_weights (tr, weights, &error))
@@ -320,5 +327,6 @@ snnwb_cmd_eval (int argc, char **argv)
   snn_trainer_free (tr);
   snn_experiment_free (e);
   g_free (weights);
+  g_free (backend);
   return rc;
 }

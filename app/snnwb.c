@@ -23,7 +23,9 @@ static const char usage[] =
   "                                     small-scale versions of the paper's figures and tables\n"
   "  bench [--net LIST] [--T LIST] [--methods LIST]\n"
   "                                     time per SGD step, GFLOP/s against the SGEMM ceiling, memory\n"
-  "  --version                          version and the BLAS in use\n"
+  "  --version                          version, the backends built and the BLAS in use\n"
+  "\n"
+  "Commands that compute take --backend cpu|cuda (or $SNNWB_BACKEND).\n"
   "\n"
   "Run 'snnwb COMMAND --help' for the options of a command.\n";
 
@@ -32,7 +34,7 @@ snnwb_fail (GError *error)
 {
   int code = 1;
   if (error->domain == SNN_MODEL_ERROR || error->domain == SNN_DATA_ERROR || error->domain == SNN_IO_ERROR
-      || error->domain == G_OPTION_ERROR)
+      || error->domain == G_OPTION_ERROR || error->domain == SNN_BACKEND_ERROR)
     code = 2;
   fprintf (stderr, "snnwb: %s\n", error->message);
   g_error_free (error);
@@ -62,8 +64,9 @@ main (int argc, char **argv)
   const char *cmd = argv[1];
   if (g_str_equal (cmd, "--version"))
     {
-      g_autofree char *blas = snn_backend_cpu_describe ();
-      printf ("snnwb %s\nbackend: cpu (%s)\nBLAS kernel: %s\n", SNN_VERSION, blas, snnwb_blas_choice ());
+      g_autofree char *cpu = snn_backend_describe (snn_backend_get ("cpu", NULL));
+      printf ("snnwb %s\nbackends built: %s\nbackend: %s\nBLAS kernel: %s\n", SNN_VERSION, snn_backend_built (), cpu,
+              snnwb_blas_choice ());
       return 0;
     }
   if (g_str_equal (cmd, "train"))

@@ -10,6 +10,10 @@ int snnwb_cmd_analyze (int argc, char **argv);
 int snnwb_cmd_reproduce (int argc, char **argv);
 int snnwb_cmd_bench (int argc, char **argv);
 
+/* --backend NAME, the same on every command that computes. */
+#define SNNWB_BACKEND_OPTION(var) \
+  { "backend", 0, 0, G_OPTION_ARG_STRING, &(var), "Backend: cpu or cuda [$SNNWB_BACKEND, else cpu]", "NAME" }
+
 /* Prints "snnwb: <message>" to stderr and returns 2 (bad input) or 1. */
 int snnwb_fail (GError *error);
 /* Refuses to replace a file the user already has. */

@@ -16,12 +16,7 @@ float
 snn_lif_epsilon (const SnnLifParams *p, float u)
 {
   const float lam = 1.0f - 1.0f / p->tau;
-  const float sg = snn_surrogate_grad (p, u - p->vth);
-  if (p->reset == SNN_RESET_SOFT)
-    return p->detach_reset ? lam : lam * (1.0f - p->vth * sg);
-  /* The spike is the forward one (u >= vth), as in the backend. */
-  float s = u >= p->vth ? 1.0f : 0.0f;
-  return p->detach_reset ? lam * (1.0f - s) : lam * ((1.0f - s) - u * sg);
+  return snn_lif_epsilon_of (p->reset, p->detach_reset, lam, u, p->vth, snn_surrogate_grad (p, u - p->vth));
 }
 
 double
@@ -132,7 +127,7 @@ lif_components (SnnLifAnalysis *la, int T, int64_t N, const float *u, const floa
   const int64_t nc = n_chunks (N);
   /* per (step, chunk): sp.tp, residual^2, sp^2, tp^2, du^2 */
   double *part = g_new0 (double, (size_t) T * nc * 5);
-#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_backend_cpu_threads ())
+#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_host_threads ())
   for (int t = 0; t < T; t++)
     for (int64_t c = 0; c < nc; c++)
       {
@@ -180,7 +175,7 @@ lif_eps_stats (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
 {
   const int64_t nc = n_chunks (N);
   double *part = g_new0 (double, (size_t) T * nc * 3);
-#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_backend_cpu_threads ())
+#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_host_threads ())
   for (int t = 0; t < T; t++)
     for (int64_t c = 0; c < nc; c++)
       {
@@ -222,7 +217,7 @@ lif_eps_spans (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
   /* per (chunk, t, t'): sum and largest magnitude of the products */
   double *part = g_new0 (double, (size_t) nc * T * T * 2);
   float *prod = g_new (float, N);
-#pragma omp parallel for schedule (dynamic) if (T * N > CHUNK) num_threads (snn_backend_cpu_threads ())
+#pragma omp parallel for schedule (dynamic) if (T * N > CHUNK) num_threads (snn_host_threads ())
   for (int64_t c = 0; c < nc; c++)
     {
       int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK);
@@ -309,7 +304,7 @@ lif_analyze (SnnAnalyzer *z, SnnLifAnalysis *la, int l, const SnnAnalysisOptions
   float *spatial = layer_buffer (z, 1, n, opt->keep_components);
   float *temporal = layer_buffer (z, 2, n, opt->keep_components);
   const SnnLifParams *p = &la->lif;
-#pragma omp parallel for if (n > CHUNK) num_threads (snn_backend_cpu_threads ())
+#pragma omp parallel for if (n > CHUNK) num_threads (snn_host_threads ())
   for (size_t i = 0; i < n; i++)
     eps[i] = snn_lif_epsilon (p, u[i]);
   lif_components (la, T, N, u, c->ds[l], c->du[l], eps, spatial, temporal);

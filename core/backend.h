@@ -1,7 +1,13 @@
 /* The backend interface: every piece of layer math the network runs goes
  * through this table, so the training methods never ask which device runs
  * them. Buffers are the backend's own memory (host memory for the CPU). All
- * tensors are float32, C order; "rows" are samples (time steps x batch). */
+ * tensors are float32, C order; "rows" are samples (time steps x batch).
+ *
+ * A device backend queues its ops and returns at once. The host waits for
+ * the device only at the syncs named here: download, free, finish, dot and
+ * the device memory query. Scalars the network learns (the residual gain) stay
+ * in device memory and enter the ops by pointer (axpy_gain, scale_gain,
+ * dot_add). */
 #pragma once
 #include <glib.h>
 #include <stddef.h>
@@ -14,8 +20,9 @@ typedef struct _SnnBackend SnnBackend;
 struct _SnnBackend {
   const char *name;
   void *(*alloc) (size_t bytes);          /* zero-filled */
-  void  (*free) (void *ptr);
+  void  (*free) (void *ptr);             /* SYNC: queued ops may still use ptr */
   void  (*upload) (void *dst, const void *src, size_t bytes);
+  /* SYNC: waits for the queued ops, then copies to the host. */
   void  (*download) (void *dst, const void *src, size_t bytes);
   void  (*zero) (void *dst, size_t bytes);
   void  (*copy) (void *dst, const void *src, size_t bytes);
@@ -98,7 +105,9 @@ struct _SnnBackend {
    * floats of slack after its end. fired_idx is scratch of
    * snn_spike_linear_scratch (rows, in) ints. Returns FALSE, having written
    * nothing to y, when more than a fifth of s is non-zero (a GEMM is then
-   * faster). */
+   * faster). The CPU decides from the spikes (host memory, no sync); a
+   * device backend decides from the shapes alone, so that no sync is
+   * needed. */
   gboolean (*spike_linear) (const float *s, int rows, int in, int out, const float *wt, const float *bias,
                             int *fired_idx, float *y);
   /* dst [cols][rows] = src [rows][cols] */
@@ -111,6 +120,7 @@ struct _SnnBackend {
   void (*axpy) (int64_t n, float a, const float *x, float *y);
   /* y = a * x */
   void (*scale) (int64_t n, float a, const float *x, float *y);
+  /* SYNC: returns <a, b> to the host (tests and tools; training uses dot_add). */
   double (*dot) (int64_t n, const float *a, const float *b);
   /* Optimizer updates (PyTorch's): SGD with momentum buffer buf (first: the
    * buffer starts as the gradient) and L2 weight decay; Adam with bias
@@ -124,6 +134,17 @@ struct _SnnBackend {
   /* mean[c] of the last batch statistics, from x and invstd: used together
    * with bn_repeat_running */
   void (*channel_mean) (const float *x, int n, int c, int hw, float *mean);
+
+  /* Scalars in device memory: y += alpha * gain[0] * x and y = alpha *
+   * gain[0] * x (gain NULL: 1); out[0] += alpha * <a, b>. */
+  void (*axpy_gain) (int64_t n, float alpha, const float *gain, const float *x, float *y);
+  void (*scale_gain) (int64_t n, float alpha, const float *gain, const float *x, float *y);
+  void (*dot_add) (int64_t n, float alpha, const float *a, const float *b, float *out);
+  /* SYNC: waits until every queued op has run (timing). */
+  void (*finish) (void);
+  /* SYNC: bytes of device memory this process holds now and at most since
+   * the last reset; FALSE where the backend has no device memory (CPU). */
+  gboolean (*device_memory) (int64_t *in_use, int64_t *peak, gboolean reset_peak);
 };
 
 static inline int64_t
@@ -140,11 +161,19 @@ snn_spike_linear_scratch (int rows, int in)
   return (int64_t) rows * in / 5 + rows + 1;
 }
 
-const SnnBackend *snn_backend_cpu (void);
-/* The BLAS configuration in words (core type, threads), for --version. */
-char *snn_backend_cpu_describe (void);
-/* Threads the CPU loops run on (SNNWB_THREADS, or one per core), for host
- * work outside the backend that should use the same share of the machine. */
-int snn_backend_cpu_threads (void);
+/* The backend called `name` ("cpu" or "cuda"; NULL: $SNNWB_BACKEND, or
+ * "cpu"). Fails with SNN_BACKEND_ERROR when the name is unknown, the
+ * backend was not built, or it has no device to run on. */
+const SnnBackend *snn_backend_get (const char *name, GError **error);
+/* $SNNWB_BACKEND, or "cpu": the choice when nothing else names one. */
+const char *snn_backend_default_name (void);
+/* The backends this build holds, e.g. "cpu, cuda". */
+const char *snn_backend_built (void);
+/* One line about a backend (library, device, threads), for --version and
+ * run headers. */
+char *snn_backend_describe (const SnnBackend *be);
+/* Threads for host work outside the backends (analysis, data):
+ * $SNNWB_THREADS, or one per core. */
+int snn_host_threads (void);
 
 G_END_DECLS

@@ -1,5 +1,6 @@
 #include "experiment.h"
 #include "atomic-file.h"
+#include "backend.h"
 #include "snn-error.h"
 #include "snn-config.h"
 #include <json-glib/json-glib.h>
@@ -56,6 +57,7 @@ snn_experiment_init_defaults (SnnExperiment *e)
   e->batch_size = 64;
   e->epochs = 1;
   e->seed = 2022;
+  e->backend = g_strdup (snn_backend_default_name ());
   e->source = g_strdup ("<experiment>");
 }
 
@@ -76,6 +78,7 @@ snn_experiment_free (SnnExperiment *e)
   g_free (e->model_ref);
   snn_model_free (e->model);
   g_free (e->dataset_path);
+  g_free (e->backend);
   g_free (e->source);
   g_free (e);
 }
@@ -89,6 +92,7 @@ snn_experiment_copy (const SnnExperiment *e)
   c->model_ref = g_strdup (e->model_ref);
   c->model = e->model ? snn_model_copy (e->model) : NULL;
   c->dataset_path = g_strdup (e->dataset_path);
+  c->backend = g_strdup (e->backend);
   c->source = g_strdup (e->source);
   return c;
 }
@@ -341,6 +345,27 @@ parse_optim (SnnExperiment *e, JsonNode *n, GError **error)
   return TRUE;
 }
 
+/* Any backend name this program knows is accepted, built or not: a file
+ * written for a GPU machine still opens here (training then says why not). */
+static gboolean
+backend_name_ok (const char *name)
+{
+  return g_str_equal (name, "cpu") || g_str_equal (name, "cuda");
+}
+
+static gboolean
+parse_backend (SnnExperiment *e, JsonNode *n, GError **error)
+{
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING
+      || !backend_name_ok (json_node_get_string (n)))
+    return fail (error, e->source, "'backend' must be \"cpu\" or \"cuda\"");
+  g_free (e->backend);
+  e->backend = g_strdup (json_node_get_string (n));
+  return TRUE;
+}
+
 SnnExperiment *
 snn_experiment_parse (const char *json, gssize len, const char *source, const char *base_dir, GError **error)
 {
@@ -389,6 +414,8 @@ snn_experiment_parse (const char *json, gssize len, const char *source, const ch
       || !int_member (o, "epochs", 1, &e->epochs, source, error) || !num_member (o, "seed", &seed, source, error))
     goto bad;
   e->seed = (guint64) seed;
+  if (!parse_backend (e, json_object_get_member (o, "backend"), error))
+    goto bad;
   return e;
 bad:
   snn_experiment_free (e);
@@ -521,6 +548,7 @@ snn_experiment_to_json (const SnnExperiment *e)
   INT ("batch_size", e->batch_size);
   INT ("epochs", e->epochs);
   INT ("seed", (gint64) e->seed);
+  STR ("backend", e->backend ? e->backend : snn_backend_default_name ());
 #undef STR
 #undef INT
 #undef NUM
@@ -635,6 +663,13 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
           else
             p->detach_reset = g_str_equal (val, "true") || g_str_equal (val, "1");
         }
+    }
+  else if (g_str_equal (key, "backend"))
+    {
+      if (!backend_name_ok (val))
+        return fail (error, kv, "unknown backend \"%s\" (cpu or cuda)", val);
+      g_free (e->backend);
+      e->backend = g_strdup (val);
     }
   else if (g_str_equal (key, "dataset_path"))
     {

@@ -37,6 +37,7 @@ typedef struct {
   SnnOptimConfig optim;
   int batch_size, epochs;
   guint64 seed;
+  char *backend;          /* "cpu" or "cuda" (default: $SNNWB_BACKEND, or cpu) */
   char *source;
 } SnnExperiment;
 
@@ -54,7 +55,7 @@ gboolean       snn_experiment_save (const SnnExperiment *e, const char *path, GE
 
 /* "key=value" overrides from the command line: T, method, K, lr, epochs,
  * batch_size, seed, train_subset, test_subset, lambda, mse_target, optimizer,
- * momentum, weight_decay, dataset, dataset_path, schedule. */
+ * momentum, weight_decay, dataset, dataset_path, schedule, backend. */
 gboolean       snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error);
 
 /* The folders searched for presets: $SNNWB_MODELS_DIR, the source tree, the installed data. */

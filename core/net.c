@@ -1025,13 +1025,11 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
 }
 
 
-static float
-skip_gain (SnnNet *net, Node *r)
+/* The learned gain of a residual add, in device memory (NULL: 1). */
+static const float *
+skip_gain (Node *r)
 {
-  float g = 1.0f;
-  if (r->skip)
-    net->be->download (&g, r->skip->data, sizeof g);
-  return r->spec->block->alpha * g;
+  return r->skip ? r->skip->data : NULL;
 }
 
 /* Convolutions run one time step (batch samples) at a time: the patches
@@ -1129,7 +1127,7 @@ forward_node (SnnNet *net, int i, int steps)
       break;
     case SNN_LAYER_RESIDUAL:
       be->copy (r->out, node_input (net, r->src2), (size_t) n * r->out_size * sizeof (float));
-      be->axpy ((int64_t) n * r->out_size, skip_gain (net, r), x, r->out);
+      be->axpy_gain ((int64_t) n * r->out_size, r->spec->block->alpha, skip_gain (r), x, r->out);
       break;
     default:
       break;
@@ -1368,14 +1366,9 @@ backward_add (SnnNet *net, int i, int steps, float *dy)
   Node *r = &net->N[i];
   int64_t n = (int64_t) steps * net->batch * r->out_size;
   float *dm = gbuf_take (net);
-  net->be->scale (n, skip_gain (net, r), dy, dm);
+  net->be->scale_gain (n, r->spec->block->alpha, skip_gain (r), dy, dm);
   if (r->skip)
-    {
-      float dg = (float) (r->spec->block->alpha * net->be->dot (n, dy, node_input (net, r->src))), cur;
-      net->be->download (&cur, r->skip->grad, sizeof cur);
-      cur += dg;
-      net->be->upload (r->skip->grad, &cur, sizeof cur);
-    }
+    net->be->dot_add (n, r->spec->block->alpha, dy, node_input (net, r->src), r->skip->grad);
   if (r->src2 >= 0 && r->src2 >= (net->static_in ? net->prefix : 0))
     deliver (net, r->src2, dy, steps);
   else

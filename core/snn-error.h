@@ -8,6 +8,7 @@ G_BEGIN_DECLS
 #define SNN_DATA_ERROR  (snn_data_error_quark ())
 #define SNN_IO_ERROR    (snn_io_error_quark ())
 #define SNN_TRAIN_ERROR (snn_train_error_quark ())
+#define SNN_BACKEND_ERROR (snn_backend_error_quark ())
 
 typedef enum {
   SNN_ERROR_PARSE,     /* file is not valid JSON / not the expected structure */
@@ -23,5 +24,6 @@ GQuark snn_model_error_quark (void);
 GQuark snn_data_error_quark (void);
 GQuark snn_io_error_quark (void);
 GQuark snn_train_error_quark (void);
+GQuark snn_backend_error_quark (void);
 
 G_END_DECLS

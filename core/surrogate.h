@@ -1,34 +1,17 @@
-/* Surrogate derivatives ds/du of the spike function, x = u - vth. */
+/* Surrogate derivatives ds/du of the spike function, x = u - vth: the
+ * formulas live in lif-math.h, shared with the device kernels. */
 #pragma once
 #include "model.h"
-#include <math.h>
+#include "lif-math.h"
+
+G_STATIC_ASSERT ((int) SNN_SURROGATE_RECTANGLE == SNN_LIF_RECTANGLE && (int) SNN_SURROGATE_TRIANGLE == SNN_LIF_TRIANGLE
+                 && (int) SNN_SURROGATE_SIGMOID == SNN_LIF_SIGMOID && (int) SNN_SURROGATE_ATAN == SNN_LIF_ATAN);
+G_STATIC_ASSERT ((int) SNN_RESET_SOFT == SNN_LIF_SOFT && (int) SNN_RESET_HARD == SNN_LIF_HARD);
 
 static inline float
 snn_surrogate_grad (const SnnLifParams *p, float x)
 {
-  float g = p->width, a = p->alpha;
-  switch (p->surrogate)
-    {
-    case SNN_SURROGATE_RECTANGLE:
-      return fabsf (x) < 0.5f * g ? 1.0f / g : 0.0f;
-    case SNN_SURROGATE_TRIANGLE:
-      {
-        float d = g - fabsf (x);
-        return d > 0.0f ? d / (g * g) : 0.0f;
-      }
-    case SNN_SURROGATE_SIGMOID:
-      {
-        float s = 1.0f / (1.0f + expf (-a * x));
-        return a * s * (1.0f - s);
-      }
-    case SNN_SURROGATE_ATAN:
-      {
-        float z = (float) M_PI_2 * a * x;
-        return a / (2.0f * (1.0f + z * z));
-      }
-    default:
-      return 0.0f;
-    }
+  return snn_lif_surrogate (p->surrogate, p->width, p->alpha, x);
 }
 
 /* Samples the derivative on [x0, x1] for plots. */

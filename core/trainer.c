@@ -186,6 +186,10 @@ snn_experiment_load_dataset (const SnnExperiment *e, gboolean train, const float
 SnnTrainer *
 snn_trainer_new (const SnnExperiment *e, GError **error)
 {
+  /* The backend first: a missing device fails before any data is read. */
+  const SnnBackend *be = snn_backend_get (e->backend, error);
+  if (!be)
+    return NULL;
   SnnTrainer *tr = g_new0 (SnnTrainer, 1);
   tr->e = snn_experiment_copy (e);
   tr->train = snn_experiment_load_dataset (tr->e, TRUE, NULL, error);
@@ -195,7 +199,7 @@ snn_trainer_new (const SnnExperiment *e, GError **error)
       snn_trainer_free (tr);
       return NULL;
     }
-  tr->net = snn_net_new (tr->e->model, snn_backend_cpu ());
+  tr->net = snn_net_new (tr->e->model, be);
   snn_net_init_default (tr->net, tr->e->seed);
   tr->opt = snn_optim_new (tr->net, &tr->e->optim);
   snn_rng_seed (&tr->data_rng, tr->e->seed + 1);

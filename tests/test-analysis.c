@@ -87,7 +87,7 @@ static void
 check_decomposition (const char *reset, const char *sg, gboolean detach)
 {
   SnnModel *m = deep_model (reset, sg, detach);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   tu_randomize (net, 3, 3.0f);
   float *x = tu_input (B * 36, 5, 0, 1.5f);
   SnnTrainConfig cfg;
@@ -159,7 +159,7 @@ test_tau_one (void)
   for (int r = 0; r < 2; r++)
     {
       SnnModel *m = deep_model (resets[r], "triangle", TRUE);
-      SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+      SnnNet *net = snn_net_new (m, tu_cpu ());
       tu_randomize (net, 4, 3.0f);
       float *x = tu_input (B * 36, 6, 0, 1.5f);
       SnnTrainConfig cfg;
@@ -222,11 +222,13 @@ identity_net (SnnModel **m, const char *reset)
     "{\"type\": \"lif\", \"tau\": 2.0, \"vth\": 1.0, \"surrogate\": \"rectangle\", \"reset\": \"%s\"},"
     "{\"type\": \"linear\", \"in\": %d, \"out\": 2}]}", NE, NE, NE, reset, NE);
   *m = tu_model (json);
-  SnnNet *net = snn_net_new (*m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (*m, tu_cpu ());
   SnnParam *w = snn_net_find_param (net, "0.weight");
-  memset (w->data, 0, w->info.numel * sizeof (float));
+  float *eye = g_new0 (float, w->info.numel);
   for (int i = 0; i < NE; i++)
-    w->data[i * NE + i] = 1.0f;
+    eye[i * NE + i] = 1.0f;
+  tu_put (net, w->data, eye, w->info.numel);
+  g_free (eye);
   return net;
 }
 
@@ -305,7 +307,7 @@ static void
 test_spatial_is_sltt (void)
 {
   SnnModel *m = deep_model ("soft", "triangle", FALSE);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   tu_randomize (net, 8, 3.0f);
   float *x = tu_input (T * B * 36, 9, 0, 1.5f);
   SnnTrainConfig cfg;
@@ -398,7 +400,7 @@ static void
 test_analyzer_reuse (void)
 {
   SnnModel *m = tu_model (wide_json);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   tu_randomize (net, 11, 1.0f);
   float *x = tu_input (T * BW * 16, 12, 0, 1.5f);
   SnnTrainConfig cfg;

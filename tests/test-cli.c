@@ -49,7 +49,7 @@ write_case (Fixture *f)
 {
   g_autofree char *mpath = write_file (f, "model.json", model_json);
   SnnModel *m = snn_model_load_file (mpath, NULL);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   tu_randomize (net, 1, 3.0f);
   g_autofree char *w = g_build_filename (f->dir, "w.npz", NULL);
   g_assert_true (snn_net_save_npz (net, w, NULL));
@@ -152,6 +152,48 @@ test_version_names_blas (Fixture *f, gconstpointer d)
   g_assert_cmpint (snnwb ("--version", &out, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "OpenBLAS"));
   g_assert_nonnull (strstr (out, "core"));
+}
+
+static void
+test_version_names_backends (Fixture *f, gconstpointer d)
+{
+  g_autofree char *out = NULL;
+  g_assert_cmpint (snnwb ("--version", &out, NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "backends built: cpu"));
+  g_assert_nonnull (strstr (out, snn_backend_built ()));
+}
+
+/* Without a usable GPU, asking for one fails before any data is read,
+ * names the problem and leaves no run folder behind. */
+static void
+test_cuda_without_gpu (Fixture *f, gconstpointer d)
+{
+  g_autoptr (GError) probe = NULL;
+  if (snn_backend_get ("cuda", &probe))
+    {
+      g_test_skip ("a CUDA device is present here");
+      return;
+    }
+  g_autofree char *args = g_strdup_printf ("train mlp --backend cuda --quiet --out %s/run", f->dir);
+  g_autofree char *err = NULL, *run = g_build_filename (f->dir, "run", NULL);
+  gint64 t0 = g_get_monotonic_time ();
+  g_assert_cmpint (snnwb (args, NULL, &err), ==, 2);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 10 * G_USEC_PER_SEC);
+  g_assert_nonnull (strstr (err, "cuda"));
+  g_assert_nonnull (strstr (err, probe->message));
+  g_assert_false (g_file_test (run, G_FILE_TEST_EXISTS));
+  /* The same through the environment, and an unknown name. */
+  g_autofree char *err2 = NULL, *args2 = g_strdup_printf ("train mlp --quiet --out %s/run", f->dir);
+  g_setenv ("SNNWB_BACKEND", "tpu", TRUE);
+  g_assert_cmpint (snnwb (args2, NULL, &err2), ==, 2);
+  g_unsetenv ("SNNWB_BACKEND");
+  g_assert_nonnull (strstr (err2, "unknown backend \"tpu\""));
+  /* An experiment file naming a backend that does not exist names the file. */
+  g_autofree char *path = write_file (f, "e.json", "{\"model\": \"mlp-small\", \"backend\": \"gpu\"}");
+  g_autofree char *err3 = NULL, *args3 = g_strdup_printf ("train %s --quiet --out %s/run", path, f->dir);
+  g_assert_cmpint (snnwb (args3, NULL, &err3), ==, 2);
+  g_assert_nonnull (strstr (err3, "e.json"));
+  g_assert_nonnull (strstr (err3, "'backend'"));
 }
 
 static void
@@ -260,6 +302,8 @@ main (int argc, char **argv)
   g_test_add ("/cli/bad-model-file", Fixture, NULL, setup, test_bad_model_file, teardown);
   g_test_add ("/cli/bad-weights-and-input", Fixture, NULL, setup, test_bad_weights_and_input, teardown);
   g_test_add ("/cli/version-names-blas", Fixture, NULL, setup, test_version_names_blas, teardown);
+  g_test_add ("/cli/version-names-backends", Fixture, NULL, setup, test_version_names_backends, teardown);
+  g_test_add ("/cli/cuda-without-gpu", Fixture, NULL, setup, test_cuda_without_gpu, teardown);
   g_test_add ("/cli/train-writes-metrics", Fixture, NULL, setup, test_train_writes_metrics, teardown);
   g_test_add ("/cli/train-on-an-event-folder", Fixture, NULL, setup, test_train_on_event_folder, teardown);
   return g_test_run ();

@@ -29,7 +29,7 @@ setup_with (Fixture *f, const char *tmpl, const char *tau)
   g_autoptr (GString) s = g_string_new (tmpl);
   g_string_replace (s, "TAU", tau, 0);
   SnnModel *m = tu_model (s->str);
-  f->net = snn_net_new (m, snn_backend_cpu ());
+  f->net = snn_net_new (m, tu_cpu ());
   tu_randomize (f->net, 3, 2.5f);
   f->B = 6;
   f->in = (int) snn_shape_numel (&m->input_shape);
@@ -159,7 +159,7 @@ test_residual_tau1 (void)
                           "{\"type\": \"residual\", \"main\": [{\"type\": \"linear\", \"in\": 16, \"out\": 16},"
                           " {\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 16, \"out\": 16}], \"alpha\": 0.5},"
                           "{\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 16, \"out\": 3}]}");
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   tu_randomize (net, 11, 3.0f);
   float *x = tu_input (6 * 12, 4, -0.5f, 1.5f);
   int32_t y[6] = { 0, 1, 2, 0, 1, 2 };

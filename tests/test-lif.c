@@ -32,7 +32,7 @@ test_forward (void)
   /* tau = 2: u = 0.5 v + x. Inputs 0.6, 0.6, 0.6, 0.0 with vth 1:
    * soft: u1 .6 (no spike), u2 .9, u3 1.05 -> spike, v3 .05, u4 .025.
    * hard: the same until u3, then v3 = 0 and u4 = 0. */
-  const SnnBackend *be = snn_backend_cpu ();
+  const SnnBackend *be = tu_cpu ();
   SnnLifParams p;
   snn_lif_params_init (&p);
   p.tau = 2.0f;
@@ -61,7 +61,7 @@ test_spike_bits (void)
   /* 3 steps of 200 neurons (a last word of 8): the bits written by the
    * forward pass, those packed from its spikes and the spikes unpacked from
    * them agree, bit i % 64 of word i / 64 being neuron i. */
-  const SnnBackend *be = snn_backend_cpu ();
+  const SnnBackend *be = tu_cpu ();
   SnnLifParams p;
   snn_lif_params_init (&p);
   enum { T = 3, N = 200 };
@@ -92,7 +92,7 @@ test_spike_linear (void)
 {
   /* Sparse spikes: the sum of the fired inputs' weight columns equals the
    * GEMM to rounding; dense ones are left to the GEMM. */
-  const SnnBackend *be = snn_backend_cpu ();
+  const SnnBackend *be = tu_cpu ();
   enum { R = 24, IN = 150, OUT = 70 };
   float *w = tu_input (OUT * IN, 4, -1, 1), *b = tu_input (OUT, 5, -1, 1), *u = tu_input (R * IN, 6, 0, 1);
   float *wt = g_new0 (float, IN * OUT + SNN_SPIKE_SLACK), s[R * IN], y[R * OUT], ref[R * OUT];
@@ -121,7 +121,7 @@ test_backward_by_hand (void)
    * u1 = 1.2 (spike, sg 1), u2 = 0.5*0.2 + 0.8 = 0.9 (sg 1). ds = (0, 1).
    * du2 = 1. dv1 = 0.5; du1 = dv1 + (ds1 - vth dv1) sg1 = 0.5 + (0 - 0.5) = 0.
    * Without the reset route: du1 = 0.5. SLTT: du1 = 0. */
-  const SnnBackend *be = snn_backend_cpu ();
+  const SnnBackend *be = tu_cpu ();
   SnnLifParams p;
   snn_lif_params_init (&p);
   p.tau = 2.0f;
@@ -163,7 +163,7 @@ test_dropout_mask (void)
   SnnModel *m = tu_model ("{\"input_shape\": [10], \"num_classes\": 3, \"layers\": ["
                           "{\"type\": \"linear\", \"in\": 10, \"out\": 50}, {\"type\": \"dropout\", \"p\": 0.25},"
                           "{\"type\": \"lif\", \"tau\": 1.0}, {\"type\": \"linear\", \"in\": 50, \"out\": 3}]}");
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   int T = 3, n = 16 * 50, zeros = 0;
   float *x = tu_input (16 * 10, 4, -1, 1), *ut = g_new (float, T * n), *ue = g_new (float, T * n);
   read_u (net, TRUE, x, T, ut);

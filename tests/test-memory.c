@@ -14,7 +14,7 @@ static int64_t
 peak_full (SnnMethod method, int T, int K, gboolean sequence, gboolean recompute)
 {
   SnnModel *m = tu_model (conv_json);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   int B = 8;
   float *x = tu_input (B * 144 * (sequence ? T : 1), 1, 0, 1);
   int32_t y[8] = { 0, 1, 2, 3, 0, 1, 2, 3 };
@@ -113,7 +113,7 @@ check_recompute_exact (const char *json, int T, gboolean sequence)
   double loss[2];
   for (int rc = 0; rc < 2; rc++)
     {
-      SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+      SnnNet *net = snn_net_new (m, tu_cpu ());
       tu_randomize (net, 5, 2.5f);
       SnnTrainConfig cfg;
       snn_train_config_init (&cfg);
@@ -197,7 +197,7 @@ test_arena_fixed (void)
 {
   /* The training loop does not grow the arena: a second batch reuses it. */
   SnnModel *m = tu_model (conv_json);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   float *x = tu_input (8 * 144, 1, 0, 1);
   int32_t y[8] = { 0 };
   SnnTrainConfig cfg;

@@ -150,14 +150,14 @@ test_residual_blocks (void)
   g_assert_cmpint (m->layers[2].out_shape.d[1], ==, 1);
   /* bn 4+4, conv 8*4*9+8, 1x1 conv 8*4, skipinit 1, readout 8*3+3 */
   g_assert_cmpint (snn_model_param_count (m), ==, 8 + 296 + 32 + 1 + 27);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   g_assert_nonnull (snn_net_find_param (net, "0.pre.0.running_var"));
   g_assert_nonnull (snn_net_find_param (net, "0.main.0.weight"));
   g_assert_nonnull (snn_net_find_param (net, "0.shortcut.0.weight"));
   g_assert_null (snn_net_find_param (net, "0.shortcut.0.bias"));
   SnnParam *gain = snn_net_find_param (net, "0.skipinit_gain");
   g_assert_nonnull (gain);
-  g_assert_cmpfloat (gain->data[0], ==, 0.0f);  /* skipinit starts at 0 */
+  g_assert_cmpfloat (tu_get1 (net, gain->data), ==, 0.0f);  /* skipinit starts at 0 */
   snn_net_free (net);
   g_autofree char *json = snn_model_to_json (m);
   SnnModel *back = snn_model_parse (json, -1, "round-trip", NULL);

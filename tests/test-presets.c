@@ -59,7 +59,7 @@ test_one_preset (gconstpointer data)
   int B = big ? 1 : 2, T = 2, in = (int) snn_shape_numel (&m->input_shape);
   float *x = tu_input (B * in, 3, -1, 1);
   int32_t y[2] = { 0, 1 % m->num_classes };
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   for (int method = 0; method < SNN_METHOD_N; method++)
     {
       SnnTrainConfig cfg;

@@ -5,6 +5,32 @@
 #include "net.h"
 #include "train.h"
 
+/* The CPU backend, through the registry as the program gets it. */
+static inline const SnnBackend *
+tu_cpu (void)
+{
+  GError *error = NULL;
+  const SnnBackend *be = snn_backend_get ("cpu", &error);
+  g_assert_no_error (error);
+  return be;
+}
+
+/* Parameter memory belongs to the backend: tests write and read it by
+ * upload and download, as on a device. */
+static inline void
+tu_put (SnnNet *net, float *dst, const float *src, int64_t n)
+{
+  snn_net_backend (net)->upload (dst, src, (size_t) n * sizeof (float));
+}
+
+static inline float
+tu_get1 (SnnNet *net, const float *src)
+{
+  float v;
+  snn_net_backend (net)->download (&v, src, sizeof v);
+  return v;
+}
+
 static inline SnnModel *
 tu_model (const char *json)
 {
@@ -27,9 +53,12 @@ tu_randomize (SnnNet *net, uint64_t seed, float scale)
         continue;
       gboolean ones = g_str_has_suffix (p->name, ".gain")
                       || (snn_net_model (net)->layers[p->layer].type == SNN_LAYER_BN_STEP && g_str_has_suffix (p->name, ".weight"));
+      float *h = g_new (float, p->info.numel);
       for (int64_t j = 0; j < p->info.numel; j++)
-        p->data[j] = ones ? 1.0f + 0.2f * snn_rng_uniform_range (&rng, -1, 1)
-                          : scale * snn_rng_uniform_range (&rng, -1, 1) / sqrtf ((float) (p->info.numel / p->info.shape[0]));
+        h[j] = ones ? 1.0f + 0.2f * snn_rng_uniform_range (&rng, -1, 1)
+                    : scale * snn_rng_uniform_range (&rng, -1, 1) / sqrtf ((float) (p->info.numel / p->info.shape[0]));
+      tu_put (net, p->data, h, p->info.numel);
+      g_free (h);
     }
 }
 

@@ -30,6 +30,7 @@ struct _SnnwbSettingsPanel {
   GtkSpinButton *tau_spin;
   GtkSpinButton *vth_spin;
   GtkDropDown *reset_dd;
+  GtkDropDown *backend_dd;   /* 0 cpu, 1 cuda */
   SnnwbChartView *surrogate_view;
 
   SnnExperiment *experiment;
@@ -123,6 +124,7 @@ load_widgets (SnnwbSettingsPanel *self)
   gtk_drop_down_set_selected (self->dataset_dd, e->dataset);
   gtk_spin_button_set_value (self->train_subset_spin, e->train_subset);
   gtk_spin_button_set_value (self->test_subset_spin, e->test_subset);
+  gtk_drop_down_set_selected (self->backend_dd, g_strcmp0 (e->backend, "cuda") == 0);
   update_folder_label (self);
 
   if (!lif)
@@ -203,6 +205,8 @@ store_widgets (SnnwbSettingsPanel *self)
   e->dataset = gtk_drop_down_get_selected (self->dataset_dd);
   e->train_subset = gtk_spin_button_get_value_as_int (self->train_subset_spin);
   e->test_subset = gtk_spin_button_get_value_as_int (self->test_subset_spin);
+  g_free (e->backend);
+  e->backend = g_strdup (gtk_drop_down_get_selected (self->backend_dd) ? "cuda" : "cpu");
   update_folder_label (self);
 }
 
@@ -277,7 +281,7 @@ snnwb_settings_panel_class_init (SnnwbSettingsPanelClass *klass)
   BIND (epochs_spin); BIND (seed_spin); BIND (optimizer_dd); BIND (lr_spin); BIND (momentum_spin);
   BIND (wd_spin); BIND (cosine_switch); BIND (dataset_dd); BIND (folder_button); BIND (folder_label);
   BIND (train_subset_spin); BIND (test_subset_spin); BIND (surrogate_dd); BIND (width_spin);
-  BIND (alpha_spin); BIND (tau_spin); BIND (vth_spin); BIND (reset_dd); BIND (surrogate_view);
+  BIND (alpha_spin); BIND (tau_spin); BIND (vth_spin); BIND (reset_dd); BIND (backend_dd); BIND (surrogate_view);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, widget_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, folder_clicked_cb);
@@ -287,6 +291,8 @@ static void
 snnwb_settings_panel_init (SnnwbSettingsPanel *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  g_autofree char *tip = g_strdup_printf ("Where training runs. Built here: %s", snn_backend_built ());
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->backend_dd), tip);
 }
 
 GtkWidget *
