@@ -102,6 +102,7 @@ typedef struct {
   gboolean caption_own_line;
   double legend_y;            /* top of the first legend row */
   double legend_row_h;
+  gboolean legend_inside;     /* no room above the plot: drawn over its top left */
   gboolean ok;                /* room for a plot */
 } VizFrame;
 
