@@ -389,6 +389,7 @@ prepare_traces (SnnwbChartView *self, Prepared *p)
 
   p->draw = viz_draw_traces;
   tr->vth = NAN;
+  tr->y_title = "membrane u";
   if (!pl)
     return;
   T = self->probe->T;
@@ -905,6 +906,19 @@ format_value (GString *s, double v, const char *unit)
     g_string_append_printf (s, g_str_equal (unit, "%") ? "%s" : " %s", unit);
 }
 
+/* "Run 2 · conv-small" without its experiment's name: "Run 2". */
+static char *
+short_run_name (SnnwbRun *run)
+{
+  const char *exp = snnwb_run_get_experiment (run)->name;
+  g_autofree char *suffix = exp ? g_strdup_printf (" · %s", exp) : NULL;
+  char *name = g_strdup (snnwb_run_get_name (run));
+
+  if (suffix && g_str_has_suffix (name, suffix) && strlen (name) > strlen (suffix))
+    name[strlen (name) - strlen (suffix)] = '\0';
+  return name;
+}
+
 static char *
 readout_chart (SnnwbChartView *self, Prepared *p, int w, int h)
 {
@@ -912,6 +926,7 @@ readout_chart (SnnwbChartView *self, Prepared *p, int w, int h)
   GString *s;
   double x;
   int lines = 0;
+  SnnwbRun *last_run = NULL;
 
   if (!viz_line_chart_layout (w, h, &p->u.chart, viz_style_light (), &map)
       || self->hover_x < map.area.x || self->hover_x > map.area.x + map.area.width
@@ -923,7 +938,7 @@ readout_chart (SnnwbChartView *self, Prepared *p, int w, int h)
     g_string_append_printf (s, "u − Vth %.3f", x);
   else
     g_string_append_printf (s, "iteration %.0f", round (x));
-  for (guint k = 0; k < p->series->len && lines < 8; k++)
+  for (guint k = 0; k < p->series->len && lines < 10; k++)
     {
       const VizSeries *ser = &g_array_index (p->series, VizSeries, k);
       const SeriesInfo *info = &g_array_index (p->info, SeriesInfo, k);
@@ -936,11 +951,16 @@ readout_chart (SnnwbChartView *self, Prepared *p, int w, int h)
       /* Points further than a few pixels away belong to another stretch. */
       if (fabs (viz_plot_map_x (&map, sx) - self->hover_x) > 12)
         continue;
-      g_string_append_c (s, '\n');
-      if (info->run)
-        g_string_append_printf (s, "%s · %s · ", snnwb_run_get_name (info->run),
-                                method_at (info->run, (long) sx - 1));
-      g_string_append_printf (s, "%s: ", info->what ? info->what : "value");
+      /* A line per run (its method at that iteration), then its figures:
+       * short lines fit a small view. */
+      if (info->run && info->run != last_run)
+        {
+          g_autofree char *name = short_run_name (info->run);
+
+          g_string_append_printf (s, "\n%s · %s", name, method_at (info->run, (long) sx - 1));
+          last_run = info->run;
+        }
+      g_string_append_printf (s, "\n%s%s: ", info->run ? "  " : "", info->what ? info->what : "value");
       format_value (s, ser->y[i], info->unit);
       lines++;
     }

@@ -344,7 +344,7 @@ tick_room (const VizScale *s, gboolean horizontal, const VizMetrics *m)
 {
   /* Labels need room to breathe, and few ticks read faster than many. */
   return horizontal ? MAX (viz_scale_max_label_width (s, m->tick_fs) + m->fs * 1.6, m->fs * 4)
-                    : m->tick_fs * 2.4;
+                    : m->tick_fs * 1.8;
 }
 
 static void
