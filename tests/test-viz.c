@@ -951,6 +951,27 @@ test_line_log_x (Canvas *c, gconstpointer style)
   g_assert_true (same_color (pixel (c, viz_plot_map_x (&map, 10), viz_plot_map_y (&map, 2)), &blue, 40));
 }
 
+/* A legend over the plot gets headroom: the data stays below its rows, and
+ * the axis is labelled over the data's range only. */
+static void
+test_legend_headroom (void)
+{
+  VizFrame f;
+  VizLegendItem items[2] = { { "Run 1 · SLTT", { 0, 0, 1, 1 }, VIZ_LEGEND_LINE },
+                             { "Run 2 · BPTT", { 1, 0, 0, 1 }, VIZ_LEGEND_LINE } };
+  viz_frame_init (&f);
+  f.legend = items;
+  f.n_legend = 2;
+  f.legend_inside = TRUE;
+  viz_scale_set (&f.y, 0, 10, 0, FALSE);
+  viz_frame_layout (&f, 300, 240, viz_style_light ());
+  g_assert_true (f.ok && f.legend_inside);
+  viz_frame_legend_headroom (&f);
+  g_assert_cmpfloat (viz_frame_y (&f, 10), >, f.area.y + f.legend_row_h);
+  g_assert_cmpint (f.y.n_ticks, >=, 3);
+  g_assert_cmpfloat (f.y.ticks[f.y.n_ticks - 1], <=, 10);
+}
+
 /* Log ticks on a short axis: more than the two ends of a two-decade span. */
 static void
 test_log_ticks (void)
@@ -1046,6 +1067,7 @@ main (int argc, char **argv)
   add_styled ("/viz/readout", test_readout);
   add_styled ("/viz/raster/large-shaded", test_raster_large_shaded);
   g_test_add_func ("/viz/log-ticks", test_log_ticks);
+  g_test_add_func ("/viz/legend-headroom", test_legend_headroom);
   add_styled ("/viz/bars", test_bars);
   add_styled ("/viz/no-data", test_no_data);
   add_styled ("/viz/state-kept", test_state_kept);

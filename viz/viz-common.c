@@ -650,6 +650,29 @@ viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *styl
     }
 }
 
+void
+viz_frame_legend_headroom (VizFrame *f)
+{
+  if (!f->ok || !f->legend_inside || f->n_legend == 0)
+    return;
+  double frac = (inside_rows (f) * f->legend_row_h + 1.5 * f->m.gap) / f->area.height;
+  /* A legend taller than half the plot would squash the data: it stays
+   * over it, half see-through, instead. */
+  if (frac > 0.5)
+    return;
+  VizScale *s = &f->y, data = *s;
+  if (s->log)
+    s->hi = pow (10, log10 (s->lo) + (log10 (s->hi) - log10 (s->lo)) / (1 - frac));
+  else
+    s->hi = s->lo + (s->hi - s->lo) / (1 - frac);
+  /* Ticks only over the data's range, as dense as its height allows: above
+   * is the legend's. */
+  viz_scale_make_ticks (&data, f->area.height * (1 - frac), FALSE, &f->m);
+  s->n_ticks = data.n_ticks;
+  s->step = data.step;
+  memcpy (s->ticks, data.ticks, sizeof s->ticks);
+}
+
 double
 viz_frame_x (const VizFrame *f, double x)
 {
