@@ -300,6 +300,20 @@ test_window_raster_and_gradients (void)
   snnwb_chart_view_pick (raster, w * 0.4, h * 0.55);
   iterate_until (traced, traces, 30, "the picked neuron's trace");
 
+  /* Zoomed to neurons 20 to 29, the pointer finds one of those. */
+  {
+    int zoomed = -1;
+
+    snnwb_chart_view_zoom_neurons (raster, 20, 10);
+    snnwb_chart_view_hover (raster, w * 0.4, h * 0.55);
+    text = snnwb_chart_view_get_readout (raster);
+    g_assert_nonnull (text);
+    g_assert_true (sscanf (text, "neuron %d", &zoomed) == 1);
+    g_assert_cmpint (zoomed, >=, 20);
+    g_assert_cmpint (zoomed, <, 30);
+    snnwb_chart_view_zoom_neurons (raster, 0, 0);
+  }
+
   iterate_until (gradient_ready, grad, 60, "a gradient analysis");
   {
     GtkWidget *canvas = gtk_widget_get_last_child (GTK_WIDGET (grad));

@@ -340,7 +340,8 @@ prepare_raster (SnnwbChartView *self, Prepared *p)
     r->T = T;
     r->marked_steps = marked_steps (p, self->probe);
     if (count < pl->neurons)
-      r->y_title = own (p, g_strdup_printf ("neuron (%d–%d of %d)", first, first + count - 1, pl->neurons));
+      r->title = own (p, g_strdup_printf ("neurons %d–%d of %d", first, first + count - 1,
+                                          pl->neurons));
   }
 }
 
