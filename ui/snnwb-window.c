@@ -344,6 +344,16 @@ make_card (SnnwbWindow *self, SnnwbChartKind kind, GtkWidget *extra)
   return card;
 }
 
+/* A click on the raster adds the neuron to the traced ones. */
+static void
+neuron_picked_cb (SnnwbChartView *view, int neuron, SnnwbWindow *self)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->neurons_entry));
+  g_autofree char *more = *text ? g_strdup_printf ("%s, %d", text, neuron) : g_strdup_printf ("%d", neuron);
+
+  gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), more);
+}
+
 static void
 lif_selected_cb (SnnwbWindow *self)
 {
@@ -403,16 +413,6 @@ build_gradient_view (SnnwbWindow *self)
   gtk_box_append (self->analysis_row, GTK_WIDGET (self->gradient_view));
 }
 
-/* A click on the raster adds the neuron to the traced ones. */
-static void
-neuron_picked_cb (SnnwbChartView *view, int neuron, SnnwbWindow *self)
-{
-  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->neurons_entry));
-  g_autofree char *more = *text ? g_strdup_printf ("%s, %d", text, neuron) : g_strdup_printf ("%d", neuron);
-
-  gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), more);
-}
-
 static void
 build_views (SnnwbWindow *self)
 {
@@ -433,11 +433,12 @@ build_views (SnnwbWindow *self)
   gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_RASTER, lif_box));
   gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_TRACES, GTK_WIDGET (self->neurons_entry)));
   gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_EPSILON, NULL));
-  g_signal_connect (self->views[SNNWB_CHART_RASTER], "neuron-picked", G_CALLBACK (neuron_picked_cb), self);
   for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
     gtk_box_append (self->curve_row, make_card (self, k, NULL));
   build_gradient_view (self);
   neurons_changed_cb (self);
+
+  g_signal_connect (self->views[SNNWB_CHART_RASTER], "neuron-picked", G_CALLBACK (neuron_picked_cb), self);
 }
 
 SnnwbChartView *
