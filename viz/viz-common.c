@@ -607,7 +607,10 @@ roomy (const VizFrame *f)
          && f->area.width >= MAX (f->m.fs * 6, f->width * 0.35);
 }
 
-/* Rows the legend takes inside the plot, wrapped to most of its width. */
+/* Rows the legend takes inside the plot, wrapped to most of its width. It
+ * stays while it fits the plot's height: a legend naming the runs matters
+ * more than the strip of data under it, which shows through and which the
+ * hover read-out gives. */
 static int
 inside_rows (const VizFrame *f)
 {
@@ -643,7 +646,7 @@ viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *styl
   frame_layout_steps (f, width, height, style);
   if (f->legend_inside)
     f->legend_row_h = f->m.fs * 1.25;
-  if (f->legend_inside && inside_rows (f) * f->legend_row_h > f->area.height * 0.7)
+  if (f->legend_inside && inside_rows (f) * f->legend_row_h + f->m.gap > f->area.height)
     {
       f->n_legend = 0;
       f->legend_inside = FALSE;
@@ -657,7 +660,7 @@ viz_frame_legend_headroom (VizFrame *f)
     return;
   double frac = (inside_rows (f) * f->legend_row_h + 1.5 * f->m.gap) / f->area.height;
   /* A legend taller than half the plot would squash the data: it stays
-   * over it, half see-through, instead. */
+   * over it, partly see-through, instead. */
   if (frac > 0.5)
     return;
   VizScale *s = &f->y, data = *s;
@@ -767,7 +770,7 @@ draw_legend_inside (cairo_t *cr, const VizFrame *f, const VizStyle *style)
     }
   double x = f->area.x + m->gap, y = f->area.y + m->gap * 0.5;
   VizColor bg = style->background;
-  bg.a = 0.88;
+  bg.a = 0.8;
   cairo_save (cr);
   viz_set_color (cr, &bg);
   cairo_rectangle (cr, x, y, w + 2 * m->gap, rows * f->legend_row_h + m->gap);
