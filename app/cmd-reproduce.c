@@ -17,8 +17,7 @@
 #include <string.h>
 
 #ifdef SNNWB_HAVE_CAIRO
-#include <cairo-svg.h>
-#include <cairo.h>
+#include "viz.h"
 #endif
 
 typedef struct {
@@ -117,182 +116,27 @@ typedef struct {
 } Chart;
 
 #ifdef SNNWB_HAVE_CAIRO
-enum { PLOT_W = 720, PLOT_H = 440, M_LEFT = 70, M_RIGHT = 190, M_TOP = 40, M_BOTTOM = 50 };
+enum { PLOT_W = 720, PLOT_H = 440 };
 
-static const double palette[][3] = {
-  { 0.12, 0.47, 0.71 }, { 1.00, 0.50, 0.05 }, { 0.17, 0.63, 0.17 }, { 0.84, 0.15, 0.16 },
-  { 0.58, 0.40, 0.74 }, { 0.55, 0.34, 0.29 }, { 0.89, 0.47, 0.76 }, { 0.50, 0.50, 0.50 },
-};
-
-typedef struct {
-  double x0, x1, y0, y1;
-  gboolean logx;
-} Frame;
-
-static double
-fx (const Frame *f, double x)
-{
-  double a = f->logx ? log (x) : x, a0 = f->logx ? log (f->x0) : f->x0, a1 = f->logx ? log (f->x1) : f->x1;
-  return M_LEFT + (a1 > a0 ? (a - a0) / (a1 - a0) : 0.5) * (PLOT_W - M_LEFT - M_RIGHT);
-}
-
-static double
-fy (const Frame *f, double y)
-{
-  return PLOT_H - M_BOTTOM - (f->y1 > f->y0 ? (y - f->y0) / (f->y1 - f->y0) : 0.5) * (PLOT_H - M_TOP - M_BOTTOM);
-}
-
-static void
-frame_fit (Frame *f, GPtrArray *series, gboolean logx)
-{
-  f->x0 = f->y0 = INFINITY;
-  f->x1 = f->y1 = -INFINITY;
-  f->logx = logx;
-  for (guint i = 0; i < series->len; i++)
-    {
-      Series *s = series->pdata[i];
-      for (guint j = 0; j < s->x->len; j++)
-        {
-          double x = g_array_index (s->x, double, j), y = g_array_index (s->y, double, j);
-          if (!isfinite (x) || !isfinite (y) || (logx && x <= 0))
-            continue;
-          f->x0 = MIN (f->x0, x), f->x1 = MAX (f->x1, x);
-          f->y0 = MIN (f->y0, y), f->y1 = MAX (f->y1, y);
-        }
-    }
-  if (!isfinite (f->x0))
-    f->x0 = 0, f->x1 = 1, f->y0 = 0, f->y1 = 1;
-  double pad = (f->y1 - f->y0) * 0.08 + (f->y1 == f->y0 ? fabs (f->y0) * 0.1 + 0.1 : 0);
-  f->y0 -= pad, f->y1 += pad;
-}
-
-static void
-text_at (cairo_t *cr, double x, double y, const char *text, double align)
-{
-  cairo_text_extents_t ext;
-  cairo_text_extents (cr, text, &ext);
-  cairo_move_to (cr, x - align * ext.width, y);
-  cairo_show_text (cr, text);
-}
-
-static void
-draw_axes (cairo_t *cr, const Frame *f, const Chart *c)
-{
-  cairo_set_source_rgb (cr, 1, 1, 1);
-  cairo_paint (cr);
-  cairo_set_source_rgb (cr, 0, 0, 0);
-  cairo_set_line_width (cr, 1);
-  cairo_rectangle (cr, M_LEFT, M_TOP, PLOT_W - M_LEFT - M_RIGHT, PLOT_H - M_TOP - M_BOTTOM);
-  cairo_stroke (cr);
-  cairo_select_font_face (cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size (cr, 11);
-  char buf[32];
-  for (int i = 0; i <= 4; i++)
-    {
-      double y = f->y0 + (f->y1 - f->y0) * i / 4;
-      g_snprintf (buf, sizeof buf, "%.3g", y);
-      text_at (cr, M_LEFT - 6, fy (f, y) + 4, buf, 1.0);
-      double x = f->logx ? exp (log (f->x0) + (log (f->x1) - log (f->x0)) * i / 4) : f->x0 + (f->x1 - f->x0) * i / 4;
-      g_snprintf (buf, sizeof buf, "%.3g", x);
-      text_at (cr, fx (f, x), PLOT_H - M_BOTTOM + 16, buf, 0.5);
-    }
-  text_at (cr, (M_LEFT + PLOT_W - M_RIGHT) / 2.0, PLOT_H - 12, c->xlabel, 0.5);
-  cairo_save (cr);
-  cairo_translate (cr, 16, (M_TOP + PLOT_H - M_BOTTOM) / 2.0);
-  cairo_rotate (cr, -G_PI / 2);
-  text_at (cr, 0, 0, c->ylabel, 0.5);
-  cairo_restore (cr);
-  cairo_set_font_size (cr, 14);
-  text_at (cr, (M_LEFT + PLOT_W - M_RIGHT) / 2.0, M_TOP - 14, c->title, 0.5);
-}
-
-static void
-draw_series (cairo_t *cr, const Frame *f, const Series *s, int index)
-{
-  const double *rgb = palette[index % G_N_ELEMENTS (palette)];
-  cairo_set_source_rgb (cr, rgb[0], rgb[1], rgb[2]);
-  cairo_set_line_width (cr, 2);
-  gboolean pen = FALSE;
-  for (guint j = 0; j < s->x->len; j++)
-    {
-      double x = g_array_index (s->x, double, j), y = g_array_index (s->y, double, j);
-      if (!isfinite (x) || !isfinite (y))
-        {
-          pen = FALSE;
-          continue;
-        }
-      if (pen)
-        cairo_line_to (cr, fx (f, x), fy (f, y));
-      else
-        cairo_move_to (cr, fx (f, x), fy (f, y));
-      pen = TRUE;
-    }
-  cairo_stroke (cr);
-  for (guint j = 0; j < s->x->len; j++)
-    {
-      double x = g_array_index (s->x, double, j), y = g_array_index (s->y, double, j);
-      if (isfinite (x) && isfinite (y))
-        {
-          cairo_arc (cr, fx (f, x), fy (f, y), 3, 0, 2 * G_PI);
-          cairo_fill (cr);
-        }
-    }
-  double ly = M_TOP + 10 + 18 * index;
-  cairo_move_to (cr, PLOT_W - M_RIGHT + 10, ly);
-  cairo_line_to (cr, PLOT_W - M_RIGHT + 30, ly);
-  cairo_stroke (cr);
-  cairo_set_source_rgb (cr, 0, 0, 0);
-  cairo_set_font_size (cr, 11);
-  text_at (cr, PLOT_W - M_RIGHT + 36, ly + 4, s->label, 0.0);
-}
-
-static void
-draw_chart (cairo_t *cr, const Chart *c, GPtrArray *series)
-{
-  Frame f;
-  frame_fit (&f, series, c->logx);
-  draw_axes (cr, &f, c);
-  for (guint i = 0; i < series->len; i++)
-    draw_series (cr, &f, series->pdata[i], (int) i);
-}
-
-/* Cairo's stream writer into memory, so the files go through the atomic writer. */
-static cairo_status_t
-append_bytes (void *closure, const unsigned char *data, unsigned int length)
-{
-  g_byte_array_append (closure, data, length);
-  return CAIRO_STATUS_SUCCESS;
-}
-
-/* base.png and base.svg from the same drawing. */
+/* base.png and base.svg, drawn by viz/ like every other chart. */
 static gboolean
 plot (Repro *r, const char *base, const Chart *c, GPtrArray *series, GError **error)
 {
   g_autofree char *png_name = g_strconcat (base, ".png", NULL), *svg_name = g_strconcat (base, ".svg", NULL);
   g_autofree char *png = g_build_filename (r->dir, png_name, NULL), *svg = g_build_filename (r->dir, svg_name, NULL);
-  cairo_surface_t *img = cairo_image_surface_create (CAIRO_FORMAT_RGB24, PLOT_W, PLOT_H);
-  cairo_t *cr = cairo_create (img);
-  draw_chart (cr, c, series);
-  cairo_destroy (cr);
-  g_autoptr (GByteArray) png_bytes = g_byte_array_new (), svg_bytes = g_byte_array_new ();
-  cairo_status_t st = cairo_surface_write_to_png_stream (img, append_bytes, png_bytes);
-  cairo_surface_destroy (img);
-  cairo_surface_t *vec = cairo_svg_surface_create_for_stream (append_bytes, svg_bytes, PLOT_W, PLOT_H);
-  cr = cairo_create (vec);
-  draw_chart (cr, c, series);
-  cairo_destroy (cr);
-  cairo_surface_finish (vec);
-  if (st == CAIRO_STATUS_SUCCESS)
-    st = cairo_surface_status (vec);
-  cairo_surface_destroy (vec);
-  if (st != CAIRO_STATUS_SUCCESS)
+  g_autofree VizSeries *vs = g_new0 (VizSeries, MAX (series->len, 1));
+  for (guint i = 0; i < series->len; i++)
     {
-      g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot write the plot: %s", png,
-                   cairo_status_to_string (st));
-      return FALSE;
+      Series *s = series->pdata[i];
+      vs[i] = (VizSeries) { (const double *) s->x->data, (const double *) s->y->data, (int) s->x->len,
+                            s->label, FALSE, TRUE, NULL };
     }
-  if (!snn_file_write_atomic (png, png_bytes->data, png_bytes->len, error)
-      || !snn_file_write_atomic (svg, svg_bytes->data, svg_bytes->len, error))
+  VizLineChart chart = {
+    .series = vs, .n_series = (int) series->len, .title = c->title,
+    .x_title = c->xlabel, .y_title = c->ylabel, .log_x = c->logx,
+  };
+  if (!viz_export (png, PLOT_W, PLOT_H, viz_draw_line_chart, &chart, viz_style_light (), error)
+      || !viz_export (svg, PLOT_W, PLOT_H, viz_draw_line_chart, &chart, viz_style_light (), error))
     return FALSE;
   g_ptr_array_add (r->files, g_steal_pointer (&png_name));
   g_ptr_array_add (r->files, g_steal_pointer (&svg_name));

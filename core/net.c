@@ -308,8 +308,9 @@ find_segments (SnnNet *net)
     net->seg_gemm[k] = net->can_recompute ? segment_kept_gemm (net->model->layers, net->seg_first[k], net->seg_last[k]) : -1;
 }
 
-SnnNet *
-snn_net_new (const SnnModel *model, const SnnBackend *backend)
+/* A net with its parameters allocated but not initialised. */
+static SnnNet *
+net_new_uninit (const SnnModel *model, const SnnBackend *backend)
 {
   SnnNet *net = g_new0 (SnnNet, 1);
   net->model = snn_model_copy (model);
@@ -330,6 +331,13 @@ snn_net_new (const SnnModel *model, const SnnBackend *backend)
   /* A chain needs a gradient in and one out, and a spare for the prefix;
    * each level of residual nesting keeps two more waiting at its fork. */
   net->n_gbuf = MIN (N_GBUF, 3 + 2 * list_depth (net->model->layers, net->model->n_layers));
+  return net;
+}
+
+SnnNet *
+snn_net_new (const SnnModel *model, const SnnBackend *backend)
+{
+  SnnNet *net = net_new_uninit (model, backend);
   snn_net_init_default (net, 0);
   return net;
 }
@@ -1550,4 +1558,62 @@ snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float *dst)
   Node *r = &net->N[net->top_node[layer]];
   g_return_if_fail (r->spec->type == SNN_LAYER_LIF);
   net->be->download (dst, spikes ? r->out : r->u, (size_t) net->cur_steps * net->batch * r->out_size * sizeof (float));
+}
+
+/* ---- predictions ---- */
+
+/* A net built only to be measured: its buffers are never read or written,
+ * so they all share one block (building a large network's parameters would
+ * take the editor half a second). */
+static void *
+dry_alloc (size_t bytes)
+{
+  static float block[16];
+  return block;
+}
+
+static void
+dry_free (void *p)
+{
+}
+
+int64_t
+snn_model_arena_bytes (const SnnModel *model, int batch, int chunk_steps, gboolean recompute)
+{
+  g_return_val_if_fail (batch >= 1 && chunk_steps >= 1, 0);
+  /* The same carving as snn_net_configure, dry, on a net that never gets
+   * an arena: one layout, so the prediction cannot drift from it. */
+  SnnBackend dry = *snn_backend_cpu ();
+  dry.alloc = dry_alloc;
+  dry.free = dry_free;
+  SnnNet *net = net_new_uninit (model, &dry);
+  net->batch = batch;
+  net->chunk = chunk_steps;
+  net->layout_recompute = recompute && net->can_recompute;
+  Carver c = { 0, TRUE, NULL };
+  carve_all (net, &c);
+  snn_net_free (net);
+  return (int64_t) c.offset;
+}
+
+void
+snn_model_predict_memory (const SnnModel *model, int batch, int T, SnnMemoryPrediction out[SNN_PREDICT_N])
+{
+  /* As snn_train_batch runs them: BPTT one chunk of T steps, SLTT and
+   * SLTT-K chunks of one step, never recomputing; a static input. */
+  static const struct { int steps_is_T; gboolean recompute; } how[SNN_PREDICT_N] = {
+    [SNN_PREDICT_BPTT_STORED] = { TRUE, FALSE },
+    [SNN_PREDICT_BPTT_RECOMPUTE] = { TRUE, TRUE },
+    [SNN_PREDICT_SLTT] = { FALSE, FALSE },
+    [SNN_PREDICT_SLTT_K] = { FALSE, FALSE },
+  };
+  for (int i = 0; i < SNN_PREDICT_N; i++)
+    {
+      int steps = how[i].steps_is_T ? T : 1;
+      gboolean rc = how[i].recompute && snn_model_can_recompute (model);
+      out[i].held_bytes = snn_model_held_bytes_full (model, batch, steps, TRUE, rc);
+      out[i].arena_bytes = i == SNN_PREDICT_SLTT_K ? out[SNN_PREDICT_SLTT].arena_bytes
+                                                   : snn_model_arena_bytes (model, batch, steps, rc);
+      out[i].recomputes = rc;
+    }
 }

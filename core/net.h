@@ -146,4 +146,26 @@ int64_t         snn_model_held_bytes_full (const SnnModel *model, int batch, int
  * a static input (direct encoding, the usual case). */
 int64_t         snn_model_held_bytes (const SnnModel *model, int batch, int T, gboolean bptt);
 
+/* The activation arena snn_net_configure allocates for these settings,
+ * without allocating it. */
+int64_t         snn_model_arena_bytes (const SnnModel *model, int batch, int chunk_steps, gboolean recompute);
+
+/* What each method holds and works in, as training runs it (static input). */
+typedef enum {
+  SNN_PREDICT_BPTT_STORED,
+  SNN_PREDICT_BPTT_RECOMPUTE,   /* as stored where the network cannot recompute */
+  SNN_PREDICT_SLTT,
+  SNN_PREDICT_SLTT_K,
+  SNN_PREDICT_N,
+} SnnPredictMethod;
+
+typedef struct {
+  int64_t held_bytes;           /* peak held for backward */
+  int64_t arena_bytes;          /* the whole working memory of a step */
+  gboolean recomputes;
+} SnnMemoryPrediction;
+
+void            snn_model_predict_memory (const SnnModel *model, int batch, int T,
+                                          SnnMemoryPrediction out[SNN_PREDICT_N]);
+
 G_END_DECLS

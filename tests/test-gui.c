@@ -154,7 +154,7 @@ test_train_pause_method_stop (void)
   g_assert_cmpfloat (last_held_bytes (), ==, snn_model_held_bytes_full (e->model, e->batch_size, e->train.T, FALSE, TRUE));
   run = snnwb_window_get_run (win, 0);
   method = snnwb_run_describe_method (run);
-  g_assert_cmpstr (method, ==, "BPTT");
+  g_assert_cmpstr (method, ==, "BPTT (recompute)");
   snnwb_settings_panel_set_recompute (snnwb_window_get_settings_panel (win), FALSE);
   activate ("step");
   iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 2), 30, "one step");

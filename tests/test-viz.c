@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 #include "viz.h"
+#include "viz-private.h"
 
 /* ---- Pixels --------------------------------------------------------- */
 
@@ -854,6 +855,191 @@ test_line_long (Canvas *c, gconstpointer style)
   g_free (y);
 }
 
+/* ---- Legends, marks, log axes, read-outs ----------------------------- */
+
+static int
+px_luminance (Px p)
+{
+  return (p.r * 299 + p.g * 587 + p.b * 114) / 1000;
+}
+
+/* A column of the plot at x holds the mark's colour along much of it. */
+static void
+test_line_marks (Canvas *c, gconstpointer style)
+{
+  double x[40], y[40];
+  for (int i = 0; i < 40; i++)
+    x[i] = i + 1, y[i] = 1.0 / (i + 1);
+  VizColor red = { 0.9, 0.1, 0.1, 1 };
+  VizSeries s = { .x = x, .y = y, .n = 40, .label = "loss" };
+  VizMark mk = { 20.5, "→ BPTT", &red };
+  VizLineChart d = { .series = &s, .n_series = 1, .x_title = "iteration", .y_title = "loss",
+                     .marks = &mk, .n_marks = 1 };
+  viz_line_chart_draw (c->cr, c->width, c->height, &d, c->style);
+  VizPlotMap map;
+  g_assert_true (viz_line_chart_layout (c->width, c->height, &d, c->style, &map));
+  double mx = floor (viz_plot_map_x (&map, 20.5)) + 0.5;
+  int hits = 0;
+  for (int yy = (int) map.area.y; yy < map.area.y + map.area.height; yy++)
+    hits += same_color (pixel (c, mx, yy), &red, 60);
+  g_assert_cmpint (hits, >, map.area.height * 0.3);
+  /* Not at another x. */
+  hits = 0;
+  for (int yy = (int) map.area.y + 30; yy < map.area.y + map.area.height; yy++)
+    hits += same_color (pixel (c, mx + 40, yy), &red, 60);
+  g_assert_cmpint (hits, ==, 0);
+}
+
+/* A small chart with several runs keeps its legend (over the plot); a tiny
+ * one drops it rather than hide the data under it. */
+static void
+test_line_legend_kept (Canvas *c, gconstpointer style)
+{
+  double x[30], y[3][30];
+  for (int i = 0; i < 30; i++)
+    for (int k = 0; k < 3; k++)
+      x[i] = i + 1, y[k][i] = (k + 1) * 10.0 + i;
+  VizColor col[3];
+  VizSeries s[3];
+  VizLegendEntry e[5];
+  for (int k = 0; k < 3; k++)
+    {
+      col[k] = viz_style_series_color (c->style, k);
+      s[k] = (VizSeries) { .x = x, .y = y[k], .n = 30, .color = &col[k] };
+    }
+  e[0] = (VizLegendEntry) { "Run 1 · SLTT", &col[0], FALSE };
+  e[1] = (VizLegendEntry) { "Run 2 · BPTT", &col[1], FALSE };
+  e[2] = (VizLegendEntry) { "Run 3 · SLTT-K", &col[2], FALSE };
+  e[3] = (VizLegendEntry) { "held", NULL, FALSE };
+  e[4] = (VizLegendEntry) { "arena", NULL, TRUE };
+  VizLineChart d = { .series = s, .n_series = 3, .x_title = "iteration", .y_title = "MiB",
+                     .legend = e, .n_legend = 5, .log_y = TRUE };
+  VizPlotMap map;
+  g_assert_true (viz_line_chart_layout (640, 400, &d, c->style, &map));
+  g_assert_cmpint (map.n_legend, ==, 5);
+  g_assert_true (viz_line_chart_layout (240, 170, &d, c->style, &map));
+  g_assert_cmpint (map.n_legend, ==, 5);
+  /* Drawn: the first entry's swatch in its colour near the plot's top left. */
+  viz_line_chart_draw (c->cr, 240, 170, &d, c->style);
+  int hits = 0;
+  for (int yy = (int) map.area.y; yy < map.area.y + 20; yy++)
+    for (int xx = (int) map.area.x; xx < map.area.x + 30; xx++)
+      hits += same_color (pixel (c, xx, yy), &col[0], 40);
+  g_assert_cmpint (hits, >, 5);
+  g_assert_true (viz_line_chart_layout (150, 90, &d, c->style, &map));
+  g_assert_cmpint (map.n_legend, ==, 0);
+}
+
+/* Log x: a decade takes the same width anywhere; points at x <= 0 are left
+ * out of the range rather than breaking it. */
+static void
+test_line_log_x (Canvas *c, gconstpointer style)
+{
+  double x[] = { 0, 1, 10, 100, 1000 }, y[] = { 5, 1, 2, 3, 4 };
+  VizSeries s = { .x = x, .y = y, .n = 5, .label = "BPTT", .markers = TRUE };
+  VizLineChart d = { .series = &s, .n_series = 1, .x_title = "T", .y_title = "accuracy", .log_x = TRUE };
+  VizPlotMap map;
+  g_assert_true (viz_line_chart_layout (c->width, c->height, &d, c->style, &map));
+  g_assert_true (map.log_x);
+  g_assert_cmpfloat (map.x_min, >, 0);
+  double d1 = viz_plot_map_x (&map, 10) - viz_plot_map_x (&map, 1);
+  double d2 = viz_plot_map_x (&map, 1000) - viz_plot_map_x (&map, 100);
+  g_assert_cmpfloat (fabs (d1 - d2), <, 0.5);
+  g_assert_cmpfloat (fabs (viz_plot_map_unx (&map, viz_plot_map_x (&map, 37)) - 37), <, 1e-6);
+  viz_line_chart_draw (c->cr, c->width, c->height, &d, c->style);
+  VizColor blue = viz_style_series_color (c->style, 0);
+  g_assert_true (same_color (pixel (c, viz_plot_map_x (&map, 10), viz_plot_map_y (&map, 2)), &blue, 40));
+}
+
+/* A legend over the plot gets headroom: the data stays below its rows, and
+ * the axis is labelled over the data's range only. */
+static void
+test_legend_headroom (void)
+{
+  VizFrame f;
+  VizLegendItem items[2] = { { "Run 1 · SLTT", { 0, 0, 1, 1 }, VIZ_LEGEND_LINE },
+                             { "Run 2 · BPTT", { 1, 0, 0, 1 }, VIZ_LEGEND_LINE } };
+  viz_frame_init (&f);
+  f.legend = items;
+  f.n_legend = 2;
+  f.legend_inside = TRUE;
+  viz_scale_set (&f.y, 0, 10, 0, FALSE);
+  viz_frame_layout (&f, 300, 240, viz_style_light ());
+  g_assert_true (f.ok && f.legend_inside);
+  viz_frame_legend_headroom (&f);
+  g_assert_cmpfloat (viz_frame_y (&f, 10), >, f.area.y + f.legend_row_h);
+  g_assert_cmpint (f.y.n_ticks, >=, 3);
+  g_assert_cmpfloat (f.y.ticks[f.y.n_ticks - 1], <=, 10);
+}
+
+/* Log ticks on a short axis: more than the two ends of a two-decade span. */
+static void
+test_log_ticks (void)
+{
+  VizMetrics m;
+  VizScale s = { 0 };
+  viz_metrics (viz_style_light (), &m);
+  viz_scale_set (&s, 0.03, 2, 0.05, TRUE);
+  viz_scale_make_ticks (&s, 110, FALSE, &m);
+  g_assert_cmpint (s.n_ticks, >=, 4);
+  for (int i = 1; i < s.n_ticks; i++)
+    g_assert_cmpfloat (s.ticks[i], >, s.ticks[i - 1]);
+  viz_scale_set (&s, 1, 300, 0.05, TRUE);
+  viz_scale_make_ticks (&s, 140, FALSE, &m);
+  g_assert_cmpint (s.n_ticks, >=, 3);
+}
+
+/* The read-out box sits beside the pointer, inside the view even at its
+ * corner, with the vertical guide over the plot. */
+static void
+test_readout (Canvas *c, gconstpointer style)
+{
+  viz_set_color (c->cr, &c->style->background);
+  cairo_paint (c->cr);
+  VizRect area = { 50, 30, 500, 300 };
+  viz_draw_readout (c->cr, c->width, c->height, c->style, &area, 300, 200, "iteration 12\nRun 1 · SLTT: 0.42");
+  g_assert_cmpint (count_drawn (c, 310, 210, 460, 260), >, 200);
+  g_assert_cmpint (count_drawn (c, 299, 40, 301, 190), >, 100);
+  viz_set_color (c->cr, &c->style->background);
+  cairo_paint (c->cr);
+  viz_draw_readout (c->cr, c->width, c->height, c->style, NULL, c->width - 2, c->height - 2, "t 3\nneuron 5");
+  g_assert_cmpint (count_drawn (c, c->width - 120, c->height - 70, c->width - 10, c->height - 10), >, 100);
+  g_assert_cmpint (viz_series_nearest (&(VizSeries) { .y = (double[]) { 1, 2, 3 }, .n = 3 }, 1.4), ==, 1);
+}
+
+/* A large layer is shaded by how many fire, not painted solid: a band where
+ * every neuron fires is darker than one where few do. */
+static void
+test_raster_large_shaded (Canvas *c, gconstpointer style)
+{
+  enum { N = 4000, T = 10 };
+  g_autofree guint8 *spikes = g_new0 (guint8, N * T);
+  GRand *rand = g_rand_new_with_seed (3);
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < N; i++)
+      spikes[t * N + i] = i >= 3000 ? 1 : g_rand_double (rand) < 0.05;
+  g_rand_free (rand);
+  VizRaster r = { .spikes = spikes, .n_neurons = N, .T = T };
+  viz_raster_draw (c->cr, c->width, c->height, &r, c->style);
+  VizRect d0, d1, s0, s1;
+  g_assert_true (viz_raster_cell_rect (c->width, c->height, &r, c->style, 4, 3100, &d0));
+  g_assert_true (viz_raster_cell_rect (c->width, c->height, &r, c->style, 4, 3900, &d1));
+  g_assert_true (viz_raster_cell_rect (c->width, c->height, &r, c->style, 4, 500, &s0));
+  g_assert_true (viz_raster_cell_rect (c->width, c->height, &r, c->style, 4, 2500, &s1));
+  /* Mean luminance over the middle of step 4's column in each band. */
+  double x = d0.x + d0.width / 2, ld = 0, ls = 0;
+  int nd = 0, ns = 0;
+  for (int y = (int) d1.y; y <= (int) d0.y; y++, nd++)
+    ld += px_luminance (pixel (c, x, y));
+  for (int y = (int) s1.y; y <= (int) s0.y; y++, ns++)
+    ls += px_luminance (pixel (c, x, y));
+  ld /= nd, ls /= ns;
+  double lb = px_luminance ((Px) { c->style->background.r * 255, c->style->background.g * 255, c->style->background.b * 255 });
+  /* Both differ from the background; the dense band much more. */
+  g_assert_cmpfloat (fabs (ls - lb), >, 3);
+  g_assert_cmpfloat (fabs (ld - lb), >, 3 * fabs (ls - lb));
+}
+
 static void
 add_styled (const char *path, void (*fn) (Canvas *, gconstpointer))
 {
@@ -875,6 +1061,13 @@ main (int argc, char **argv)
   add_styled ("/viz/heatmap/square-log", test_heatmap_square_log);
   add_styled ("/viz/line", test_line_chart);
   add_styled ("/viz/line/long", test_line_long);
+  add_styled ("/viz/line/marks", test_line_marks);
+  add_styled ("/viz/line/legend-kept", test_line_legend_kept);
+  add_styled ("/viz/line/log-x", test_line_log_x);
+  add_styled ("/viz/readout", test_readout);
+  add_styled ("/viz/raster/large-shaded", test_raster_large_shaded);
+  g_test_add_func ("/viz/log-ticks", test_log_ticks);
+  g_test_add_func ("/viz/legend-headroom", test_legend_headroom);
   add_styled ("/viz/bars", test_bars);
   add_styled ("/viz/no-data", test_no_data);
   add_styled ("/viz/state-kept", test_state_kept);

@@ -35,6 +35,7 @@ void           snnwb_chart_view_set_probe (SnnwbChartView *self, SnnwbProbe *pro
 /* Which LIF layer (index among the probed LIF layers) raster, traces and
  * epsilon show. */
 void           snnwb_chart_view_set_lif_index (SnnwbChartView *self, int index);
+/* n 0: neurons that fire, picked from the probe. */
 void           snnwb_chart_view_set_neurons (SnnwbChartView *self, const int *neurons, int n);
 /* Epsilon heat map. */
 void           snnwb_chart_view_set_epsilon (SnnwbChartView *self, SnnwbEpsilon *eps);
@@ -54,6 +55,30 @@ guint          snnwb_chart_view_get_data_count (SnnwbChartView *self);
 /* Whether the picture on screen shows the view's latest data. */
 gboolean       snnwb_chart_view_shows_latest (SnnwbChartView *self);
 gboolean       snnwb_chart_view_has_data (SnnwbChartView *self);
+
+/* What a view draws, its formula and units (Pango markup), and a button
+ * that shows it in a popover. */
+const char    *snnwb_chart_view_info_markup (SnnwbChartKind kind);
+GtkWidget     *snnwb_chart_view_make_info_button (SnnwbChartKind kind);
+
+/* The hover read-out: what the pointer at (x, y) (widget coordinates)
+ * points at, as shown beside it; NULL when nothing is under it. The motion
+ * controller calls hover; leave clears it. */
+void           snnwb_chart_view_hover (SnnwbChartView *self, double x, double y);
+void           snnwb_chart_view_leave (SnnwbChartView *self);
+const char    *snnwb_chart_view_get_readout (SnnwbChartView *self);
+/* The legend's labels as drawn at the view's present size (empty when the
+ * legend had no room). */
+GStrv          snnwb_chart_view_dup_legend (SnnwbChartView *self);
+
+/* Raster: the neurons shown, first and count (count 0: the whole layer).
+ * Scrolling zooms around the pointer, a double click shows all; a click
+ * emits "neuron-picked" with the neuron under the pointer. */
+void           snnwb_chart_view_zoom_neurons (SnnwbChartView *self, int first, int count);
+void           snnwb_chart_view_pick (SnnwbChartView *self, double x, double y);
+/* Traces: the neurons traced in the latest picture (the ones asked for,
+ * or with none asked for, neurons that fire). */
+int            snnwb_chart_view_get_traced (SnnwbChartView *self, int *out, int max);
 
 /* PNG, SVG or PDF by the file's extension. */
 gboolean       snnwb_chart_view_export (SnnwbChartView *self, const char *path, GError **error);

@@ -27,6 +27,9 @@ struct _SnnwbGradientView {
   double requested_tau;       /* what-if asked for and not shown yet; 0: none */
   guint n_cosines_shown;      /* cosine records in the latest picture */
   SnnwbOffscreen *offscreen;  /* pictures of the canvas */
+  gboolean hovering;
+  double hover_x, hover_y;
+  char *readout;
 };
 
 static void redraw (SnnwbGradientView *self);
@@ -216,7 +219,7 @@ weight_caption (SnnwbGradientView *self, const SnnwbGradientLif *gl)
 
   if (!a)
     return g_strdup ("No linear or conv layer feeds this LIF layer");
-  return g_strdup_printf ("Weight gradient of layer %d (%s), BPTT vs spatial only: cosine %.3f",
+  return g_strdup_printf ("cos(BPTT's ∂L/∂W, SLTT's ∂L/∂W) of layer %d (%s): %.3f",
                           a->layer, layer_type_name (self, a->layer), a->cosine);
 }
 
@@ -308,10 +311,11 @@ prepare_chart (SnnwbGradientView *self, Figure *f)
   c->y_title = "cosine";
   c->x_integer = TRUE;
   c->fix_y = TRUE;
-  c->y_max = 1.0;
-  /* Room below the lowest cosine, in tenths, so small drifts stay visible. */
+  /* Room below the lowest cosine, in tenths, so small drifts stay visible;
+   * a little above 1, so a cosine of 1 is not hidden by the frame. */
   c->y_min = MIN (0.5, floor ((lowest_cosine (rec, n) - 0.05) * 10) / 10);
-  c->title = "Weight-gradient cosine, BPTT vs SLTT, per layer";
+  c->y_max = 1.0 + 0.04 * (1.0 - c->y_min);
+  c->title = "cos(BPTT's ∂L/∂W, SLTT's ∂L/∂W) per layer";
 }
 
 static void
@@ -381,6 +385,7 @@ draw_caption (cairo_t *cr, const Figure *f, const VizBars *bars, const VizStyle 
       while (pitch * every < fs * 2.8 && every < f->bars.n_groups)
         every++;
       show_text (cr, "cos", map.area.x - fs * 0.6, bars_h + line, 1.0, map.area.x);
+      show_text (cr, "↑ cos(spatial, temporal part of ∂L/∂u[t]) at each step", fs, bars_h + 2.1 * line, 0.0, w - 2 * fs);
       for (int t = 0; t < f->bars.n_groups; t += every)
         {
           char buf[16];
@@ -393,20 +398,41 @@ draw_caption (cairo_t *cr, const Figure *f, const VizBars *bars, const VizStyle 
         }
     }
   if (f->caption)
-    show_text (cr, f->caption, fs, bars_h + 2.1 * line, 0.0, w - 2 * fs);
+    show_text (cr, f->caption, fs, bars_h + 3.2 * line, 0.0, w - 2 * fs);
+}
+
+/* Where the bars and the chart go: the bars are bw x (bh - strip), the
+ * chart right of them (wide) or below. */
+typedef struct {
+  gboolean wide;
+  double bw, bh, strip, line;
+  double cx, cy, cw, ch;
+} Geometry;
+
+static void
+geometry (double width, double height, const VizStyle *style, Geometry *g)
+{
+  g->wide = width >= 1.4 * height;
+  g->bw = g->wide ? floor (width * 0.46) : width;
+  g->bh = g->wide ? height : floor (height * 0.55);
+  g->line = style->font_size * 1.5;
+  g->strip = 3.7 * g->line;
+  g->cx = g->wide ? g->bw : 0;
+  g->cy = g->wide ? 0 : g->bh;
+  g->cw = g->wide ? width - g->bw : width;
+  g->ch = g->wide ? height : height - g->bh;
 }
 
 static void
 draw_figure (cairo_t *cr, double width, double height, gconstpointer data, const VizStyle *style)
 {
   const Figure *f = data;
-  gboolean wide = width >= 1.4 * height;
-  double bw = wide ? floor (width * 0.46) : width;
-  double bh = wide ? height : floor (height * 0.55);
-  double line = style->font_size * 1.5;
-  double strip = 2.6 * line;
+  Geometry g;
   VizBars bars;
 
+  geometry (width, height, style, &g);
+  gboolean wide = g.wide;
+  double bw = g.bw, bh = g.bh, line = g.line, strip = g.strip;
   if (!(width > 0 && height > 0))
     return;
   viz_set_color (cr, &style->background);
@@ -456,6 +482,157 @@ canvas_draw_cb (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpoint
   SnnwbGradientView *self = data;
 
   snnwb_offscreen_draw (self->offscreen, cr, width, height);
+  if (self->hovering && self->readout)
+    viz_draw_readout (cr, width, height, viz_style_light (), NULL, self->hover_x, self->hover_y, self->readout);
+}
+
+/* Hover read-outs: the step under the pointer in the bars, or the
+ * iteration under it in the cosine chart. */
+static char *
+readout_bars (const Figure *f, const Geometry *g, const VizStyle *style, double x, double y)
+{
+  VizPlotMap map;
+  int t, T = f->bars.n_groups;
+
+  if (!f->bars.values || y > g->bh || !viz_bars_layout (g->bw, g->bh - g->strip, &f->bars, style, &map)
+      || x < map.area.x || x > map.area.x + map.area.width)
+    return NULL;
+  t = (int) round (viz_plot_map_unx (&map, x));
+  if (t < 0 || t >= T)
+    return NULL;
+  return g_strdup_printf ("t %d · ‖∂L/∂u[t]‖ parts\nspatial (SLTT keeps): %.4g\ntemporal (BPTT only): %.4g\n"
+                          "cos(spatial, temporal): %.3f", t, f->bars.values[t], f->bars.values[T + t],
+                          f->cosine_du ? f->cosine_du[t] : NAN);
+}
+
+static char *
+readout_chart (const Figure *f, const Geometry *g, const VizStyle *style, double x, double y)
+{
+  VizPlotMap map;
+  GString *s;
+  double it;
+
+  x -= g->cx;
+  y -= g->cy;
+  if (x < 0 || y < 0 || !viz_line_chart_layout (g->cw, g->ch, &f->chart, style, &map)
+      || x < map.area.x || x > map.area.x + map.area.width || y < map.area.y || y > map.area.y + map.area.height)
+    return NULL;
+  it = viz_plot_map_unx (&map, x);
+  s = g_string_new (NULL);
+  for (int k = 0; k < f->chart.n_series; k++)
+    {
+      const VizSeries *ser = &f->chart.series[k];
+      int i = viz_series_nearest (ser, it);
+
+      if (i < 0)
+        continue;
+      if (s->len == 0)
+        g_string_append_printf (s, "iteration %.0f · cos(BPTT, SLTT ∂L/∂W)", ser->x[i]);
+      g_string_append_printf (s, "\n%s: %.4f", ser->label, ser->y[i]);
+    }
+  if (s->len == 0)
+    return g_string_free (s, TRUE), NULL;
+  return g_string_free (s, FALSE);
+}
+
+static void
+hover (SnnwbGradientView *self, double x, double y)
+{
+  int w = gtk_widget_get_width (GTK_WIDGET (self->canvas)), h = gtk_widget_get_height (GTK_WIDGET (self->canvas));
+  Figure f;
+  Geometry g;
+
+  self->hovering = TRUE;
+  self->hover_x = x;
+  self->hover_y = y;
+  g_clear_pointer (&self->readout, g_free);
+  if (w > 0 && h > 0)
+    {
+      figure_prepare (self, &f);
+      geometry (w, h, viz_style_light (), &g);
+      self->readout = readout_bars (&f, &g, viz_style_light (), x, y);
+      if (!self->readout)
+        self->readout = readout_chart (&f, &g, viz_style_light (), x, y);
+      figure_clear (&f);
+    }
+  gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
+}
+
+static void
+motion_cb (GtkEventControllerMotion *c, double x, double y, SnnwbGradientView *self)
+{
+  hover (self, x, y);
+}
+
+static void
+leave_cb (GtkEventControllerMotion *c, SnnwbGradientView *self)
+{
+  self->hovering = FALSE;
+  g_clear_pointer (&self->readout, g_free);
+  gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
+}
+
+void
+snnwb_gradient_view_hover (SnnwbGradientView *self, double x, double y)
+{
+  hover (self, x, y);
+}
+
+const char *
+snnwb_gradient_view_get_readout (SnnwbGradientView *self)
+{
+  return self->readout;
+}
+
+static const char info_markup[] =
+  "<b>Gradients</b> from an analysis of the probe batch, with BPTT's backward run\n"
+  "beside training's own, every few iterations.\n\n"
+  "<b>Bars</b>, per time step t: the norm of ∂L/∂u[t] of the picked LIF layer, split\n"
+  "as in Eq. 9–10 into its <b>spatial</b> part (through the layer above at the same\n"
+  "step: what SLTT keeps, blue) and its <b>temporal</b> part (the sum over later steps\n"
+  "t' through ∏ ε, Eq. 8: what only BPTT follows, orange).\n"
+  "<b>cos row</b>: the cosine between those two parts at each step.\n\n"
+  "<b>Caption and chart</b>: a different cosine, between BPTT's and SLTT's weight\n"
+  "gradients ∂L/∂W, per linear or conv layer, over training (Fig. 3 of the paper).\n"
+  "Near 1, SLTT steps in nearly the direction BPTT would.\n\n"
+  "<b>τ slider</b>: the analysis again with another membrane time constant\n"
+  "(ε = 1 − 1/τ outside the surrogate's window, Eq. 11): a larger τ lets the\n"
+  "temporal part grow.\n"
+  "Units: norms of ∂L/∂u (loss per unit of u); cosines from −1 to 1.";
+
+const char *
+snnwb_gradient_view_info_markup (void)
+{
+  return info_markup;
+}
+
+static void
+add_info_button (SnnwbGradientView *self)
+{
+  GtkWidget *menu = GTK_WIDGET (self->menu_button);
+  GtkWidget *header = gtk_widget_get_parent (menu);
+  GtkWidget *button = gtk_menu_button_new ();
+  GtkWidget *popover = gtk_popover_new ();
+  GtkWidget *label = gtk_label_new (NULL);
+  GtkEventController *motion = gtk_event_controller_motion_new ();
+
+  gtk_label_set_markup (GTK_LABEL (label), info_markup);
+  gtk_widget_set_margin_start (label, 6);
+  gtk_widget_set_margin_end (label, 6);
+  gtk_widget_set_margin_top (label, 6);
+  gtk_widget_set_margin_bottom (label, 6);
+  gtk_popover_set_child (GTK_POPOVER (popover), label);
+  gtk_menu_button_set_popover (GTK_MENU_BUTTON (button), popover);
+  gtk_menu_button_set_icon_name (GTK_MENU_BUTTON (button), "dialog-information-symbolic");
+  gtk_menu_button_set_has_frame (GTK_MENU_BUTTON (button), FALSE);
+  gtk_widget_set_tooltip_text (button, "What this view shows");
+  gtk_widget_add_css_class (button, "view-info");
+  gtk_box_insert_child_after (GTK_BOX (header), button, gtk_widget_get_prev_sibling (menu));
+
+  g_signal_connect (motion, "motion", G_CALLBACK (motion_cb), self);
+  g_signal_connect (motion, "enter", G_CALLBACK (motion_cb), self);
+  g_signal_connect (motion, "leave", G_CALLBACK (leave_cb), self);
+  gtk_widget_add_controller (GTK_WIDGET (self->canvas), motion);
 }
 
 static void
@@ -474,6 +651,7 @@ snnwb_gradient_view_dispose (GObject *object)
   g_clear_pointer (&self->offscreen, snnwb_offscreen_free);
   g_clear_object (&self->run);
   g_clear_pointer (&self->gradient, snnwb_gradient_unref);
+  g_clear_pointer (&self->readout, g_free);
   gtk_widget_dispose_template (GTK_WIDGET (self), SNNWB_TYPE_GRADIENT_VIEW);
   G_OBJECT_CLASS (snnwb_gradient_view_parent_class)->dispose (object);
 }
@@ -513,6 +691,7 @@ snnwb_gradient_view_init (SnnwbGradientView *self)
   self->offscreen = snnwb_offscreen_new (GTK_WIDGET (self->canvas), prepare_job, paint_job, free_job, self);
   gtk_drawing_area_set_draw_func (self->canvas, canvas_draw_cb, self, NULL);
   gtk_adjustment_set_value (self->interval_adjustment, SNNWB_DEFAULT_ANALYSIS_INTERVAL);
+  add_info_button (self);
 }
 
 GtkWidget *

@@ -43,4 +43,10 @@ gboolean       snnwb_gradient_view_export (SnnwbGradientView *self, const char *
 /* The cosine curves as CSV. */
 gboolean       snnwb_gradient_view_export_csv (SnnwbGradientView *self, const char *path, GError **error);
 
+/* What the view draws, its formulas and units (Pango markup). */
+const char    *snnwb_gradient_view_info_markup (void);
+/* The hover read-out at (x, y) on the canvas; NULL: nothing under it. */
+void           snnwb_gradient_view_hover (SnnwbGradientView *self, double x, double y);
+const char    *snnwb_gradient_view_get_readout (SnnwbGradientView *self);
+
 G_END_DECLS

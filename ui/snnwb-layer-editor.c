@@ -1,5 +1,6 @@
 #include "snnwb-layer-editor.h"
 #include "snnwb-resources.h"
+#include "snnwb-run.h"
 #include "net.h"
 #include <stddef.h>
 
@@ -56,6 +57,7 @@ struct _SnnwbLayerEditor {
 
   GtkLabel *input_label;
   GtkLabel *memory_label;
+  GtkGrid *memory_grid;
   GtkListBox *list;
   GtkLabel *count_label;
   GtkLabel *field_title;
@@ -107,6 +109,103 @@ format_bytes (gint64 bytes)
   return g_format_size_full ((guint64) MAX (bytes, 0), G_FORMAT_SIZE_IEC_UNITS);
 }
 
+/* The four ways a step can run, as the run list names them. */
+static void
+method_name (const SnnModel *model, SnnPredictMethod i, char *out, gsize size)
+{
+  static const SnnMethod methods[SNN_PREDICT_N] = { SNN_METHOD_BPTT, SNN_METHOD_BPTT, SNN_METHOD_SLTT, SNN_METHOD_SLTT_K };
+
+  if (i == SNN_PREDICT_SLTT_K)
+    g_strlcpy (out, "SLTT-K", size);
+  else
+    snnwb_method_label (model, methods[i], 1, i == SNN_PREDICT_BPTT_RECOMPUTE, out, size);
+}
+
+/* Rows of the memory table: a network that cannot recompute has one BPTT. */
+static gboolean
+row_shown (const SnnMemoryPrediction *p, SnnPredictMethod i)
+{
+  return i != SNN_PREDICT_BPTT_RECOMPUTE || p[i].recomputes;
+}
+
+char *
+snnwb_layer_editor_describe_memory (SnnwbLayerEditor *self)
+{
+  SnnMemoryPrediction p[SNN_PREDICT_N];
+  GString *s;
+
+  if (!self->model || self->problem)
+    return NULL;
+  snn_model_predict_memory (self->model, self->batch, self->T, p);
+  s = g_string_new (NULL);
+  g_string_append_printf (s, "batch %d, T %d: held for backward · arena", self->batch, self->T);
+  for (int i = 0; i < SNN_PREDICT_N; i++)
+    if (row_shown (p, i))
+      {
+        char name[32];
+        g_autofree char *held = format_bytes (p[i].held_bytes);
+        g_autofree char *arena = format_bytes (p[i].arena_bytes);
+
+        method_name (self->model, i, name, sizeof name);
+        g_string_append_printf (s, "\n%s: %s · %s", name, held, arena);
+      }
+  return g_string_free (s, FALSE);
+}
+
+static void
+grid_text (GtkGrid *grid, int col, int row, const char *markup, float xalign, gboolean dim)
+{
+  GtkWidget *label = gtk_label_new (NULL);
+
+  gtk_label_set_markup (GTK_LABEL (label), markup);
+  gtk_label_set_xalign (GTK_LABEL (label), xalign);
+  if (dim)
+    gtk_widget_add_css_class (label, "dim-label");
+  gtk_grid_attach (grid, label, col, row, 1, 1);
+}
+
+/* Each method as it will run, with two figures: what backward keeps of the
+ * forward pass, and the whole working memory of a step (the arena), which
+ * is what the machine feels: recomputing keeps little for backward but
+ * still works on all T steps at once. */
+static void
+fill_memory_grid (SnnwbLayerEditor *self)
+{
+  SnnMemoryPrediction p[SNN_PREDICT_N];
+  GtkWidget *child;
+  int row = 1;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->memory_grid))))
+    gtk_grid_remove (self->memory_grid, child);
+  gtk_widget_set_visible (GTK_WIDGET (self->memory_grid), self->problem == NULL);
+  if (self->problem)
+    return;
+  snn_model_predict_memory (self->model, self->batch, self->T, p);
+  grid_text (self->memory_grid, 0, 0, "", 0, TRUE);
+  grid_text (self->memory_grid, 1, 0, "held for backward", 1, TRUE);
+  grid_text (self->memory_grid, 2, 0, "arena", 1, TRUE);
+  for (int i = 0; i < SNN_PREDICT_N; i++)
+    if (row_shown (p, i))
+      {
+        char name[32];
+        g_autofree char *held = format_bytes (p[i].held_bytes);
+        g_autofree char *arena = format_bytes (p[i].arena_bytes);
+        g_autofree char *bold = NULL;
+
+        method_name (self->model, i, name, sizeof name);
+        bold = g_markup_printf_escaped ("<b>%s</b>", name);
+        grid_text (self->memory_grid, 0, row, bold, 0, FALSE);
+        grid_text (self->memory_grid, 1, row, held, 1, FALSE);
+        grid_text (self->memory_grid, 2, row, arena, 1, FALSE);
+        row++;
+      }
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->memory_grid),
+                               "Predicted for one training step. Held for backward: what backpropagation keeps "
+                               "of the forward pass. Arena: the whole working memory of the step (activations, "
+                               "gradients, scratch), allocated once. BPTT works on all T steps at once, so its "
+                               "arena grows with T even when recomputing; SLTT's does not.");
+}
+
 static void
 update_summary (SnnwbLayerEditor *self)
 {
@@ -115,6 +214,7 @@ update_summary (SnnwbLayerEditor *self)
   g_autofree char *params = NULL;
 
   gtk_label_set_text (self->input_label, input);
+  fill_memory_grid (self);
   if (self->problem)
     {
       g_autofree char *esc = g_markup_escape_text (self->problem, -1);
@@ -125,12 +225,9 @@ update_summary (SnnwbLayerEditor *self)
       return;
     }
   {
-    g_autofree char *bptt = format_bytes (snn_model_held_bytes (self->model, self->batch, self->T, TRUE));
-    g_autofree char *sltt = format_bytes (snn_model_held_bytes (self->model, self->batch, self->T, FALSE));
-    g_autofree char *m = g_strdup_printf ("Held for backward (batch %d, T %d)\n<b>BPTT</b> %s   <b>SLTT</b> %s",
-                                          self->batch, self->T, bptt, sltt);
+    g_autofree char *m = g_strdup_printf ("Memory of a training step (batch %d, T %d)", self->batch, self->T);
 
-    gtk_label_set_markup (self->memory_label, m);
+    gtk_label_set_text (self->memory_label, m);
   }
   params = g_strdup_printf ("%'" G_GINT64_FORMAT " parameters", snn_model_param_count (self->model));
   gtk_label_set_text (self->count_label, params);
@@ -495,6 +592,7 @@ snnwb_layer_editor_class_init (SnnwbLayerEditorClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-layer-editor.ui");
   gtk_widget_class_bind_template_child (widget_class, SnnwbLayerEditor, input_label);
   gtk_widget_class_bind_template_child (widget_class, SnnwbLayerEditor, memory_label);
+  gtk_widget_class_bind_template_child (widget_class, SnnwbLayerEditor, memory_grid);
   gtk_widget_class_bind_template_child (widget_class, SnnwbLayerEditor, list);
   gtk_widget_class_bind_template_child (widget_class, SnnwbLayerEditor, count_label);
   gtk_widget_class_bind_template_child (widget_class, SnnwbLayerEditor, field_title);

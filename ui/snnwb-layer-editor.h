@@ -29,4 +29,8 @@ void        snnwb_layer_editor_add_layer (SnnwbLayerEditor *self, SnnLayerType t
 void        snnwb_layer_editor_remove_selected (SnnwbLayerEditor *self);
 void        snnwb_layer_editor_move_selected (SnnwbLayerEditor *self, int delta);
 
+/* The memory table as text: a line per method, "name: held · arena";
+ * NULL while the network is invalid. */
+char      *snnwb_layer_editor_describe_memory (SnnwbLayerEditor *self);
+
 G_END_DECLS

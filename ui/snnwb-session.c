@@ -401,6 +401,7 @@ record_iteration_locked (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *
     .held_bytes = (double) b->peak_held_bytes,
     .lr = info->lr,
     .wall_s = (now - self->start_time) / 1e6,
+    .arena_bytes = (double) snn_net_stats (snn_trainer_net (tr))->arena_bytes,
   };
 
   /* Reading /proc costs more than a small iteration; sample it. */

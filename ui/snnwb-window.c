@@ -60,7 +60,7 @@ static const char *const view_names[N_VIEWS] = {
 };
 static const char *const view_titles[N_VIEWS] = {
   "Spike raster", "Membrane traces", "Epsilon products", "Loss", "Accuracy",
-  "Memory for backward", "Time per iteration",
+  "Memory (log)", "Time per iteration",
 };
 
 static void update_actions (SnnwbWindow *self);
@@ -333,6 +333,7 @@ make_card (SnnwbWindow *self, SnnwbChartKind kind, GtkWidget *extra)
   gtk_box_append (GTK_BOX (header), title);
   if (extra)
     gtk_box_append (GTK_BOX (header), extra);
+  gtk_box_append (GTK_BOX (header), snnwb_chart_view_make_info_button (kind));
   gtk_box_append (GTK_BOX (header), make_card_menu (kind));
   gtk_widget_add_css_class (view, "chart-frame");
   gtk_widget_set_vexpand (view, TRUE);
@@ -342,6 +343,16 @@ make_card (SnnwbWindow *self, SnnwbChartKind kind, GtkWidget *extra)
   gtk_box_append (GTK_BOX (card), view);
   self->views[kind] = SNNWB_CHART_VIEW (view);
   return card;
+}
+
+/* A click on the raster adds the neuron to the traced ones. */
+static void
+neuron_picked_cb (SnnwbChartView *view, int neuron, SnnwbWindow *self)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->neurons_entry));
+  g_autofree char *more = *text ? g_strdup_printf ("%s, %d", text, neuron) : g_strdup_printf ("%d", neuron);
+
+  gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), more);
 }
 
 static void
@@ -414,10 +425,10 @@ build_views (SnnwbWindow *self)
   gtk_box_append (GTK_BOX (lif_box), GTK_WIDGET (self->lif_dd));
 
   self->neurons_entry = GTK_ENTRY (gtk_entry_new ());
-  gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), "0, 1, 2, 3");
+  gtk_entry_set_placeholder_text (self->neurons_entry, "firing");
   gtk_editable_set_width_chars (GTK_EDITABLE (self->neurons_entry), 8);
   gtk_editable_set_max_width_chars (GTK_EDITABLE (self->neurons_entry), 8);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->neurons_entry), "Neurons to trace, separated by commas");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->neurons_entry), "Neurons to trace, separated by commas; empty: neurons that fire. Click the raster to add one.");
   g_signal_connect_swapped (self->neurons_entry, "changed", G_CALLBACK (neurons_changed_cb), self);
 
   gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_RASTER, lif_box));
@@ -427,6 +438,8 @@ build_views (SnnwbWindow *self)
     gtk_box_append (self->curve_row, make_card (self, k, NULL));
   build_gradient_view (self);
   neurons_changed_cb (self);
+
+  g_signal_connect (self->views[SNNWB_CHART_RASTER], "neuron-picked", G_CALLBACK (neuron_picked_cb), self);
 }
 
 SnnwbChartView *

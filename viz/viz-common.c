@@ -344,7 +344,7 @@ tick_room (const VizScale *s, gboolean horizontal, const VizMetrics *m)
 {
   /* Labels need room to breathe, and few ticks read faster than many. */
   return horizontal ? MAX (viz_scale_max_label_width (s, m->tick_fs) + m->fs * 1.6, m->fs * 4)
-                    : m->tick_fs * 3;
+                    : m->tick_fs * 1.8;
 }
 
 static void
@@ -397,8 +397,22 @@ log_ticks_125 (VizScale *s, int d0, int d1)
       }
 }
 
-/* 1-2-5 values while they fit (a decade or two), else every k-th decade;
- * less than a decade with no room for 1-2-5 reads better linear. */
+/* 1 and 3 times each power of ten in range. */
+static void
+log_ticks_13 (VizScale *s, int d0, int d1)
+{
+  s->n_ticks = 0;
+  for (int d = d0 - 1; d <= d1 + 1; d++)
+    for (int i = 0; i < 2; i++)
+      {
+        double v = (i ? 3 : 1) * pow (10, d);
+        if (v >= s->lo * (1 - 1e-9) && v <= s->hi * (1 + 1e-9) && s->n_ticks < VIZ_MAX_TICKS)
+          s->ticks[s->n_ticks++] = v;
+      }
+}
+
+/* 1-2-5 values while they fit (a decade or two), then 1-3, else every k-th
+ * decade; less than a decade with no room for 1-2-5 reads better linear. */
 static void
 log_ticks (VizScale *s, double len, gboolean horizontal, const VizMetrics *m)
 {
@@ -408,6 +422,9 @@ log_ticks (VizScale *s, double len, gboolean horizontal, const VizMetrics *m)
     {
       log_ticks_125 (s, d0, d1);
       if (s->n_ticks >= 2 && ticks_fit (s, len, horizontal, m))
+        return;
+      log_ticks_13 (s, d0, d1);
+      if (s->n_ticks >= 3 && ticks_fit (s, len, horizontal, m))
         return;
     }
   if (d1 <= d0)
@@ -441,19 +458,40 @@ viz_scale_make_ticks (VizScale *s, double len, gboolean horizontal, const VizMet
 
 /* ---- Geometry ------------------------------------------------------- */
 
+static double
+map_frac (double v, double lo, double hi, gboolean log)
+{
+  return log ? (log10 (v) - log10 (lo)) / (log10 (hi) - log10 (lo)) : (v - lo) / (hi - lo);
+}
+
+static double
+map_unfrac (double f, double lo, double hi, gboolean log)
+{
+  return log ? pow (10, log10 (lo) + f * (log10 (hi) - log10 (lo))) : lo + f * (hi - lo);
+}
+
 double
 viz_plot_map_x (const VizPlotMap *map, double x)
 {
-  return map->area.x + (x - map->x_min) / (map->x_max - map->x_min) * map->area.width;
+  return map->area.x + map_frac (x, map->x_min, map->x_max, map->log_x) * map->area.width;
 }
 
 double
 viz_plot_map_y (const VizPlotMap *map, double y)
 {
-  double f = map->log_y
-    ? (log10 (y) - log10 (map->y_min)) / (log10 (map->y_max) - log10 (map->y_min))
-    : (y - map->y_min) / (map->y_max - map->y_min);
-  return map->area.y + map->area.height * (1 - f);
+  return map->area.y + map->area.height * (1 - map_frac (y, map->y_min, map->y_max, map->log_y));
+}
+
+double
+viz_plot_map_unx (const VizPlotMap *map, double px)
+{
+  return map_unfrac ((px - map->area.x) / map->area.width, map->x_min, map->x_max, map->log_x);
+}
+
+double
+viz_plot_map_uny (const VizPlotMap *map, double py)
+{
+  return map_unfrac (1 - (py - map->area.y) / map->area.height, map->y_min, map->y_max, map->log_y);
 }
 
 /* ---- Frame ---------------------------------------------------------- */
@@ -473,10 +511,23 @@ has_text (const char *s)
   return s && *s;
 }
 
+/* Over the plot the legend packs tighter: shorter swatches, less space. */
 static double
-legend_item_width (const VizLegendItem *item, const VizMetrics *m)
+swatch_w (const VizFrame *f)
 {
-  return m->fs * 1.8 + m->gap * 1.5 + viz_est_width (item->label, m->fs);
+  return f->m.fs * (f->legend_inside ? 1.2 : 1.8);
+}
+
+static double
+item_space (const VizFrame *f)
+{
+  return f->m.fs * (f->legend_inside ? 0.8 : 1.2);
+}
+
+static double
+item_width (const VizFrame *f, const VizLegendItem *item)
+{
+  return swatch_w (f) + f->m.gap * 1.5 + viz_est_width (item->label, f->m.fs);
 }
 
 /* Greedy wrapping; row_of[i] receives each item's row when not NULL. */
@@ -487,12 +538,12 @@ legend_rows (const VizFrame *f, double avail, int *row_of)
   double x = 0;
   for (int i = 0; i < f->n_legend; i++)
     {
-      double w = legend_item_width (&f->legend[i], &f->m);
+      double w = item_width (f, &f->legend[i]);
       if (rows == 0 || (x > 0 && x + w > avail))
         rows++, x = 0;
       if (row_of)
         row_of[i] = rows - 1;
-      x += w + f->m.fs * 1.2;
+      x += w + item_space (f);
     }
   return rows;
 }
@@ -526,7 +577,8 @@ frame_layout_once (VizFrame *f, double width, double height, const VizStyle *sty
   f->width = width;
   f->height = height;
   double top = layout_header (f, m->pad);
-  if (f->n_legend > 0)
+  f->legend_row_h = m->fs * 1.5;
+  if (f->n_legend > 0 && !f->legend_inside)
     {
       f->legend_row_h = m->fs * 1.5;
       f->legend_y = top;
@@ -555,10 +607,22 @@ roomy (const VizFrame *f)
          && f->area.width >= MAX (f->m.fs * 6, f->width * 0.35);
 }
 
-/* When the plot would be squeezed, extras go first: the legend, the
- * caption, the axis titles, then the title. */
-void
-viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *style)
+/* Rows the legend takes inside the plot, wrapped to most of its width. It
+ * stays while it fits the plot's height: a legend naming the runs matters
+ * more than the strip of data under it, which shows through and which the
+ * hover read-out gives. */
+static int
+inside_rows (const VizFrame *f)
+{
+  return legend_rows (f, f->area.width * 0.9 - 2 * f->m.gap, NULL);
+}
+
+/* When the plot would be squeezed, extras go first: the caption, the axis
+ * titles; the legend (which says what is compared) then moves over the
+ * plot's top left, and goes only when it would cover most of it; then the
+ * title. */
+static void
+frame_layout_steps (VizFrame *f, double width, double height, const VizStyle *style)
 {
   for (int step = 0; ; step++)
     {
@@ -567,13 +631,49 @@ viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *styl
         return;
       switch (step)
         {
-        case 0: f->n_legend = 0; break;
-        case 1: f->caption = NULL; break;
-        case 2: f->x_title = f->y_title = NULL; break;
+        case 0: f->caption = NULL; break;
+        case 1: f->x_title = f->y_title = NULL; break;
+        case 2: f->legend_inside = f->n_legend > 0; break;
         case 3: f->title = NULL; break;
         default: return;
         }
     }
+}
+
+void
+viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *style)
+{
+  frame_layout_steps (f, width, height, style);
+  if (f->legend_inside)
+    f->legend_row_h = f->m.fs * 1.25;
+  if (f->legend_inside && inside_rows (f) * f->legend_row_h + f->m.gap > f->area.height)
+    {
+      f->n_legend = 0;
+      f->legend_inside = FALSE;
+    }
+}
+
+void
+viz_frame_legend_headroom (VizFrame *f)
+{
+  if (!f->ok || !f->legend_inside || f->n_legend == 0)
+    return;
+  double frac = (inside_rows (f) * f->legend_row_h + 1.5 * f->m.gap) / f->area.height;
+  /* A legend taller than half the plot would squash the data: it stays
+   * over it, partly see-through, instead. */
+  if (frac > 0.5)
+    return;
+  VizScale *s = &f->y, data = *s;
+  if (s->log)
+    s->hi = pow (10, log10 (s->lo) + (log10 (s->hi) - log10 (s->lo)) / (1 - frac));
+  else
+    s->hi = s->lo + (s->hi - s->lo) / (1 - frac);
+  /* Ticks only over the data's range, as dense as its height allows: above
+   * is the legend's. */
+  viz_scale_make_ticks (&data, f->area.height * (1 - frac), FALSE, &f->m);
+  s->n_ticks = data.n_ticks;
+  s->step = data.step;
+  memcpy (s->ticks, data.ticks, sizeof s->ticks);
 }
 
 double
@@ -597,6 +697,8 @@ viz_frame_map (const VizFrame *f, VizPlotMap *map)
   map->y_min = f->y.lo;
   map->y_max = f->y.hi;
   map->log_y = f->y.log;
+  map->log_x = f->x.log;
+  map->n_legend = f->n_legend;
 }
 
 void
@@ -623,25 +725,58 @@ viz_draw_swatch (cairo_t *cr, const VizLegendItem *item, double x, double y, dou
 }
 
 static void
-draw_legend (cairo_t *cr, const VizFrame *f, const VizStyle *style)
+draw_legend_at (cairo_t *cr, const VizFrame *f, const VizStyle *style, double x0, double y0, double avail)
 {
   const VizMetrics *m = &f->m;
-  double avail = f->width - 2 * m->pad;
   g_autofree int *row_of = g_new (int, f->n_legend);
   legend_rows (f, avail, row_of);
-  double x = m->pad;
+  double x = x0;
   for (int i = 0; i < f->n_legend; i++)
     {
       if (i > 0 && row_of[i] != row_of[i - 1])
-        x = m->pad;
-      double cy = f->legend_y + (row_of[i] + 0.5) * f->legend_row_h;
-      double sw = m->fs * 1.8;
+        x = x0;
+      double cy = y0 + (row_of[i] + 0.5) * f->legend_row_h;
+      double sw = swatch_w (f);
       viz_draw_swatch (cr, &f->legend[i], x, cy, sw, m->fs * 0.8);
       double tx = x + sw + m->gap * 1.5;
       viz_text (cr, style, &style->foreground, m->fs, FALSE, tx, cy, 0,
-                VIZ_ALIGN_START, VIZ_ALIGN_CENTER, m->pad + avail - tx, f->legend[i].label);
-      x += legend_item_width (&f->legend[i], m) + m->fs * 1.2;
+                VIZ_ALIGN_START, VIZ_ALIGN_CENTER, x0 + avail - tx, f->legend[i].label);
+      x += item_width (f, &f->legend[i]) + item_space (f);
     }
+}
+
+static void
+draw_legend (cairo_t *cr, const VizFrame *f, const VizStyle *style)
+{
+  draw_legend_at (cr, f, style, f->m.pad, f->legend_y, f->width - 2 * f->m.pad);
+}
+
+/* Over the plot: a box of the background colour, slightly see-through,
+ * as wide as its widest row. */
+static void
+draw_legend_inside (cairo_t *cr, const VizFrame *f, const VizStyle *style)
+{
+  const VizMetrics *m = &f->m;
+  double avail = f->area.width * 0.9 - 2 * m->gap;
+  g_autofree int *row_of = g_new (int, f->n_legend);
+  int rows = legend_rows (f, avail, row_of);
+  double w = 0, row_w = 0;
+  for (int i = 0; i < f->n_legend; i++)
+    {
+      if (i > 0 && row_of[i] != row_of[i - 1])
+        row_w = 0;
+      row_w += item_width (f, &f->legend[i]) + (row_w > 0 ? item_space (f) : 0);
+      w = MAX (w, MIN (row_w, avail));
+    }
+  double x = f->area.x + m->gap, y = f->area.y + m->gap * 0.5;
+  VizColor bg = style->background;
+  bg.a = 0.8;
+  cairo_save (cr);
+  viz_set_color (cr, &bg);
+  cairo_rectangle (cr, x, y, w + 2 * m->gap, rows * f->legend_row_h + m->gap);
+  cairo_fill (cr);
+  cairo_restore (cr);
+  draw_legend_at (cr, f, style, x + m->gap, y + m->gap * 0.5, avail);
 }
 
 void
@@ -663,7 +798,7 @@ viz_frame_draw_header (cairo_t *cr, const VizFrame *f, const VizStyle *style)
                 f->caption_y, 0, right ? VIZ_ALIGN_END : VIZ_ALIGN_START, VIZ_ALIGN_CENTER,
                 inner, f->caption);
     }
-  if (f->n_legend > 0)
+  if (f->n_legend > 0 && !f->legend_inside)
     draw_legend (cr, f, style);
 }
 
@@ -756,7 +891,8 @@ viz_draw_y_axis (cairo_t *cr, const VizStyle *style, const VizMetrics *m, const 
     }
   if (has_text (title))
     viz_text (cr, style, &style->foreground, m->fs, FALSE, title_x, a->y + a->height / 2,
-              -G_PI / 2, VIZ_ALIGN_CENTER, VIZ_ALIGN_CENTER, a->height + 2 * m->pad, title);
+              -G_PI / 2, VIZ_ALIGN_CENTER, VIZ_ALIGN_CENTER,
+              a->height + 2 * MIN (MAX (a->y, m->pad), 2.5 * m->pad), title);
   cairo_restore (cr);
 }
 
@@ -772,6 +908,9 @@ viz_frame_draw_axes (cairo_t *cr, const VizFrame *f, const VizStyle *style)
                      - viz_scale_max_label_width (&f->y, m->tick_fs) - m->fs * 0.85;
   viz_draw_x_axis (cr, style, m, &f->x, &f->area, f->x_title, x_title_y);
   viz_draw_y_axis (cr, style, m, &f->y, &f->area, f->y_title, y_title_x);
+  /* Last, so it lies over the data. */
+  if (f->n_legend > 0 && f->legend_inside)
+    draw_legend_inside (cr, f, style);
 }
 
 void
@@ -798,4 +937,62 @@ viz_draw_note (cairo_t *cr, const VizStyle *style, const VizRect *a, const char 
   viz_metrics (style, &m);
   viz_text (cr, style, &style->muted, m.fs * 1.1, FALSE, a->x + a->width / 2, a->y + a->height / 2,
             0, VIZ_ALIGN_CENTER, VIZ_ALIGN_CENTER, a->width - m.gap * 2, text);
+}
+
+/* ---- Hover read-out -------------------------------------------------- */
+
+void
+viz_draw_readout (cairo_t *cr, double width, double height, const VizStyle *style,
+                  const VizRect *area, double px, double py, const char *text)
+{
+  if (!cr || !text || !*text || !viz_size_ok (width, height))
+    return;
+  style = viz_style_or_default (style);
+  VizMetrics m;
+  viz_metrics (style, &m);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  int n = g_strv_length (lines);
+  double w = 0, line_h = m.fs * 1.35;
+  cairo_save (cr);
+  cairo_select_font_face (cr, style->font_family ? style->font_family : "Sans",
+                          CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
+  cairo_set_font_size (cr, m.fs);
+  for (int i = 0; i < n; i++)
+    {
+      cairo_text_extents_t ext;
+      cairo_text_extents (cr, lines[i], &ext);
+      w = MAX (w, ext.x_advance);
+    }
+  cairo_restore (cr);
+  w += 2 * m.gap + m.fs * 0.6;
+  double h = n * line_h + 2 * m.gap;
+  cairo_save (cr);
+  if (area && px >= area->x && px <= area->x + area->width)
+    {
+      viz_set_color (cr, &style->axis);
+      cairo_set_line_width (cr, 1);
+      cairo_move_to (cr, floor (px) + 0.5, area->y);
+      cairo_line_to (cr, floor (px) + 0.5, area->y + area->height);
+      cairo_stroke (cr);
+    }
+  /* Right of and below the pointer, flipped where it would leave the view. */
+  double x = px + m.fs, y = py + m.fs;
+  if (x + w > width)
+    x = px - m.fs - w;
+  if (y + h > height)
+    y = py - m.fs - h;
+  x = CLAMP (x, 0, MAX (width - w, 0));
+  y = CLAMP (y, 0, MAX (height - h, 0));
+  VizColor bg = style->background;
+  bg.a = 0.94;
+  viz_set_color (cr, &bg);
+  cairo_rectangle (cr, round (x) + 0.5, round (y) + 0.5, round (w), round (h));
+  cairo_fill_preserve (cr);
+  viz_set_color (cr, &style->axis);
+  cairo_set_line_width (cr, 1);
+  cairo_stroke (cr);
+  for (int i = 0; i < n; i++)
+    viz_text (cr, style, &style->foreground, m.fs, i == 0, x + m.gap + m.fs * 0.3,
+              y + m.gap + (i + 0.5) * line_h, 0, VIZ_ALIGN_START, VIZ_ALIGN_CENTER, 0, lines[i]);
+  cairo_restore (cr);
 }

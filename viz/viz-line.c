@@ -15,12 +15,34 @@ point_x (const VizSeries *s, int i)
   return s->x ? s->x[i] : i;
 }
 
-/* A point is drawn when both coordinates are finite and y fits the axis. */
+/* A point is drawn when both coordinates are finite and fit the axes; a
+ * negative log_y flag stands for a log x axis too (see axes_flag). */
 static gboolean
-point_ok (const VizSeries *s, int i, gboolean log_y)
+point_ok (const VizSeries *s, int i, int log_axes)
 {
   double x = point_x (s, i), y = s->y[i];
-  return isfinite (x) && isfinite (y) && (!log_y || y > 0);
+  return isfinite (x) && isfinite (y) && (!(log_axes & 1) || y > 0) && (!(log_axes & 2) || x > 0);
+}
+
+/* Bit 0: log y, bit 1: log x. */
+static int
+axes_flag (const VizLineChart *d)
+{
+  return (d->log_y ? 1 : 0) | (d->log_x ? 2 : 0);
+}
+
+int
+viz_series_nearest (const VizSeries *s, double x)
+{
+  int best = -1;
+  double dist = INFINITY;
+  for (int i = 0; s && s->y && i < s->n; i++)
+    if (point_ok (s, i, 0) && fabs (point_x (s, i) - x) < dist)
+      {
+        dist = fabs (point_x (s, i) - x);
+        best = i;
+      }
+  return best;
 }
 
 static gboolean
@@ -32,7 +54,7 @@ data_range (const VizLineChart *d, double *x0, double *x1, double *y0, double *y
     {
       const VizSeries *s = &d->series[k];
       for (int i = 0; s->y && i < s->n; i++)
-        if (point_ok (s, i, d->log_y))
+        if (point_ok (s, i, axes_flag (d)))
           {
             *x0 = MIN (*x0, point_x (s, i)), *x1 = MAX (*x1, point_x (s, i));
             *y0 = MIN (*y0, s->y[i]), *y1 = MAX (*y1, s->y[i]);
@@ -61,9 +83,14 @@ series_color (const VizLineChart *d, int k, const VizStyle *style)
 static void
 make_legend (LineLayout *L, const VizLineChart *d, const VizStyle *style)
 {
-  L->legend = g_new0 (VizLegendItem, MAX (d->n_series, 1));
+  L->legend = g_new0 (VizLegendItem, MAX (MAX (d->n_series, d->n_legend), 1));
   int n = 0;
-  for (int k = 0; k < d->n_series; k++)
+  for (int k = 0; d->legend && k < d->n_legend; k++)
+    if (d->legend[k].label && *d->legend[k].label)
+      L->legend[n++] = (VizLegendItem) { d->legend[k].label,
+                                         d->legend[k].color ? *d->legend[k].color : style->foreground,
+                                         d->legend[k].dashed ? VIZ_LEGEND_DASHED : VIZ_LEGEND_LINE };
+  for (int k = 0; d->n_legend == 0 && k < d->n_series; k++)
     if (d->series[k].label && *d->series[k].label)
       L->legend[n++] = (VizLegendItem) { d->series[k].label, series_color (d, k, style),
                                          d->series[k].dashed ? VIZ_LEGEND_DASHED : VIZ_LEGEND_LINE };
@@ -89,13 +116,15 @@ line_layout (LineLayout *L, double width, double height, const VizLineChart *d,
   f->title = d->title;
   f->x_title = d->x_title;
   f->y_title = d->y_title;
-  f->x.integer = d->x_integer;
-  if (d->series && d->n_series > 0)
+  if ((d->series && d->n_series > 0) || d->n_legend > 0)
     make_legend (L, d, style);
-  if (d->fix_x && d->x_max > d->x_min)
-    viz_scale_set (&f->x, d->x_min, d->x_max, 0, FALSE);
+  f->x.integer = d->x_integer && !d->log_x;
+  if (d->fix_x && d->x_max > d->x_min && (!d->log_x || d->x_min > 0))
+    viz_scale_set (&f->x, d->x_min, d->x_max, 0, d->log_x);
   else if (L->has_data)
-    viz_scale_set (&f->x, x0, x1, any_markers (d) ? 0.03 : 0, FALSE);
+    viz_scale_set (&f->x, x0, x1, any_markers (d) ? 0.03 : 0, d->log_x);
+  else
+    viz_scale_set (&f->x, d->log_x ? 1 : 0, d->log_x ? 10 : 1, 0, d->log_x);
   gboolean fixed_y = d->fix_y && d->y_max > d->y_min && (!d->log_y || d->y_min > 0);
   if (fixed_y)
     viz_scale_set (&f->y, d->y_min, d->y_max, 0, d->log_y);
@@ -104,6 +133,7 @@ line_layout (LineLayout *L, double width, double height, const VizLineChart *d,
   else
     viz_scale_set (&f->y, d->log_y ? 1 : 0, d->log_y ? 10 : 1, 0, d->log_y);
   viz_frame_layout (f, width, height, style);
+  viz_frame_legend_headroom (f);
 }
 
 gboolean
@@ -157,7 +187,7 @@ column_emit (cairo_t *cr, const Column *c, gboolean dashed, gboolean *pen, doubl
 
 /* Builds the band (to fill) or the middle line (to stroke). */
 static void
-path_thinned (cairo_t *cr, const VizFrame *f, const VizSeries *s, gboolean log_y, double lw)
+path_thinned (cairo_t *cr, const VizFrame *f, const VizSeries *s, int log_y, double lw)
 {
   Column c = { NAN, 0, 0, 0 };
   gboolean pen = FALSE;
@@ -193,7 +223,7 @@ path_thinned (cairo_t *cr, const VizFrame *f, const VizSeries *s, gboolean log_y
 }
 
 static void
-draw_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, const VizColor *c, gboolean log_y)
+draw_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, const VizColor *c, int log_y)
 {
   double dash[] = { 6, 4 };
   const double lw = 1.75;
@@ -239,6 +269,44 @@ draw_series (cairo_t *cr, const VizFrame *f, const VizSeries *s, const VizColor 
   cairo_restore (cr);
 }
 
+/* Dashed vertical lines, their labels just inside the top of the plot,
+ * moved down a row when they would overlap the one before. */
+static void
+draw_marks (cairo_t *cr, const VizFrame *f, const VizLineChart *d, const VizStyle *style)
+{
+  double dash[] = { 3, 3 }, last_end = -INFINITY;
+  int row = 0;
+  for (int i = 0; d->marks && i < d->n_marks; i++)
+    {
+      const VizMark *mk = &d->marks[i];
+      if (!isfinite (mk->x) || (d->log_x && mk->x <= 0))
+        continue;
+      double fx = viz_scale_frac (&f->x, mk->x);
+      if (fx < 0 || fx > 1)
+        continue;
+      double x = floor (f->area.x + fx * f->area.width) + 0.5;
+      const VizColor *c = mk->color ? mk->color : &style->axis;
+      cairo_save (cr);
+      viz_set_color (cr, c);
+      cairo_set_line_width (cr, 1.25);
+      cairo_set_dash (cr, dash, 2, 0);
+      cairo_move_to (cr, x, f->area.y);
+      cairo_line_to (cr, x, f->area.y + f->area.height);
+      cairo_stroke (cr);
+      cairo_restore (cr);
+      if (!mk->label || !*mk->label)
+        continue;
+      double w = viz_est_width (mk->label, f->m.tick_fs);
+      gboolean left = x + 3 + w > f->area.x + f->area.width;
+      double x0 = left ? x - 3 - w : x + 3;
+      row = x0 < last_end + 4 ? (row + 1) % 3 : 0;
+      last_end = x0 + w;
+      viz_text (cr, style, c, f->m.tick_fs, FALSE, left ? x - 3 : x + 3,
+                f->area.y + 2 + row * f->m.tick_fs * 1.2, 0,
+                left ? VIZ_ALIGN_END : VIZ_ALIGN_START, VIZ_ALIGN_START, 0, mk->label);
+    }
+}
+
 void
 viz_line_chart_draw (cairo_t *cr, double width, double height, const VizLineChart *data,
                      const VizStyle *style)
@@ -261,9 +329,10 @@ viz_line_chart_draw (cairo_t *cr, double width, double height, const VizLineChar
             if (data->series[k].y)
               {
                 VizColor c = series_color (data, k, style);
-                draw_series (cr, f, &data->series[k], &c, data->log_y);
+                draw_series (cr, f, &data->series[k], &c, axes_flag (data));
               }
           cairo_restore (cr);
+          draw_marks (cr, f, data, style);
         }
       else
         viz_draw_note (cr, style, &f->area, "no data");

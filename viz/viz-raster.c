@@ -53,6 +53,7 @@ raster_layout (RasterLayout *L, double width, double height, const VizRaster *d,
   f->y_title = d && d->y_title ? d->y_title : "neuron";
   f->x_grid = f->y_grid = FALSE;
   f->x.integer = f->y.integer = TRUE;
+  f->y.name_first = d ? d->neuron_first : 0;
   double max_rate = 0;
   if (L->has_data)
     {
@@ -153,9 +154,19 @@ draw_marked (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const VizSt
   cairo_fill (cr);
 }
 
-/* With more neurons than pixel rows, one mark per row and step that holds
- * any spike: the picture is the same, and drawing stays cheap enough to
- * refresh many times a second (a conv layer has thousands of neurons). */
+/* With more neurons than pixel rows, one mark per row and step, shaded by
+ * the share of the row's neurons that fired relative to the busiest row:
+ * marking any spike would paint a conv layer solid. Drawing stays cheap
+ * enough to refresh many times a second. */
+static int
+bin_count (const guint8 *st, int lo, int hi)
+{
+  int n = 0;
+  for (int i = lo; i < hi; i++)
+    n += st[i] != 0;
+  return n;
+}
+
 static gboolean
 draw_marks_binned (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const VizStyle *style)
 {
@@ -163,27 +174,36 @@ draw_marks_binned (cairo_t *cr, const RasterLayout *L, const VizRaster *d, const
   if (rows < 1 || d->n_neurons <= 2 * rows)
     return FALSE;
   double ix = mark_inset (L->f.area.width / d->T), h = L->f.area.height / d->n_neurons;
-  viz_set_color (cr, &style->foreground);
+  double top = 0;
   for (int t = 0; t < d->T; t++)
+    for (int r = 0; r < rows; r++)
+      {
+        int lo = (int) ((gint64) d->n_neurons * r / rows), hi = (int) ((gint64) d->n_neurons * (r + 1) / rows);
+        if (hi > lo)
+          top = MAX (top, (double) bin_count (d->spikes + (gsize) t * d->n_neurons, lo, hi) / (hi - lo));
+      }
+  for (int t = 0; t < d->T && top > 0; t++)
     {
       const guint8 *st = d->spikes + (gsize) t * d->n_neurons;
       for (int r = 0; r < rows; r++)
         {
           int lo = (int) ((gint64) d->n_neurons * r / rows), hi = (int) ((gint64) d->n_neurons * (r + 1) / rows);
-          gboolean any = FALSE;
-          for (int i = lo; i < hi && !any; i++)
-            any = st[i] != 0;
-          if (!any)
+          int n = hi > lo ? bin_count (st, lo, hi) : 0;
+          if (!n)
             continue;
           VizRect c;
           cell_rect (&L->f, d, t, lo, &c);
           /* Neuron 0 is the bottom row: the bin spans lo..hi-1 upwards. */
           VizRect m = { c.x + ix, c.y + c.height - (hi - lo) * h, c.width - 2 * ix, (hi - lo) * h };
           at_least_a_pixel (&m);
+          VizColor col = style->foreground;
+          /* A lone spike stays visible. */
+          col.a = 0.12 + 0.88 * ((double) n / (hi - lo)) / top;
+          viz_set_color (cr, &col);
           cairo_rectangle (cr, m.x, m.y, m.width, m.height);
+          cairo_fill (cr);
         }
     }
-  cairo_fill (cr);
   return TRUE;
 }
 

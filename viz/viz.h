@@ -62,6 +62,8 @@ typedef struct {
   double x_min, x_max;
   double y_min, y_max;
   gboolean log_y;
+  gboolean log_x;
+  int n_legend;                   /* legend entries drawn (0: dropped for room) */
 } VizPlotMap;
 
 double viz_plot_map_x (const VizPlotMap *map, double x);
@@ -74,7 +76,9 @@ double viz_nice_step (double span, int max_ticks);
 /* ---- 1. Spike raster ------------------------------------------------ */
 
 /* The spikes of one layer for one sample. Cell (t, neuron) spans one time
- * step on x and one neuron on y; neuron 0 is at the bottom. */
+ * step on x and one neuron on y; neuron 0 is at the bottom. With more
+ * neurons than pixel rows, each row of pixels shades its step by the share
+ * of its neurons that fired (darkest: the busiest row). */
 typedef struct {
   const guint8 *spikes;           /* [T][n_neurons], nonzero = spike */
   int n_neurons;
@@ -86,6 +90,7 @@ typedef struct {
   const char *title;
   const char *x_title;            /* NULL: "time step t" */
   const char *y_title;            /* NULL: "neuron" */
+  int neuron_first;               /* label of row 0 (a zoomed slice of a layer) */
 } VizRaster;
 
 void     viz_raster_draw (cairo_t *cr, double width, double height,
@@ -130,6 +135,20 @@ typedef struct {
   const VizColor *color;          /* NULL: the palette colour of its position */
 } VizSeries;
 
+/* A vertical line across the plot at x, e.g. where a run's method changed. */
+typedef struct {
+  double x;
+  const char *label;              /* short, at the top of the line; NULL: none */
+  const VizColor *color;          /* NULL: the axis colour */
+} VizMark;
+
+/* A legend entry of its own: runs by colour, quantities by dash. */
+typedef struct {
+  const char *label;
+  const VizColor *color;          /* NULL: the foreground */
+  gboolean dashed;
+} VizLegendEntry;
+
 typedef struct {
   const VizSeries *series;
   int n_series;
@@ -137,16 +156,35 @@ typedef struct {
   const char *x_title;
   const char *y_title;
   gboolean log_y;
+  gboolean log_x;                 /* x <= 0 breaks the line */
   gboolean x_integer;             /* ticks at whole numbers only */
   gboolean fix_x, fix_y;          /* use the ranges below instead of the data's */
   double x_min, x_max;
   double y_min, y_max;
+  const VizMark *marks;           /* [n_marks] or NULL */
+  int n_marks;
+  const VizLegendEntry *legend;   /* [n_legend]: replaces the series' labels */
+  int n_legend;
 } VizLineChart;
 
 void     viz_line_chart_draw (cairo_t *cr, double width, double height,
                               const VizLineChart *data, const VizStyle *style);
 gboolean viz_line_chart_layout (double width, double height, const VizLineChart *data,
                                 const VizStyle *style, VizPlotMap *map);
+/* The index of the point of s nearest to x along x (finite points only),
+ * or -1. */
+int      viz_series_nearest (const VizSeries *s, double x);
+/* Inverse of the map's x and y: the data coordinates under a pixel. */
+double   viz_plot_map_unx (const VizPlotMap *map, double px);
+double   viz_plot_map_uny (const VizPlotMap *map, double py);
+
+/* ---- Hover read-out -------------------------------------------------- */
+
+/* A boxed note of one or more lines ('\n') next to the pointer (px, py),
+ * kept inside width x height; with a plot area, a thin vertical line at px
+ * across it. */
+void     viz_draw_readout (cairo_t *cr, double width, double height, const VizStyle *style,
+                           const VizRect *area, double px, double py, const char *text);
 
 /* ---- 4. Bars -------------------------------------------------------- */
 
