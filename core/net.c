@@ -1583,7 +1583,7 @@ snn_model_arena_bytes (const SnnModel *model, int batch, int chunk_steps, gboole
   g_return_val_if_fail (batch >= 1 && chunk_steps >= 1, 0);
   /* The same carving as snn_net_configure, dry, on a net that never gets
    * an arena: one layout, so the prediction cannot drift from it. */
-  SnnBackend dry = *snn_backend_cpu ();
+  SnnBackend dry = *snn_backend_get ("cpu", NULL);
   dry.alloc = dry_alloc;
   dry.free = dry_free;
   SnnNet *net = net_new_uninit (model, &dry);

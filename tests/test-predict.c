@@ -12,7 +12,7 @@ static const SnnPredictMethod order[] = {
 static void
 measure (const SnnModel *m, SnnPredictMethod i, int B, int T, int64_t *held, int64_t *arena)
 {
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   int64_t in = snn_shape_numel (&m->input_shape);
   float *x = tu_input (B * in, 1, 0, 1);
   int32_t *y = g_new0 (int32_t, B);
