@@ -273,3 +273,50 @@ snn_export_pytorch (const SnnExperiment *e, const SnnModel *model, const SnnNpz 
   snn_net_free (net);
   return ok;
 }
+
+typedef struct {
+  SnnExperiment *e;
+  SnnNpz *weights;
+  char *dir;
+} ExportJob;
+
+static void
+export_job_free (gpointer data)
+{
+  ExportJob *j = data;
+  snn_experiment_free (j->e);
+  snn_npz_free (j->weights);
+  g_free (j->dir);
+  g_free (j);
+}
+
+static void
+export_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  ExportJob *j = data;
+  GError *error = NULL;
+  if (snn_export_pytorch (j->e, NULL, j->weights, j->e->seed, j->dir, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+snn_export_pytorch_async (SnnExperiment *e, SnnNpz *weights, const char *dir, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data)
+{
+  ExportJob *j = g_new0 (ExportJob, 1);
+  j->e = e;
+  j->weights = weights;
+  j->dir = g_strdup (dir);
+  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_task_data (task, j, export_job_free);
+  g_task_run_in_thread (task, export_thread);
+  g_object_unref (task);
+}
+
+gboolean
+snn_export_pytorch_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

@@ -413,7 +413,7 @@ def lr_at(e, it, total):
     return 0.5 * o["lr"] * (1.0 + np.cos(np.pi * min(it, total) / total))
 
 
-def run_dir(out, name):
+def run_dir(out, name, lead):
     if out:
         d = out
     else:
@@ -422,7 +422,7 @@ def run_dir(out, name):
         while os.path.exists(d):
             d = os.path.join("runs", "%s-%s-%d" % (name, time.strftime("%Y%m%d-%H%M%S"), i))
             i += 1
-    for f in ("metrics.csv", "weights.npz", "experiment.json"):
+    for f in ("metrics.csv", "weights.npz", "experiment.json") if lead else ():
         if os.path.exists(os.path.join(d, f)):
             fail("%s: already exists; not overwriting it" % os.path.join(d, f))
     return d
@@ -453,7 +453,7 @@ def train_main(a):
     data_rng, train_rng, aug_rng = SnnRng(seed + 1), SnnRng(seed + 2), SnnRng(seed + 3)
     iters = (len(train) + B - 1) // B
     total = iters * epochs
-    d = run_dir(a.out, e.get("name", "experiment"))
+    d = run_dir(a.out, e.get("name", "experiment"), lead)
     if lead:
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "experiment.json"), "w") as f:
