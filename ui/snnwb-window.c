@@ -882,9 +882,13 @@ export_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnnwbWindow *self = user_data;
   g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_object_steal_data (G_OBJECT (self), "export-dir");
 
   if (snn_export_pytorch_finish (result, &error))
-    show_message (self, GTK_MESSAGE_INFO, "Exported to PyTorch: model.py, train.py and README.md are in the folder.");
+    {
+      g_autofree char *text = g_strdup_printf ("Exported to PyTorch: %s (model.py, train.py, README.md)", dir);
+      show_message (self, GTK_MESSAGE_INFO, text);
+    }
   else
     show_error (self, "Could not export to PyTorch", error);
   g_object_unref (self);
@@ -909,6 +913,7 @@ export_chosen (SnnwbWindow *self, const char *path, const char *extra)
       weights = snn_net_to_npz (snn_trainer_net (tr), FALSE);
       snnwb_session_unlock_trainer (self->session);
     }
+  g_object_set_data_full (G_OBJECT (self), "export-dir", g_strdup (path), g_free);
   snn_export_pytorch_async (snn_experiment_copy (self->experiment), weights, path, NULL, export_done_cb,
                             g_object_ref (self));
 }
