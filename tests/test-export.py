@@ -256,13 +256,55 @@ def distributed(work):
           "snnwb eval %.2f%%, train.py %.2f%% (%.0f s)" % (worst, moved, acc1, acc2, time.time() - t0), flush=True)
 
 
+def refusals(work):
+    """Nothing the user has is replaced; bad weights are named."""
+    d = os.path.join(work, "refuse")
+    snnwb("export", "mlp-small", "--out", d)
+    before = open(os.path.join(d, "model.py")).read()
+    r = subprocess.run([SNNWB, "export", "conv-small", "--out", d], capture_output=True, text=True)
+    check(r.returncode == 2 and "already exists" in r.stderr and os.path.join(d, "model.py") in r.stderr,
+          "export into a used folder: rc %d, %r" % (r.returncode, r.stderr))
+    check(open(os.path.join(d, "model.py")).read() == before, "export replaced model.py")
+    bad = os.path.join(work, "bad.npz")
+    np.savez(bad, **{"0.weight": np.zeros((3, 3), np.float32)})
+    r = subprocess.run([SNNWB, "export", "mlp-small", "--weights", bad, "--out", os.path.join(work, "bad")],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and bad in r.stderr and "0.weight" in r.stderr,
+          "export with wrong weights: rc %d, %r" % (r.returncode, r.stderr))
+    print("refusals: checked", flush=True)
+
+
+def frames(work):
+    """snnwb frames writes a sequence dataset that the exported train.py
+    trains on; snnwb eval reads the result."""
+    d, f, run = os.path.join(work, "tm"), os.path.join(work, "tm-frames"), os.path.join(work, "tm-run")
+    over = ["train_subset=128", "test_subset=64", "batch_size=32", "method=bptt"]
+    snnwb("export", "temporal-mlp", *over, "--out", d)
+    snnwb("frames", "temporal-mlp", *over, "--out", f)
+    x = np.load(os.path.join(f, "train_x.npy"))
+    T = json.load(open(os.path.join(d, "experiment.json")))["T"]
+    check(x.shape == (128, T, 32) and x.dtype == np.float32, "frames: train_x has shape %s" % (x.shape,))
+    r = subprocess.run([sys.executable, os.path.join(d, "train.py"), "--frames", f, "--out", run, "--device", "cpu",
+                        "--epochs", "2"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "train.py --frames: %s" % r.stderr[-2000:])
+    if r.returncode == 0:
+        out = snnwb("eval", os.path.join(run, "experiment.json"), "--weights", os.path.join(run, "weights.npz"))
+        acc = float(open(os.path.join(run, "metrics.csv")).read().splitlines()[-1].split(",")[3]) * 100
+        ours = float(out.split("test accuracy")[1].split("%")[0])
+        check(abs(acc - ours) < 0.5, "frames: snnwb eval %.2f%%, train.py %.2f%%" % (ours, acc))
+        print("frames: temporal-mlp, 2 epochs of 4 iterations of BPTT on sequences; snnwb eval %.2f%%, train.py %.2f%%"
+              % (ours, acc), flush=True)
+
+
 def main():
     work = tempfile.mkdtemp(prefix="snnwb-export-")
     t0 = time.time()
     try:
-        parts = sys.argv[1:] or ["golden", "presets", "distributed"]
+        parts = sys.argv[1:] or ["golden", "presets", "refusals", "frames", "distributed"]
         for part in parts:
-            {"golden": golden_cases, "presets": presets, "distributed": distributed}[part](work)
+            {"golden": golden_cases, "presets": presets, "refusals": refusals, "frames": frames,
+             "distributed": distributed}[part](work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("%.0f s" % (time.time() - t0))
