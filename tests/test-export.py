@@ -7,7 +7,8 @@ is run on the same weights and batch as `snnwb grad`: spikes must be equal
 and every other array (loss, o, v, gradients) within 1e-4 of its largest
 value (a gradient that is zero but for rounding, such as that of a bias
 before bn_step, must stay below 1e-5 of the network's largest gradient).  Weights must round-trip bit for bit (C -> load_npz -> save_npz ->
-C).  Then the exported mlp-small trains 10 iterations on 2048 Fashion-MNIST
+C).  The exported mlp-small trains 10 iterations of SLTT-K as `snnwb train`
+does (the same weights within 1e-5); then it trains 10 iterations on 2048 Fashion-MNIST
 samples under torchrun with 2 processes (gloo) and with 1: the weights must
 agree within 1e-5, and `snnwb eval` must read the result.
 
@@ -297,14 +298,38 @@ def frames(work):
               % (ours, acc), flush=True)
 
 
+def fidelity(work):
+    """train.py against snnwb train: mlp-small under SLTT-K (K steps drawn
+    from the core's generator), one epoch of 10 iterations on 640
+    Fashion-MNIST samples, the same weights after it."""
+    if not os.path.exists(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")):
+        print("fidelity: skipped, no Fashion-MNIST in %s" % FMNIST)
+        return
+    over = ["train_subset=640", "test_subset=256", "method=sltt_k", "K=2"]
+    d, c, t = os.path.join(work, "fid"), os.path.join(work, "fid-c"), os.path.join(work, "fid-t")
+    snnwb("export", "mlp-small", *over, "--out", d)
+    snnwb("train", "mlp-small", *over, "--out", c, "-q")
+    r = subprocess.run([sys.executable, os.path.join(d, "train.py"), "--out", t, "--device", "cpu"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "train.py: %s" % r.stderr[-2000:])
+    if r.returncode:
+        return
+    a, b = np.load(os.path.join(c, "weights.npz")), np.load(os.path.join(t, "weights.npz"))
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a.files)
+    check(worst <= 1e-5, "train.py and snnwb train differ by %.3g after 10 iterations" % worst)
+    accs = [float(open(os.path.join(x, "metrics.csv")).read().splitlines()[-1].split(",")[3]) * 100 for x in (c, t)]
+    print("fidelity: mlp-small, SLTT-K, 10 iterations: largest weight difference to snnwb train %.2g; "
+          "test accuracy %.2f%% (snnwb) and %.2f%% (train.py)" % (worst, accs[0], accs[1]), flush=True)
+
+
 def main():
     work = tempfile.mkdtemp(prefix="snnwb-export-")
     t0 = time.time()
     try:
-        parts = sys.argv[1:] or ["golden", "presets", "refusals", "frames", "distributed"]
+        parts = sys.argv[1:] or ["golden", "presets", "refusals", "frames", "fidelity", "distributed"]
         for part in parts:
             {"golden": golden_cases, "presets": presets, "refusals": refusals, "frames": frames,
-             "distributed": distributed}[part](work)
+             "fidelity": fidelity, "distributed": distributed}[part](work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("%.0f s" % (time.time() - t0))
