@@ -80,7 +80,8 @@ snnwb_cmd_export (int argc, char **argv)
 
 /* x as (n, [seq_T,] input_shape...) float32 and y as (n,) int64. */
 static gboolean
-save_split (const SnnDataset *ds, const SnnModel *m, const char *dir, const char *split, GError **error)
+save_split (const SnnDataset *ds, const SnnModel *m, const char *dir, const char *split, gboolean force,
+            GError **error)
 {
   int64_t shape[SNN_ARRAY_MAX_DIMS] = { ds->n };
   int nd = 1;
@@ -90,7 +91,7 @@ save_split (const SnnDataset *ds, const SnnModel *m, const char *dir, const char
     shape[nd++] = m->input_shape.d[i];
   g_autofree char *xp = g_strdup_printf ("%s/%s_x.npy", dir, split);
   g_autofree char *yp = g_strdup_printf ("%s/%s_y.npy", dir, split);
-  if (!snnwb_check_new_file (xp, FALSE, error) || !snnwb_check_new_file (yp, FALSE, error))
+  if (!snnwb_check_new_file (xp, force, error) || !snnwb_check_new_file (yp, force, error))
     return FALSE;
   SnnArray *x = snn_array_new_f32 (nd, shape, ds->x);
   int64_t n = ds->n;
@@ -104,7 +105,7 @@ save_split (const SnnDataset *ds, const SnnModel *m, const char *dir, const char
 }
 
 static gboolean
-run_frames (int argc, char **argv, const char *out, GError **error)
+run_frames (int argc, char **argv, const char *out, gboolean force, GError **error)
 {
   SnnExperiment *e = load_experiment (argc, argv, error);
   if (!e)
@@ -117,7 +118,8 @@ run_frames (int argc, char **argv, const char *out, GError **error)
       g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: cannot create the folder", out);
       ok = FALSE;
     }
-  ok = ok && save_split (train, e->model, out, "train", error) && save_split (test, e->model, out, "test", error);
+  ok = ok && save_split (train, e->model, out, "train", force, error)
+       && save_split (test, e->model, out, "test", force, error);
   if (ok)
     printf ("%s: train_x.npy, train_y.npy (%d samples), test_x.npy, test_y.npy (%d samples)%s\n", out, train->n,
             test->n, train->seq_T ? ", T frames each" : "");
@@ -131,8 +133,10 @@ int
 snnwb_cmd_frames (int argc, char **argv)
 {
   char *out = NULL;
+  gboolean force = FALSE;
   GOptionEntry entries[] = {
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Folder to write", "DIR" },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace the .npy files if they exist", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("EXPERIMENT [key=value ...] --out DIR - the dataset as .npy");
@@ -151,7 +155,7 @@ snnwb_cmd_frames (int argc, char **argv)
       rc = snnwb_fail (error);
     }
   else
-    rc = run_frames (argc, argv, out, &error) ? 0 : snnwb_fail (error);
+    rc = run_frames (argc, argv, out, force, &error) ? 0 : snnwb_fail (error);
   g_free (out);
   return rc;
 }
