@@ -519,8 +519,7 @@ def train_main(a):
                   % (epoch + 1, epochs, row[1], 100 * row[2], 100 * acc, row[4], seconds), flush=True)
             with open(os.path.join(d, "metrics.csv"), "w") as f:
                 f.write(csv)
-            save_npz(net.cpu(), os.path.join(d, "weights.npz"))
-            net.to(world.device)
+            save_npz(net, os.path.join(d, "weights.npz"))
         if a.iters and it_global >= a.iters:
             break
     if world.size > 1:
