@@ -10,7 +10,8 @@ before bn_step, must stay below 1e-5 of the network's largest gradient).  Weight
 C).  The exported mlp-small trains 10 iterations of SLTT-K as `snnwb train`
 does (the same weights within 1e-5); then it trains 10 iterations on 2048 Fashion-MNIST
 samples under torchrun with 2 processes (gloo) and with 1: the weights must
-agree within 1e-5, and `snnwb eval` must read the result.
+agree within 1e-5, and `snnwb eval` must read the result; the same for a
+network with bn_step (4 iterations, running statistics included).
 
 Reports itself skipped (exit 77) when this Python has no torch.
 """
@@ -253,6 +254,7 @@ def distributed(work):
     csv = open(os.path.join(two, "metrics.csv")).read().splitlines()
     acc2 = float(csv[1].split(",")[3]) * 100
     check(abs(acc1 - acc2) < 0.5, "snnwb eval gives %.2f%%, train.py %.2f%%" % (acc1, acc2))
+    bn_synced(work)
     print("distributed: 10 iterations, 2 processes vs 1: largest weight difference %.2g (weights moved %.2g); "
           "snnwb eval %.2f%%, train.py %.2f%% (%.0f s)" % (worst, moved, acc1, acc2, time.time() - t0), flush=True)
 
@@ -296,6 +298,29 @@ def frames(work):
         check(abs(acc - ours) < 0.5, "frames: snnwb eval %.2f%%, train.py %.2f%%" % (ours, acc))
         print("frames: temporal-mlp, 2 epochs of 4 iterations of BPTT on sequences; snnwb eval %.2f%%, train.py %.2f%%"
               % (ours, acc), flush=True)
+
+
+def bn_synced(work):
+    """bn_step under torchrun: the statistics of the whole batch, so 2
+    processes give the weights and running statistics of 1."""
+    e = {"name": "mlp-bn", "dataset": {"name": "fashion-mnist", "train_subset": 512, "test_subset": 256},
+         "T": 3, "method": "sltt", "batch_size": 64, "epochs": 1, "seed": 7,
+         "model": {"input_shape": [784], "num_classes": 10,
+                   "layers": [{"type": "linear", "in": 784, "out": 64, "bias": False},
+                              {"type": "bn_step", "num_features": 64}, {"type": "lif"},
+                              {"type": "linear", "in": 64, "out": 10}]}}
+    path = os.path.join(work, "mlp-bn.json")
+    json.dump(e, open(path, "w"))
+    d = os.path.join(work, "mlp-bn")
+    snnwb("export", path, "--out", d)
+    one, two = os.path.join(work, "bn1"), os.path.join(work, "bn2")
+    torchrun(d, 1, one, ["--iters", "4"])
+    torchrun(d, 2, two, ["--iters", "4"])
+    a, b = np.load(os.path.join(one, "weights.npz")), np.load(os.path.join(two, "weights.npz"))
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a.files)
+    check(worst <= 1e-5, "torchrun with bn_step: 2 processes differ from 1 by %.3g" % worst)
+    print("distributed: bn_step, 4 iterations, 2 processes vs 1: largest difference %.2g "
+          "(weights and running statistics)" % worst, flush=True)
 
 
 def fidelity(work):

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from model import F32, SnnRng, build_model, f32, load_npz, save_npz  # noqa: E402
+from model import F32, BNStep, SnnRng, build_model, f32, load_npz, save_npz  # noqa: E402
 
 
 def fail(msg):
@@ -340,6 +340,7 @@ class World:
             torch.cuda.set_device(self.device)
         if self.size > 1:
             dist.init_process_group("nccl" if cuda else "gloo")
+            BNStep.sync = True  # bn_step: the statistics of the whole batch
 
     def rows(self, n):
         """This process's rows [lo, hi) of a batch of n."""
