@@ -362,14 +362,6 @@ class World:
             p.grad = flat[i:i + n].view_as(p).clone()
             i += n
 
-    def average_buffers(self, net):
-        """Running statistics of bn_step: the mean over processes."""
-        if self.size == 1:
-            return
-        for b in net.buffers():
-            dist.all_reduce(b)
-            b.div_(self.size)
-
 
 def peak_rss():
     try:
@@ -506,7 +498,6 @@ def train_main(a):
             if lead and sys.stderr.isatty() and it % 5 == 0:
                 sys.stderr.write("\r  epoch %d %d/%d  loss %.4f" % (epoch + 1, it + 1, iters, float(stats[0])))
         seconds = time.perf_counter() - t_start
-        world.average_buffers(net)
         acc = evaluate(net, test, cfg.T, B, world)
         n_it = max(n_it, 1)
         held = torch.cuda.max_memory_allocated(world.device) if world.device.type == "cuda" else 0
