@@ -23,6 +23,9 @@ static const char usage[] =
   "                                     small-scale versions of the paper's figures and tables\n"
   "  bench [--net LIST] [--T LIST] [--methods LIST]\n"
   "                                     time per SGD step, GFLOP/s against the SGEMM ceiling, memory\n"
+  "  export EXPERIMENT|--model M.json [--weights W.npz] --out DIR\n"
+  "                                     a PyTorch folder: model.py, train.py (torchrun), README.md\n"
+  "  frames EXPERIMENT --out DIR        the experiment's dataset as .npy (for the exported train.py)\n"
   "  --version                          version, the backends built and the BLAS in use\n"
   "\n"
   "Commands that compute take --backend cpu|cuda (or $SNNWB_BACKEND).\n"
@@ -79,6 +82,10 @@ main (int argc, char **argv)
     return snnwb_cmd_analyze (argc - 1, argv + 1);
   if (g_str_equal (cmd, "reproduce"))
     return snnwb_cmd_reproduce (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "export"))
+    return snnwb_cmd_export (argc - 1, argv + 1);
+  if (g_str_equal (cmd, "frames"))
+    return snnwb_cmd_frames (argc - 1, argv + 1);
   if (g_str_equal (cmd, "bench"))
     return snnwb_cmd_bench (argc - 1, argv + 1);
   fprintf (stderr, "snnwb: unknown command '%s'\n\n%s", cmd, usage);

@@ -9,6 +9,8 @@ int snnwb_cmd_grad (int argc, char **argv);
 int snnwb_cmd_analyze (int argc, char **argv);
 int snnwb_cmd_reproduce (int argc, char **argv);
 int snnwb_cmd_bench (int argc, char **argv);
+int snnwb_cmd_export (int argc, char **argv);
+int snnwb_cmd_frames (int argc, char **argv);
 
 /* --backend NAME, the same on every command that computes. */
 #define SNNWB_BACKEND_OPTION(var) \

@@ -4,6 +4,7 @@
 #include "snnwb-resources.h"
 #include "snnwb-session.h"
 #include "data.h"
+#include "export.h"
 #include <errno.h>
 #include <string.h>
 
@@ -891,6 +892,56 @@ save_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
 }
 
 static void
+export_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_object_steal_data (G_OBJECT (self), "export-dir");
+
+  if (snn_export_pytorch_finish (result, &error))
+    {
+      g_autofree char *text = g_strdup_printf ("Exported to PyTorch: %s (model.py, train.py, README.md)", dir);
+      show_message (self, GTK_MESSAGE_INFO, text);
+    }
+  else
+    show_error (self, "Could not export to PyTorch", error);
+  g_object_unref (self);
+}
+
+/* The experiment and the current weights (or the seed's) are copied here;
+ * the files are written on a worker thread. */
+static void
+export_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  SnnNpz *weights = NULL;
+
+  if (self->session)
+    {
+      SnnTrainer *tr = snnwb_session_lock_trainer (self->session);
+
+      if (!tr)
+        {
+          show_message (self, GTK_MESSAGE_WARNING, "Pause or stop training before exporting.");
+          return;
+        }
+      weights = snn_net_to_npz (snn_trainer_net (tr), FALSE);
+      snnwb_session_unlock_trainer (self->session);
+    }
+  g_object_set_data_full (G_OBJECT (self), "export-dir", g_strdup (path), g_free);
+  snn_export_pytorch_async (snn_experiment_copy (self->experiment), weights, path, NULL, export_done_cb,
+                            g_object_ref (self));
+}
+
+static void
+export_pytorch_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  SnnwbWindow *self = user_data;
+  g_autofree char *name = g_strdup_printf ("%s-pytorch", self->experiment->name ? self->experiment->name : "experiment");
+
+  choose_file (self, "Export to PyTorch (a new folder)", TRUE, name, NULL, export_chosen, NULL);
+}
+
+static void
 save_weights_chosen (SnnwbWindow *self, const char *path, const char *extra)
 {
   g_autoptr (GError) error = NULL;
@@ -1021,6 +1072,7 @@ static const GActionEntry win_entries[] = {
   { .name = "save", .activate = save_activated },
   { .name = "save-as", .activate = save_as_activated },
   { .name = "save-weights", .activate = save_weights_activated },
+  { .name = "export-pytorch", .activate = export_pytorch_activated },
   { .name = "load-weights", .activate = load_weights_activated },
   { .name = "export-view", .activate = export_view_activated, .parameter_type = "s" },
   { .name = "export-csv", .activate = export_csv_activated, .parameter_type = "s" },
