@@ -1,4 +1,6 @@
 #include "export.h"
+#include "atomic-file.h"
+#include "backend.h"
 #include "net.h"
 #include "snn-error.h"
 #include "export-resources.h"
@@ -214,9 +216,7 @@ static gboolean
 write_text (const char *dir, const char *file, const char *text, GError **error)
 {
   g_autofree char *path = g_build_filename (dir, file, NULL);
-  if (!g_file_set_contents (path, text, -1, error))
-    return FALSE;
-  return TRUE;
+  return snn_file_write_atomic (path, text, -1, error);
 }
 
 /* The weights as the network holds them: checked by name and shape, or
@@ -224,7 +224,11 @@ write_text (const char *dir, const char *file, const char *text, GError **error)
 static SnnNet *
 export_net (const SnnModel *model, const SnnNpz *weights, guint64 seed, GError **error)
 {
-  SnnNet *net = snn_net_new (model, snn_backend_cpu ());
+  /* The export reads the weights on the host, whatever the experiment's backend. */
+  const SnnBackend *cpu = snn_backend_get ("cpu", error);
+  if (!cpu)
+    return NULL;
+  SnnNet *net = snn_net_new (model, cpu);
   snn_net_init_default (net, seed);
   if (weights && !snn_net_set_from_npz (net, weights, "weights", error))
     {
