@@ -47,11 +47,12 @@ cpu_zero (void *dst, size_t bytes)
 static int cpu_threads = 1;
 static void init_threads (void);
 
-/* A GEMM band of this many flops is worth a chunk of its own; bands are
- * at least GEMM_BAND rows (or columns) wide, a multiple of the kernels'
- * register blocking, so that the kernel runs at full width. */
+/* GEMMs are split into bands of rows (or columns) of C, one chunk each.
+ * Every band packs the whole other operand again, so a band is at least
+ * GEMM_BAND wide, which keeps that repacking to a few per cent of the
+ * band's flops, and at least GEMM_CHUNK_FLOPS of work. */
 #define GEMM_CHUNK_FLOPS 4e6
-#define GEMM_BAND 32
+#define GEMM_BAND 256
 #define GEMM_MAX_CHUNKS 64
 
 typedef struct {
@@ -61,12 +62,13 @@ typedef struct {
   const float *a, *b;
   float *c;
   int lda, ldb, ldc;
+  int64_t sa, sb, sc;
+  int bands;              /* per GEMM, for batches */
 } GemmJob;
 
 static void
-gemm_band (void *data, int p, int parts)
+gemm_band_of (const GemmJob *g, int p, int parts)
 {
-  const GemmJob *g = data;
   const CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans, tb = g->tb ? CblasTrans : CblasNoTrans;
   int64_t lo64, hi64;
   snn_pool_range (g->len, 16, p, parts, &lo64, &hi64);
@@ -82,6 +84,44 @@ gemm_band (void *data, int p, int parts)
 }
 
 static void
+gemm_band (void *data, int p, int parts)
+{
+  gemm_band_of (data, p, parts);
+}
+
+/* Bands of one GEMM: at least GEMM_BAND wide and GEMM_CHUNK_FLOPS each;
+ * from the shape alone. */
+static int
+gemm_bands (int m, int n, int k, int most)
+{
+  const int len = MAX (m, n);
+  double flops = 2.0 * m * n * k;
+  return MAX (1, (int) MIN (MIN (flops / GEMM_CHUNK_FLOPS, (double) (len / GEMM_BAND)), (double) most));
+}
+
+/* Chunk q: band q % bands of GEMM q / bands */
+static void
+gemm_batch_chunk (void *data, int q, int chunks)
+{
+  GemmJob g = *(const GemmJob *) data;
+  const int i = q / g.bands;
+  g.a += i * g.sa, g.b += i * g.sb, g.c += i * g.sc;
+  gemm_band_of (&g, q % g.bands, g.bands);
+}
+
+static void
+cpu_gemm_batched (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const float *a, int lda, int64_t sa,
+                  const float *b, int ldb, int64_t sb, float beta, float *c, int ldc, int64_t sc, int count)
+{
+  if (m == 0 || n == 0 || count <= 0)
+    return;
+  gboolean split_m = m >= n;
+  int bands = gemm_bands (m, n, k, MAX (1, GEMM_MAX_CHUNKS / count));
+  GemmJob g = { ta, tb, split_m, m, n, k, split_m ? m : n, alpha, beta, a, b, c, lda, ldb, ldc, sa, sb, sc, bands };
+  snn_pool_run (count * bands, gemm_batch_chunk, &g);
+}
+
+static void
 cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const float *a, int lda,
           const float *b, int ldb, float beta, float *c, int ldc)
 {
@@ -90,11 +130,8 @@ cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const floa
   /* Bands of rows (or columns) of C: each element is computed exactly as
    * by one call, and the bands depend on the shape alone. */
   gboolean split_m = m >= n;
-  int len = split_m ? m : n;
-  double flops = 2.0 * m * n * k;
-  int parts = (int) MIN (MIN (flops / GEMM_CHUNK_FLOPS, (double) (len / GEMM_BAND)), (double) GEMM_MAX_CHUNKS);
-  GemmJob g = { ta, tb, split_m, m, n, k, len, alpha, beta, a, b, c, lda, ldb, ldc };
-  snn_pool_run (MAX (parts, 1), gemm_band, &g);
+  GemmJob g = { ta, tb, split_m, m, n, k, split_m ? m : n, alpha, beta, a, b, c, lda, ldb, ldc };
+  snn_pool_run (gemm_bands (m, n, k, GEMM_MAX_CHUNKS), gemm_band, &g);
 }
 
 /* Items in [lo, hi) of a job (pool.h): each backend loop below is such a
@@ -196,22 +233,29 @@ cpu_bias_grad_channels (float *db, const float *dy, int n, int c, int hw)
   snn_pool_for (c, (double) n * hw, 1, bias_grad_channels_range, &a);
 }
 
-/* One output row of a patch: src is an input row (or NULL for padding). */
+/* One output row of a patch: src is an input row (or NULL for padding).
+ * Rows are short (tens of floats) and the padding a float or two, so plain
+ * loops beat calls to memset and memcpy. */
 static inline void
 im2col_row (const float *src, int w, int ow, int stride, int pad, int kj, float *d)
 {
   if (!src)
     {
-      memset (d, 0, ow * sizeof (float));
+      for (int oj = 0; oj < ow; oj++)
+        d[oj] = 0.0f;
       return;
     }
   if (stride == 1)
     {
       /* jj = oj - pad + kj must lie in [0, w): one copy between two fills. */
       int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
-      memset (d, 0, lo * sizeof (float));
-      memcpy (d + lo, src + lo - pad + kj, (hi - lo) * sizeof (float));
-      memset (d + hi, 0, (ow - hi) * sizeof (float));
+      const float *s = src - pad + kj;
+      for (int oj = 0; oj < lo; oj++)
+        d[oj] = 0.0f;
+      for (int oj = lo; oj < hi; oj++)
+        d[oj] = s[oj];
+      for (int oj = hi; oj < ow; oj++)
+        d[oj] = 0.0f;
       return;
     }
   for (int oj = 0; oj < ow; oj++)
@@ -277,6 +321,15 @@ RANGE (col2im_range, ConvArgs)
                     continue;
                   float *d = img + (size_t) ii * w;
                   const float *sr = src + oi * ow;
+                  if (stride == 1)
+                    {
+                      /* The columns that land inside: a branch-free loop. */
+                      int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
+                      float *dd = d - pad + kj;
+                      for (int oj = lo; oj < hi; oj++)
+                        dd[oj] += sr[oj];
+                      continue;
+                    }
                   for (int oj = 0; oj < ow; oj++)
                     {
                       int jj = oj * stride - pad + kj;
@@ -1093,6 +1146,7 @@ static const SnnBackend cpu_backend = {
   .zero = cpu_zero,
   .copy = cpu_copy,
   .gemm = cpu_gemm,
+  .gemm_batched = cpu_gemm_batched,
   .add_bias_rows = cpu_add_bias_rows,
   .bias_grad_rows = cpu_bias_grad_rows,
   .add_bias_channels = cpu_add_bias_channels,
