@@ -53,6 +53,7 @@ static void init_threads (void);
  * band's flops, and at least GEMM_CHUNK_FLOPS of work. */
 #define GEMM_CHUNK_FLOPS 4e6
 #define GEMM_BAND 256
+#define GEMM_BAND_MIN 64
 #define GEMM_MAX_CHUNKS 64
 
 typedef struct {
@@ -96,7 +97,11 @@ gemm_bands (int m, int n, int k, int most)
 {
   const int len = MAX (m, n);
   double flops = 2.0 * m * n * k;
-  return MAX (1, (int) MIN (MIN (flops / GEMM_CHUNK_FLOPS, (double) (len / GEMM_BAND)), (double) most));
+  /* A narrow GEMM with a long inner dimension (a convolution's weight
+   * gradient) still gets a few bands of GEMM_BAND_MIN: some repacking
+   * costs less than running it on one thread. */
+  int bands = MAX (len / GEMM_BAND, MIN (len / GEMM_BAND_MIN, 4));
+  return MAX (1, (int) MIN (MIN (flops / GEMM_CHUNK_FLOPS, (double) bands), (double) most));
 }
 
 /* Chunk q: band q % bands of GEMM q / bands */
