@@ -39,8 +39,9 @@ enum { SLOTS = 4 };
 #define WORKER_SPIN_US 40
 #define WAIT_SPIN_US 10
 
+/* A cache line each, so that jobs of different threads do not share one. */
 typedef struct {
-  _Atomic uint64_t state;  /* generation << 32 | chunks not yet claimed */
+  _Alignas (64) _Atomic uint64_t state;  /* generation << 32 | chunks not yet claimed */
   atomic_int owned;        /* a submitter holds the slot */
   atomic_uint done;        /* chunks finished */
   atomic_int waiting;      /* the submitter sleeps until done == chunks */
@@ -53,7 +54,7 @@ typedef struct {
 static struct {
   int threads;
   Slot slot[SLOTS];
-  atomic_uint epoch;       /* bumped at every job published */
+  _Alignas (64) atomic_uint epoch; /* bumped at every job published */
   atomic_int sleepers;     /* workers asleep on epoch */
 } pool;
 
