@@ -6,16 +6,8 @@
 int
 main (int argc, char **argv)
 {
-  /* Before anything else, both read when the libraries load, hence a fresh
-   * start: OpenMP threads that spin only briefly before they sleep, so that
-   * the views' render thread, at idle priority, finds a free core between
-   * parallel loops (spinning threads starve it and the views then draw on
-   * the main thread), and the chosen OpenBLAS kernel. */
-  if (!g_getenv ("OMP_WAIT_POLICY") && !g_getenv ("GOMP_SPINCOUNT"))
-    {
-      g_setenv ("GOMP_SPINCOUNT", "10000", TRUE);
-      execv ("/proc/self/exe", argv);
-    }
+  /* Before anything else: the OpenBLAS kernel is read when the library
+   * loads, hence a fresh start when it must change. */
   snnwb_blas_select (argc, argv);
   /* Every view is drawn with Cairo: GTK's Cairo renderer shows them without
    * a GL context, which without a GPU means software GL threads competing

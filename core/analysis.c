@@ -1,6 +1,7 @@
 #include "analysis.h"
 #include "surrogate.h"
 #include "backend.h"
+#include "pool.h"
 #include <math.h>
 #include <string.h>
 
@@ -108,8 +109,9 @@ sum_sq (const float *a, int64_t n)
 }
 
 /* The per-step sums below are taken over fixed chunks of neurons, on as
- * many threads as training uses, and the chunks' partial sums are added in
- * order: the figures are the same whatever the number of threads. */
+ * many threads as training uses (the pool's), and the chunks' partial sums
+ * are added in order: the figures are the same whatever the number of
+ * threads. */
 #define CHUNK 16384
 
 static inline int64_t
@@ -118,38 +120,55 @@ n_chunks (int64_t N)
   return MAX ((N + CHUNK - 1) / CHUNK, 1);
 }
 
+typedef struct {
+  const SnnLifParams *p;
+  int T;
+  int64_t N, nc;
+  const float *u, *ds, *du, *eps;
+  float *spatial, *temporal, *prod;
+  double *part;
+} CompArgs;
+
+/* Chunk q = (step t, neurons chunk c): per (step, chunk) sp.tp, residual^2,
+ * sp^2, tp^2, du^2 */
+static void
+components_chunk (void *data, int q, int chunks)
+{
+  const CompArgs *A = data;
+  const SnnLifParams *p = A->p;
+  const int T = A->T, t = (int) (q / A->nc);
+  const int64_t N = A->N, c = q % A->nc;
+  const float *ds = A->ds, *u = A->u, *du = A->du, *eps = A->eps;
+  size_t off = (size_t) t * N;
+  int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK);
+  double dot = 0, rr = 0, ss = 0, tt = 0, dd = 0;
+  for (int64_t i = lo; i < hi; i++)
+    {
+      float sp = ds[off + i] * snn_surrogate_grad (p, u[off + i] - p->vth);
+      float tp = t + 1 < T ? du[off + N + i] * eps[off + i] : 0.0f;
+      A->spatial[off + i] = sp;
+      A->temporal[off + i] = tp;
+      dot += (double) sp * tp;
+      double r = (double) sp + tp - du[off + i];
+      rr += r * r;
+      ss += (double) sp * sp;
+      tt += (double) tp * tp;
+      dd += (double) du[off + i] * du[off + i];
+    }
+  double *o = A->part + (size_t) q * 5;
+  o[0] = dot, o[1] = rr, o[2] = ss, o[3] = tt, o[4] = dd;
+}
+
 /* Splits du into its spatial and temporal parts, step by step. */
 static void
 lif_components (SnnLifAnalysis *la, int T, int64_t N, const float *u, const float *ds, const float *du,
                 const float *eps, float *spatial, float *temporal)
 {
-  const SnnLifParams *p = &la->lif;
   const int64_t nc = n_chunks (N);
-  /* per (step, chunk): sp.tp, residual^2, sp^2, tp^2, du^2 */
   double *part = g_new0 (double, (size_t) T * nc * 5);
-#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_host_threads ())
-  for (int t = 0; t < T; t++)
-    for (int64_t c = 0; c < nc; c++)
-      {
-        size_t off = (size_t) t * N;
-        int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK);
-        double dot = 0, rr = 0, ss = 0, tt = 0, dd = 0;
-        for (int64_t i = lo; i < hi; i++)
-          {
-            float sp = ds[off + i] * snn_surrogate_grad (p, u[off + i] - p->vth);
-            float tp = t + 1 < T ? du[off + N + i] * eps[off + i] : 0.0f;
-            spatial[off + i] = sp;
-            temporal[off + i] = tp;
-            dot += (double) sp * tp;
-            double r = (double) sp + tp - du[off + i];
-            rr += r * r;
-            ss += (double) sp * sp;
-            tt += (double) tp * tp;
-            dd += (double) du[off + i] * du[off + i];
-          }
-        double *q = part + ((size_t) t * nc + c) * 5;
-        q[0] = dot, q[1] = rr, q[2] = ss, q[3] = tt, q[4] = dd;
-      }
+  CompArgs a = { .p = &la->lif, .T = T, .N = N, .nc = nc, .u = u, .ds = ds, .du = du, .eps = eps,
+                 .spatial = spatial, .temporal = temporal, .part = part };
+  snn_pool_run ((int) (T * nc), components_chunk, &a);
   la->residual = 0;
   for (int t = 0; t < T; t++)
     {
@@ -170,27 +189,33 @@ lif_components (SnnLifAnalysis *la, int T, int64_t N, const float *u, const floa
   g_free (part);
 }
 
+/* Chunk q = (step, neurons chunk): sum, largest magnitude, zeros */
+static void
+eps_stats_chunk (void *data, int q, int chunks)
+{
+  const CompArgs *A = data;
+  const int t = (int) (q / A->nc);
+  const int64_t c = q % A->nc;
+  const float *e = A->eps + (size_t) t * A->N;
+  int64_t lo = c * CHUNK, hi = MIN (A->N, lo + CHUNK), zeros = 0;
+  double sum = 0, mx = 0;
+  for (int64_t i = lo; i < hi; i++)
+    {
+      sum += e[i];
+      mx = MAX (mx, fabs (e[i]));
+      zeros += fabs (e[i]) <= ZERO_EPS;
+    }
+  double *o = A->part + (size_t) q * 3;
+  o[0] = sum, o[1] = mx, o[2] = (double) zeros;
+}
+
 static void
 lif_eps_stats (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
 {
   const int64_t nc = n_chunks (N);
   double *part = g_new0 (double, (size_t) T * nc * 3);
-#pragma omp parallel for collapse (2) schedule (dynamic) if (T * N > CHUNK) num_threads (snn_host_threads ())
-  for (int t = 0; t < T; t++)
-    for (int64_t c = 0; c < nc; c++)
-      {
-        const float *e = eps + (size_t) t * N;
-        int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK), zeros = 0;
-        double sum = 0, mx = 0;
-        for (int64_t i = lo; i < hi; i++)
-          {
-            sum += e[i];
-            mx = MAX (mx, fabs (e[i]));
-            zeros += fabs (e[i]) <= ZERO_EPS;
-          }
-        double *q = part + ((size_t) t * nc + c) * 3;
-        q[0] = sum, q[1] = mx, q[2] = (double) zeros;
-      }
+  CompArgs a = { .T = T, .N = N, .nc = nc, .eps = eps, .part = part };
+  snn_pool_run ((int) (T * nc), eps_stats_chunk, &a);
   for (int t = 0; t < T; t++)
     {
       double sum = 0, mx = 0, zeros = 0;
@@ -206,6 +231,35 @@ lif_eps_stats (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
   g_free (part);
 }
 
+/* Neurons chunk c: per (t, t') the sum and largest magnitude of the
+ * products */
+static void
+eps_spans_chunk (void *data, int c, int chunks)
+{
+  const CompArgs *A = data;
+  const int T = A->T;
+  const int64_t N = A->N, lo = (int64_t) c * CHUNK, hi = MIN (N, lo + CHUNK);
+  float *prod = A->prod;
+  for (int t = 0; t < T; t++)
+    {
+      for (int64_t i = lo; i < hi; i++)
+        prod[i] = 1.0f;
+      for (int t2 = t + 1; t2 < T; t2++)
+        {
+          const float *e = A->eps + (size_t) (t2 - 1) * N;
+          double sum = 0, mx = 0;
+          for (int64_t i = lo; i < hi; i++)
+            {
+              prod[i] *= e[i];
+              sum += prod[i];
+              mx = MAX (mx, fabs (prod[i]));
+            }
+          double *q = A->part + (((size_t) c * T + t) * T + t2) * 2;
+          q[0] = sum, q[1] = mx;
+        }
+    }
+}
+
 /* Products of epsilon over every span [t, t'): one running product per
  * start step, so the cost is T^2/2 passes over the neurons, chunk by chunk
  * so that a chunk's products stay in cache. */
@@ -217,29 +271,8 @@ lif_eps_spans (SnnLifAnalysis *la, int T, int64_t N, const float *eps)
   /* per (chunk, t, t'): sum and largest magnitude of the products */
   double *part = g_new0 (double, (size_t) nc * T * T * 2);
   float *prod = g_new (float, N);
-#pragma omp parallel for schedule (dynamic) if (T * N > CHUNK) num_threads (snn_host_threads ())
-  for (int64_t c = 0; c < nc; c++)
-    {
-      int64_t lo = c * CHUNK, hi = MIN (N, lo + CHUNK);
-      for (int t = 0; t < T; t++)
-        {
-          for (int64_t i = lo; i < hi; i++)
-            prod[i] = 1.0f;
-          for (int t2 = t + 1; t2 < T; t2++)
-            {
-              const float *e = eps + (size_t) (t2 - 1) * N;
-              double sum = 0, mx = 0;
-              for (int64_t i = lo; i < hi; i++)
-                {
-                  prod[i] *= e[i];
-                  sum += prod[i];
-                  mx = MAX (mx, fabs (prod[i]));
-                }
-              double *q = part + (((size_t) c * T + t) * T + t2) * 2;
-              q[0] = sum, q[1] = mx;
-            }
-        }
-    }
+  CompArgs a = { .T = T, .N = N, .nc = nc, .eps = eps, .part = part, .prod = prod };
+  snn_pool_run ((int) nc, eps_spans_chunk, &a);
   for (int i = 0; i < T * T; i++)
     pm[i] = px[i] = NAN;
   for (int t = 0; t < T; t++)
@@ -285,6 +318,14 @@ layer_buffer (SnnAnalyzer *z, int which, size_t n, gboolean kept)
 }
 
 static void
+epsilon_range (void *data, int64_t lo, int64_t hi)
+{
+  const CompArgs *A = data;
+  for (int64_t i = lo; i < hi; i++)
+    ((float *) A->eps)[i] = snn_lif_epsilon (A->p, A->u[i]);
+}
+
+static void
 lif_analyze (SnnAnalyzer *z, SnnLifAnalysis *la, int l, const SnnAnalysisOptions *opt)
 {
   const Capture *c = &z->cap;
@@ -304,9 +345,8 @@ lif_analyze (SnnAnalyzer *z, SnnLifAnalysis *la, int l, const SnnAnalysisOptions
   float *spatial = layer_buffer (z, 1, n, opt->keep_components);
   float *temporal = layer_buffer (z, 2, n, opt->keep_components);
   const SnnLifParams *p = &la->lif;
-#pragma omp parallel for if (n > CHUNK) num_threads (snn_host_threads ())
-  for (size_t i = 0; i < n; i++)
-    eps[i] = snn_lif_epsilon (p, u[i]);
+  CompArgs a = { .p = p, .u = u, .eps = eps };
+  snn_pool_for ((int64_t) n, 4, 64, epsilon_range, &a);
   lif_components (la, T, N, u, c->ds[l], c->du[l], eps, spatial, temporal);
   lif_eps_stats (la, T, N, eps);
   lif_eps_spans (la, T, N, eps);

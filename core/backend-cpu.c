@@ -1,15 +1,14 @@
 /* The CPU backend: GEMMs on OpenBLAS, everything else plain loops.
  *
- * One thread pool does all the work: OpenBLAS runs single-threaded inside
- * OpenMP threads that split each GEMM and each elementwise loop, so the
- * BLAS workers never spin while the elementwise work waits for a core. */
+ * One thread pool (pool.h) does all the work: OpenBLAS runs single-threaded
+ * inside the pool's chunks, which split each GEMM into bands and each
+ * elementwise loop into ranges. Chunk boundaries depend on the shapes
+ * alone, so results do not depend on the number of threads. */
 #include "backend.h"
+#include "pool.h"
 #include "surrogate.h"
 #include <cblas.h>
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,10 +47,84 @@ cpu_zero (void *dst, size_t bytes)
 static int cpu_threads = 1;
 static void init_threads (void);
 
-/* Below this much work a GEMM runs on one thread: splitting costs more. */
-#define PAR_FLOPS 2e6
-/* Elementwise loops shorter than this run on one thread. */
-#define PAR_MIN 16384
+/* GEMMs are split into bands of rows (or columns) of C, one chunk each.
+ * Every band packs the whole other operand again, so a band is at least
+ * GEMM_BAND wide, which keeps that repacking to a few per cent of the
+ * band's flops, and at least GEMM_CHUNK_FLOPS of work. */
+#define GEMM_CHUNK_FLOPS 4e6
+#define GEMM_BAND 256
+#define GEMM_BAND_MIN 64
+#define GEMM_MAX_CHUNKS 64
+
+typedef struct {
+  gboolean ta, tb, split_m;
+  int m, n, k, len;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  int lda, ldb, ldc;
+  int64_t sa, sb, sc;
+  int bands;              /* per GEMM, for batches */
+} GemmJob;
+
+static void
+gemm_band_of (const GemmJob *g, int p, int parts)
+{
+  const CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans, tb = g->tb ? CblasTrans : CblasNoTrans;
+  int64_t lo64, hi64;
+  snn_pool_range (g->len, 16, p, parts, &lo64, &hi64);
+  const int lo = (int) lo64, hi = (int) hi64;
+  if (hi <= lo)
+    return;
+  if (g->split_m)
+    cblas_sgemm (CblasRowMajor, ta, tb, hi - lo, g->n, g->k, g->alpha, g->ta ? g->a + lo : g->a + (size_t) lo * g->lda,
+                 g->lda, g->b, g->ldb, g->beta, g->c + (size_t) lo * g->ldc, g->ldc);
+  else
+    cblas_sgemm (CblasRowMajor, ta, tb, g->m, hi - lo, g->k, g->alpha, g->a, g->lda,
+                 g->tb ? g->b + (size_t) lo * g->ldb : g->b + lo, g->ldb, g->beta, g->c + lo, g->ldc);
+}
+
+static void
+gemm_band (void *data, int p, int parts)
+{
+  gemm_band_of (data, p, parts);
+}
+
+/* Bands of one GEMM: at least GEMM_BAND wide and GEMM_CHUNK_FLOPS each;
+ * from the shape alone. */
+static int
+gemm_bands (int m, int n, int k, int most)
+{
+  const int len = MAX (m, n);
+  double flops = 2.0 * m * n * k;
+  /* A narrow GEMM with a long inner dimension (a convolution's weight
+   * gradient) still gets a few bands of GEMM_BAND_MIN: some repacking
+   * costs less than running it on one thread. */
+  int bands = MAX (len / GEMM_BAND, MIN (len / GEMM_BAND_MIN, 4));
+  return MAX (1, (int) MIN (MIN (flops / GEMM_CHUNK_FLOPS, (double) bands), (double) most));
+}
+
+/* Chunk q: band q % bands of GEMM q / bands */
+static void
+gemm_batch_chunk (void *data, int q, int chunks)
+{
+  GemmJob g = *(const GemmJob *) data;
+  const int i = q / g.bands;
+  g.a += i * g.sa, g.b += i * g.sb, g.c += i * g.sc;
+  gemm_band_of (&g, q % g.bands, g.bands);
+}
+
+static void
+cpu_gemm_batched (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const float *a, int lda, int64_t sa,
+                  const float *b, int ldb, int64_t sb, float beta, float *c, int ldc, int64_t sc, int count)
+{
+  if (m == 0 || n == 0 || count <= 0)
+    return;
+  gboolean split_m = m >= n;
+  int bands = gemm_bands (m, n, k, MAX (1, GEMM_MAX_CHUNKS / count));
+  GemmJob g = { ta, tb, split_m, m, n, k, split_m ? m : n, alpha, beta, a, b, c, lda, ldb, ldc, sa, sb, sc, bands };
+  snn_pool_run (count * bands, gemm_batch_chunk, &g);
+}
 
 static void
 cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -59,106 +132,135 @@ cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const floa
 {
   if (m == 0 || n == 0)
     return;
-  int parts = (2.0 * m * n * k >= PAR_FLOPS) ? cpu_threads : 1;
+  /* Bands of rows (or columns) of C: each element is computed exactly as
+   * by one call, and the bands depend on the shape alone. */
   gboolean split_m = m >= n;
-  int len = split_m ? m : n;
-  parts = MIN (parts, len);
-  /* Each part is a band of rows (or columns) of C: its elements are
-   * computed exactly as by one call, so results do not depend on parts. */
-#pragma omp parallel for num_threads (parts) if (parts > 1) schedule (static, 1)
-  for (int p = 0; p < parts; p++)
-    {
-      int lo = (int) ((int64_t) len * p / parts), hi = (int) ((int64_t) len * (p + 1) / parts);
-      if (hi <= lo)
-        continue;
-      if (split_m)
-        cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, hi - lo, n, k,
-                     alpha, ta ? a + lo : a + (size_t) lo * lda, lda, b, ldb, beta, c + (size_t) lo * ldc, ldc);
-      else
-        cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, hi - lo, k,
-                     alpha, a, lda, tb ? b + (size_t) lo * ldb : b + lo, ldb, beta, c + lo, ldc);
-    }
+  GemmJob g = { ta, tb, split_m, m, n, k, split_m ? m : n, alpha, beta, a, b, c, lda, ldb, ldc };
+  snn_pool_run (gemm_bands (m, n, k, GEMM_MAX_CHUNKS), gemm_band, &g);
 }
+
+/* Items in [lo, hi) of a job (pool.h): each backend loop below is such a
+ * range function over a struct of its arguments, then the call that splits
+ * it. Every item writes its own outputs, so the split cannot change them. */
+#ifdef SNN_TARGET_CLONES
+/* Built for AVX2 and AVX-512 as well as the baseline, chosen at start-up. */
+#define SNN_CLONES __attribute__ ((target_clones ("default", "avx2", "avx512f")))
+#else
+#define SNN_CLONES
+#endif
+#define RANGE(name, Args) SNN_CLONES static void name (void *data_, int64_t lo, int64_t hi) { const Args *A = data_;
+#define END_RANGE }
+
+typedef struct { float *y; const float *bias; const float *dy; float *db; int rows, cols; } RowsArgs;
+
+RANGE (add_bias_rows_range, RowsArgs)
+  for (int64_t r = lo; r < hi; r++)
+    {
+      float *yr = A->y + (size_t) r * A->cols;
+      for (int c = 0; c < A->cols; c++)
+        yr[c] += A->bias[c];
+    }
+END_RANGE
 
 static void
 cpu_add_bias_rows (float *y, const float *bias, int rows, int cols)
 {
-  for (int r = 0; r < rows; r++)
-    {
-      float *yr = y + (size_t) r * cols;
-      for (int c = 0; c < cols; c++)
-        yr[c] += bias[c];
-    }
+  RowsArgs a = { .y = y, .bias = bias, .rows = rows, .cols = cols };
+  snn_pool_for (rows, cols, 1, add_bias_rows_range, &a);
 }
 
-static void
-cpu_bias_grad_rows (float *db, const float *dy, int rows, int cols)
-{
+/* Columns [lo, hi): each column's sum runs over the rows in order. */
+RANGE (bias_grad_rows_range, RowsArgs)
   /* Columns in blocks, so the double accumulators live on the stack. */
   enum { BLOCK = 1024 };
   double acc[BLOCK];
-  for (int c0 = 0; c0 < cols; c0 += BLOCK)
+  for (int64_t c0 = lo; c0 < hi; c0 += BLOCK)
     {
-      int nc = MIN (BLOCK, cols - c0);
+      int nc = (int) MIN (BLOCK, hi - c0);
       memset (acc, 0, nc * sizeof (double));
-      for (int r = 0; r < rows; r++)
+      for (int r = 0; r < A->rows; r++)
         {
-          const float *d = dy + (size_t) r * cols + c0;
+          const float *d = A->dy + (size_t) r * A->cols + c0;
           for (int c = 0; c < nc; c++)
             acc[c] += d[c];
         }
       for (int c = 0; c < nc; c++)
-        db[c0 + c] += (float) acc[c];
+        A->db[c0 + c] += (float) acc[c];
     }
+END_RANGE
+
+static void
+cpu_bias_grad_rows (float *db, const float *dy, int rows, int cols)
+{
+  RowsArgs a = { .dy = dy, .db = db, .rows = rows, .cols = cols };
+  snn_pool_for (cols, rows, 64, bias_grad_rows_range, &a);
 }
+
+typedef struct { float *y; const float *x; const float *bias; float *db; int n, c, hw; } ChanArgs;
+
+/* Planes [lo, hi) of y [n][c][hw] */
+RANGE (add_bias_channels_range, ChanArgs)
+  for (int64_t p = lo; p < hi; p++)
+    {
+      float *y = A->y + (size_t) p * A->hw;
+      const float b = A->bias[p % A->c];
+      for (int i = 0; i < A->hw; i++)
+        y[i] += b;
+    }
+END_RANGE
 
 static void
 cpu_add_bias_channels (float *y, const float *bias, int n, int c, int hw)
 {
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int s = 0; s < n; s++)
-    for (int ch = 0; ch < c; ch++)
-      {
-        float *p = y + ((size_t) s * c + ch) * hw;
-        float b = bias[ch];
-        for (int i = 0; i < hw; i++)
-          p[i] += b;
-      }
+  ChanArgs a = { .y = y, .bias = bias, .n = n, .c = c, .hw = hw };
+  snn_pool_for ((int64_t) n * c, hw, 1, add_bias_channels_range, &a);
 }
+
+/* Channels [lo, hi) */
+RANGE (bias_grad_channels_range, ChanArgs)
+  for (int64_t ch = lo; ch < hi; ch++)
+    {
+      double acc = 0;
+      for (int s = 0; s < A->n; s++)
+        {
+          const float *p = A->x + ((size_t) s * A->c + ch) * A->hw;
+          for (int i = 0; i < A->hw; i++)
+            acc += p[i];
+        }
+      A->db[ch] += (float) acc;
+    }
+END_RANGE
 
 static void
 cpu_bias_grad_channels (float *db, const float *dy, int n, int c, int hw)
 {
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int ch = 0; ch < c; ch++)
-    {
-      double acc = 0;
-      for (int s = 0; s < n; s++)
-        {
-          const float *p = dy + ((size_t) s * c + ch) * hw;
-          for (int i = 0; i < hw; i++)
-            acc += p[i];
-        }
-      db[ch] += (float) acc;
-    }
+  ChanArgs a = { .x = dy, .db = db, .n = n, .c = c, .hw = hw };
+  snn_pool_for (c, (double) n * hw, 1, bias_grad_channels_range, &a);
 }
 
-/* One output row of a patch: src is an input row (or NULL for padding). */
+/* One output row of a patch: src is an input row (or NULL for padding).
+ * Rows are short (tens of floats) and the padding a float or two, so plain
+ * loops beat calls to memset and memcpy. */
 static inline void
 im2col_row (const float *src, int w, int ow, int stride, int pad, int kj, float *d)
 {
   if (!src)
     {
-      memset (d, 0, ow * sizeof (float));
+      for (int oj = 0; oj < ow; oj++)
+        d[oj] = 0.0f;
       return;
     }
   if (stride == 1)
     {
       /* jj = oj - pad + kj must lie in [0, w): one copy between two fills. */
       int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
-      memset (d, 0, lo * sizeof (float));
-      memcpy (d + lo, src + lo - pad + kj, (hi - lo) * sizeof (float));
-      memset (d + hi, 0, (ow - hi) * sizeof (float));
+      const float *s = src - pad + kj;
+      for (int oj = 0; oj < lo; oj++)
+        d[oj] = 0.0f;
+      for (int oj = lo; oj < hi; oj++)
+        d[oj] = s[oj];
+      for (int oj = hi; oj < ow; oj++)
+        d[oj] = 0.0f;
       return;
     }
   for (int oj = 0; oj < ow; oj++)
@@ -168,44 +270,54 @@ im2col_row (const float *src, int w, int ow, int stride, int pad, int kj, float 
     }
 }
 
+typedef struct {
+  const float *x; float *col; const float *dcol; float *dx;
+  int n, c, h, w, k, stride, pad, oh, ow;
+} ConvArgs;
+
+/* Rows [lo, hi) of col, a row per (channel, ki, kj) */
+RANGE (im2col_range, ConvArgs)
+  const int n = A->n, c = A->c, h = A->h, w = A->w, k = A->k, oh = A->oh, ow = A->ow;
+  const size_t np = (size_t) n * oh * ow;
+  for (int64_t r = lo; r < hi; r++)
+    {
+      const int ch = (int) (r / (k * k)), ki = (int) (r / k % k), kj = (int) (r % k);
+      float *row = A->col + (size_t) r * np;
+      for (int s = 0; s < n; s++)
+        {
+          const float *img = A->x + ((size_t) s * c + ch) * h * w;
+          float *dst = row + (size_t) s * oh * ow;
+          for (int oi = 0; oi < oh; oi++)
+            {
+              int ii = oi * A->stride - A->pad + ki;
+              im2col_row (ii >= 0 && ii < h ? img + (size_t) ii * w : NULL, w, ow, A->stride, A->pad, kj, dst + oi * ow);
+            }
+        }
+    }
+END_RANGE
+
 static void
 cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh,
             int ow, float *col)
 {
-  size_t np = (size_t) n * oh * ow;
-#pragma omp parallel for collapse (3) if (np * c * k * k > PAR_MIN) num_threads (cpu_threads)
-  for (int ch = 0; ch < c; ch++)
-    for (int ki = 0; ki < k; ki++)
-      for (int kj = 0; kj < k; kj++)
-        {
-          float *row = col + ((size_t) (ch * k + ki) * k + kj) * np;
-          for (int s = 0; s < n; s++)
-            {
-              const float *img = x + ((size_t) s * c + ch) * h * w;
-              float *dst = row + (size_t) s * oh * ow;
-              for (int oi = 0; oi < oh; oi++)
-                {
-                  int ii = oi * stride - pad + ki;
-                  im2col_row (ii >= 0 && ii < h ? img + (size_t) ii * w : NULL, w, ow, stride, pad, kj, dst + oi * ow);
-                }
-            }
-        }
+  ConvArgs a = { .x = x, .col = col, .n = n, .c = c, .h = h, .w = w, .k = k, .stride = stride, .pad = pad,
+                 .oh = oh, .ow = ow };
+  snn_pool_for ((int64_t) c * k * k, (double) n * oh * ow, 1, im2col_range, &a);
 }
 
-static void
-cpu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh,
-            int ow, float *dx)
-{
-  size_t np = (size_t) n * oh * ow;
-#pragma omp parallel for if (np * c * k * k > PAR_MIN) num_threads (cpu_threads)
-  for (int ch = 0; ch < c; ch++)
+/* Channels [lo, hi) of dx: each gathers its own k*k rows of dcol. */
+RANGE (col2im_range, ConvArgs)
+  const int n = A->n, c = A->c, h = A->h, w = A->w, k = A->k, oh = A->oh, ow = A->ow;
+  const int stride = A->stride, pad = A->pad;
+  const size_t np = (size_t) n * oh * ow;
+  for (int64_t ch = lo; ch < hi; ch++)
     for (int ki = 0; ki < k; ki++)
       for (int kj = 0; kj < k; kj++)
         {
-          const float *row = dcol + ((size_t) (ch * k + ki) * k + kj) * np;
+          const float *row = A->dcol + ((size_t) (ch * k + ki) * k + kj) * np;
           for (int s = 0; s < n; s++)
             {
-              float *img = dx + ((size_t) s * c + ch) * h * w;
+              float *img = A->dx + ((size_t) s * c + ch) * h * w;
               const float *src = row + (size_t) s * oh * ow;
               for (int oi = 0; oi < oh; oi++)
                 {
@@ -214,6 +326,15 @@ cpu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, in
                     continue;
                   float *d = img + (size_t) ii * w;
                   const float *sr = src + oi * ow;
+                  if (stride == 1)
+                    {
+                      /* The columns that land inside: a branch-free loop. */
+                      int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
+                      float *dd = d - pad + kj;
+                      for (int oj = lo; oj < hi; oj++)
+                        dd[oj] += sr[oj];
+                      continue;
+                    }
                   for (int oj = 0; oj < ow; oj++)
                     {
                       int jj = oj * stride - pad + kj;
@@ -223,24 +344,46 @@ cpu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, in
                 }
             }
         }
+END_RANGE
+
+static void
+cpu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh,
+            int ow, float *dx)
+{
+  ConvArgs a = { .dcol = dcol, .dx = dx, .n = n, .c = c, .h = h, .w = w, .k = k, .stride = stride, .pad = pad,
+                 .oh = oh, .ow = ow };
+  snn_pool_for (c, (double) k * k * n * oh * ow, 1, col2im_range, &a);
 }
+
+/* Planes [lo, hi) of [n][c]: copies between [c][n][hw] and [n][c][hw] */
+RANGE (cn_to_nchw_range, ChanArgs)
+  for (int64_t p = lo; p < hi; p++)
+    {
+      const int64_t s = p / A->c, ch = p % A->c;
+      memcpy (A->y + (size_t) p * A->hw, A->x + ((size_t) ch * A->n + s) * A->hw, A->hw * sizeof (float));
+    }
+END_RANGE
+
+RANGE (nchw_to_cn_range, ChanArgs)
+  for (int64_t p = lo; p < hi; p++)
+    {
+      const int64_t s = p / A->c, ch = p % A->c;
+      memcpy (A->y + ((size_t) ch * A->n + s) * A->hw, A->x + (size_t) p * A->hw, A->hw * sizeof (float));
+    }
+END_RANGE
 
 static void
 cpu_cn_to_nchw (const float *m, int n, int c, int hw, float *y)
 {
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int s = 0; s < n; s++)
-    for (int ch = 0; ch < c; ch++)
-      memcpy (y + ((size_t) s * c + ch) * hw, m + (size_t) ch * n * hw + (size_t) s * hw, hw * sizeof (float));
+  ChanArgs a = { .x = m, .y = y, .n = n, .c = c, .hw = hw };
+  snn_pool_for ((int64_t) n * c, hw, 1, cn_to_nchw_range, &a);
 }
 
 static void
 cpu_nchw_to_cn (const float *y, int n, int c, int hw, float *m)
 {
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int s = 0; s < n; s++)
-    for (int ch = 0; ch < c; ch++)
-      memcpy (m + (size_t) ch * n * hw + (size_t) s * hw, y + ((size_t) s * c + ch) * hw, hw * sizeof (float));
+  ChanArgs a = { .x = y, .y = m, .n = n, .c = c, .hw = hw };
+  snn_pool_for ((int64_t) n * c, hw, 1, nchw_to_cn_range, &a);
 }
 
 /* One pooling window's sum, the window clipped to the image (padding is zero). */
@@ -254,16 +397,16 @@ pool_sum (const float *img, int h, int w, int i0, int j0, int k)
   return acc;
 }
 
-static void
-cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh,
-                     int ow, float *y)
-{
-  float scale = 1.0f / (k * k);
-#pragma omp parallel for if ((size_t) n * c * h * w > PAR_MIN) num_threads (cpu_threads)
-  for (size_t p = 0; p < (size_t) n * c; p++)
+typedef struct { const float *x; float *y; int h, w, k, stride, pad, oh, ow; } PoolArgs;
+
+/* Planes [lo, hi): y from x, or (backward) x from y */
+RANGE (avgpool_forward_range, PoolArgs)
+  const int h = A->h, w = A->w, k = A->k, stride = A->stride, pad = A->pad, oh = A->oh, ow = A->ow;
+  const float scale = 1.0f / (k * k);
+  for (int64_t p = lo; p < hi; p++)
     {
-      const float *img = x + p * h * w;
-      float *out = y + p * oh * ow;
+      const float *img = A->x + (size_t) p * h * w;
+      float *out = A->y + (size_t) p * oh * ow;
       if (k == 2 && stride == 2 && pad == 0)
         {
           for (int oi = 0; oi < oh; oi++)
@@ -278,18 +421,23 @@ cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stri
         for (int oj = 0; oj < ow; oj++)
           out[oi * ow + oj] = pool_sum (img, h, w, oi * stride - pad, oj * stride - pad, k) * scale;
     }
-}
+END_RANGE
 
 static void
-cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int stride, int pad, int oh,
-                      int ow, float *dx)
+cpu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh,
+                     int ow, float *y)
 {
-  float scale = 1.0f / (k * k);
-#pragma omp parallel for if ((size_t) n * c * h * w > PAR_MIN) num_threads (cpu_threads)
-  for (size_t p = 0; p < (size_t) n * c; p++)
+  PoolArgs a = { x, y, h, w, k, stride, pad, oh, ow };
+  snn_pool_for ((int64_t) n * c, (double) h * w, 1, avgpool_forward_range, &a);
+}
+
+RANGE (avgpool_backward_range, PoolArgs)
+  const int h = A->h, w = A->w, k = A->k, stride = A->stride, pad = A->pad, oh = A->oh, ow = A->ow;
+  const float scale = 1.0f / (k * k);
+  for (int64_t p = lo; p < hi; p++)
     {
-      float *img = dx + p * h * w;
-      const float *d = dy + p * oh * ow;
+      float *img = (float *) A->x + (size_t) p * h * w;
+      const float *d = A->y + (size_t) p * oh * ow;
       memset (img, 0, (size_t) h * w * sizeof (float));
       if (k == 2 && stride == 2 && pad == 0)
         {
@@ -314,41 +462,64 @@ cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int st
                 img[ii * w + jj] += g;
           }
     }
+END_RANGE
+
+static void
+cpu_avgpool_backward (const float *dy, int n, int c, int h, int w, int k, int stride, int pad, int oh,
+                      int ow, float *dx)
+{
+  PoolArgs a = { dx, (float *) dy, h, w, k, stride, pad, oh, ow };
+  snn_pool_for ((int64_t) n * c, (double) h * w, 1, avgpool_backward_range, &a);
 }
+
+typedef struct { const float *x; float *y; int hw; } PlaneArgs;
+
+RANGE (global_avgpool_forward_range, PlaneArgs)
+  for (int64_t p = lo; p < hi; p++)
+    {
+      double acc = 0;
+      for (int i = 0; i < A->hw; i++)
+        acc += A->x[p * A->hw + i];
+      A->y[p] = (float) (acc / A->hw);
+    }
+END_RANGE
 
 static void
 cpu_global_avgpool_forward (const float *x, int64_t planes, int hw, float *y)
 {
-  for (int64_t p = 0; p < planes; p++)
-    {
-      double acc = 0;
-      for (int i = 0; i < hw; i++)
-        acc += x[p * hw + i];
-      y[p] = (float) (acc / hw);
-    }
+  PlaneArgs a = { x, y, hw };
+  snn_pool_for (planes, hw, 1, global_avgpool_forward_range, &a);
 }
+
+RANGE (global_avgpool_backward_range, PlaneArgs)
+  for (int64_t p = lo; p < hi; p++)
+    {
+      float g = A->x[p] / A->hw;
+      for (int i = 0; i < A->hw; i++)
+        A->y[p * A->hw + i] = g;
+    }
+END_RANGE
 
 static void
 cpu_global_avgpool_backward (const float *dy, int64_t planes, int hw, float *dx)
 {
-  for (int64_t p = 0; p < planes; p++)
-    {
-      float g = dy[p] / hw;
-      for (int i = 0; i < hw; i++)
-        dx[p * hw + i] = g;
-    }
+  PlaneArgs a = { dy, dx, hw };
+  snn_pool_for (planes, hw, 1, global_avgpool_backward_range, &a);
 }
 
-static void
-cpu_bn_forward_train (const float *x, int n, int c, int hw, const float *gamma, const float *beta,
-                      float eps, float momentum, float *rmean, float *rvar, float *xhat,
-                      float *invstd, float *y)
-{
-  double count = (double) n * hw;
-  /* Channels are independent: each is summed in the same order whatever
-   * the number of threads. */
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int ch = 0; ch < c; ch++)
+typedef struct {
+  const float *x, *dy, *xhat_in, *invstd_in, *gamma, *beta, *rmean_in, *rvar_in;
+  float *rmean, *rvar, *xhat, *invstd, *y, *dgamma, *dbeta, *dx;
+  int n, c, hw;
+  float eps, momentum;
+} BnArgs;
+
+/* Channels [lo, hi): each is summed in its own fixed order. */
+RANGE (bn_forward_train_range, BnArgs)
+  const int n = A->n, c = A->c, hw = A->hw;
+  const float *x = A->x;
+  const double count = (double) n * hw;
+  for (int64_t ch = lo; ch < hi; ch++)
     {
       double sum = 0, sq = 0;
       for (int s = 0; s < n; s++)
@@ -368,54 +539,69 @@ cpu_bn_forward_train (const float *x, int n, int c, int hw, const float *gamma, 
             }
         }
       double var = sq / count;
-      float is = (float) (1.0 / sqrt (var + eps));
-      invstd[ch] = is;
-      float m = (float) mean, g = gamma[ch], b = beta[ch];
+      float is = (float) (1.0 / sqrt (var + A->eps));
+      A->invstd[ch] = is;
+      float m = (float) mean, g = A->gamma[ch], b = A->beta[ch];
       for (int s = 0; s < n; s++)
         {
           size_t off = ((size_t) s * c + ch) * hw;
           for (int i = 0; i < hw; i++)
             {
               float xh = (x[off + i] - m) * is;
-              if (xhat)
-                xhat[off + i] = xh;
-              y[off + i] = g * xh + b;
+              if (A->xhat)
+                A->xhat[off + i] = xh;
+              A->y[off + i] = g * xh + b;
             }
         }
-      if (rmean)
+      if (A->rmean)
         {
-          rmean[ch] = (float) ((1.0 - momentum) * rmean[ch] + momentum * mean);
+          const double momentum = A->momentum;
+          A->rmean[ch] = (float) ((1.0 - momentum) * A->rmean[ch] + momentum * mean);
           double unbiased = count > 1 ? var * count / (count - 1) : var;
-          rvar[ch] = (float) ((1.0 - momentum) * rvar[ch] + momentum * unbiased);
+          A->rvar[ch] = (float) ((1.0 - momentum) * A->rvar[ch] + momentum * unbiased);
         }
     }
+END_RANGE
+
+static void
+cpu_bn_forward_train (const float *x, int n, int c, int hw, const float *gamma, const float *beta,
+                      float eps, float momentum, float *rmean, float *rvar, float *xhat,
+                      float *invstd, float *y)
+{
+  BnArgs a = { .x = x, .gamma = gamma, .beta = beta, .eps = eps, .momentum = momentum, .rmean = rmean,
+               .rvar = rvar, .xhat = xhat, .invstd = invstd, .y = y, .n = n, .c = c, .hw = hw };
+  snn_pool_for (c, 3.0 * n * hw, 1, bn_forward_train_range, &a);
 }
+
+RANGE (bn_forward_eval_range, BnArgs)
+  const int n = A->n, c = A->c, hw = A->hw;
+  for (int64_t ch = lo; ch < hi; ch++)
+    {
+      float is = 1.0f / sqrtf (A->rvar_in[ch] + A->eps);
+      float a = A->gamma[ch] * is, b = A->beta[ch] - A->rmean_in[ch] * a;
+      for (int s = 0; s < n; s++)
+        {
+          size_t off = ((size_t) s * c + ch) * hw;
+          for (int i = 0; i < hw; i++)
+            A->y[off + i] = a * A->x[off + i] + b;
+        }
+    }
+END_RANGE
 
 static void
 cpu_bn_forward_eval (const float *x, int n, int c, int hw, const float *gamma, const float *beta,
                      float eps, const float *rmean, const float *rvar, float *y)
 {
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int ch = 0; ch < c; ch++)
-    {
-      float is = 1.0f / sqrtf (rvar[ch] + eps);
-      float a = gamma[ch] * is, b = beta[ch] - rmean[ch] * a;
-      for (int s = 0; s < n; s++)
-        {
-          size_t off = ((size_t) s * c + ch) * hw;
-          for (int i = 0; i < hw; i++)
-            y[off + i] = a * x[off + i] + b;
-        }
-    }
+  BnArgs a = { .x = x, .gamma = gamma, .beta = beta, .eps = eps, .rmean_in = rmean, .rvar_in = rvar, .y = y,
+               .n = n, .c = c, .hw = hw };
+  snn_pool_for (c, (double) n * hw, 1, bn_forward_eval_range, &a);
 }
 
-static void
-cpu_bn_backward (const float *dy, const float *xhat, const float *invstd, int n, int c, int hw,
-                 const float *gamma, float *dgamma, float *dbeta, float *dx)
-{
-  double count = (double) n * hw;
-#pragma omp parallel for if ((size_t) n * c * hw > PAR_MIN) num_threads (cpu_threads)
-  for (int ch = 0; ch < c; ch++)
+RANGE (bn_backward_range, BnArgs)
+  const int n = A->n, c = A->c, hw = A->hw;
+  const float *dy = A->dy, *xhat = A->xhat_in;
+  const double count = (double) n * hw;
+  for (int64_t ch = lo; ch < hi; ch++)
     {
       double sdy = 0, sdyx = 0;
       for (int s = 0; s < n; s++)
@@ -427,17 +613,26 @@ cpu_bn_backward (const float *dy, const float *xhat, const float *invstd, int n,
               sdyx += (double) dy[off + i] * xhat[off + i];
             }
         }
-      dgamma[ch] += (float) sdyx;
-      dbeta[ch] += (float) sdy;
-      float k = gamma[ch] * invstd[ch];
+      A->dgamma[ch] += (float) sdyx;
+      A->dbeta[ch] += (float) sdy;
+      float k = A->gamma[ch] * A->invstd_in[ch];
       float mdy = (float) (sdy / count), mdyx = (float) (sdyx / count);
       for (int s = 0; s < n; s++)
         {
           size_t off = ((size_t) s * c + ch) * hw;
           for (int i = 0; i < hw; i++)
-            dx[off + i] = k * (dy[off + i] - mdy - xhat[off + i] * mdyx);
+            A->dx[off + i] = k * (dy[off + i] - mdy - xhat[off + i] * mdyx);
         }
     }
+END_RANGE
+
+static void
+cpu_bn_backward (const float *dy, const float *xhat, const float *invstd, int n, int c, int hw,
+                 const float *gamma, float *dgamma, float *dbeta, float *dx)
+{
+  BnArgs a = { .dy = dy, .xhat_in = xhat, .invstd_in = invstd, .gamma = gamma, .dgamma = dgamma, .dbeta = dbeta,
+               .dx = dx, .n = n, .c = c, .hw = hw };
+  snn_pool_for (c, 3.0 * n * hw, 1, bn_backward_range, &a);
 }
 
 /* 64 flags (each 0 or 1) to one word, bit i = flag i: eight bytes at a
@@ -462,39 +657,56 @@ flags_to_word (const uint8_t *m, int n)
   return word;
 }
 
-static void
-cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, float *v, int steps,
-                 int64_t count, float *u, float *s, uint64_t *bits)
-{
+typedef struct {
+  const SnnLifParams *p;
+  const float *x, *u_in, *ds;
+  gboolean x_repeats, temporal;
+  float *v, *u, *s, *dx;
+  uint64_t *bits;
+  int steps;
+  int64_t count;
+} LifArgs;
+
+/* Words [lo, hi) of 64 neurons, every step: the neurons are independent. */
+RANGE (lif_forward_range, LifArgs)
+  const SnnLifParams *p = A->p;
   const float lam = 1.0f - 1.0f / p->tau, vth = p->vth;
   const gboolean hard = p->reset == SNN_RESET_HARD;
-  const int64_t words = snn_spike_words (count);
-  for (int t = 0; t < steps; t++)
+  const int64_t count = A->count, words = snn_spike_words (count);
+  float *v = A->v;
+  for (int t = 0; t < A->steps; t++)
     {
-      const float *xt = x_repeats ? x : x + (size_t) t * count;
-      float *ut = u + (size_t) t * count, *st = s ? s + (size_t) t * count : NULL;
-      /* Blocks of 64 neurons: one word of spike bits each. */
-#pragma omp parallel for if (count > PAR_MIN) num_threads (cpu_threads)
-      for (int64_t w = 0; w < words; w++)
+      const float *xt = A->x_repeats ? A->x : A->x + (size_t) t * count;
+      float *ut = A->u + (size_t) t * count, *st = A->s ? A->s + (size_t) t * count : NULL;
+      for (int64_t w = lo; w < hi; w++)
         {
-          const int64_t lo = w * 64;
-          const int n = (int) MIN (64, count - lo);
+          const int64_t i0 = w * 64;
+          const int n = (int) MIN (64, count - i0);
           uint8_t fired[64];
           for (int k = 0; k < n; k++)
             {
-              const int64_t i = lo + k;
+              const int64_t i = i0 + k;
               float ui = lam * v[i] + xt[i];
               float si = ui >= vth ? 1.0f : 0.0f;
               ut[i] = ui;
-              if (s)
+              if (st)
                 st[i] = si;
               v[i] = hard ? ui * (1.0f - si) : ui - vth * si;
               fired[k] = ui >= vth;
             }
-          if (bits)
-            bits[(size_t) t * words + w] = flags_to_word (fired, n);
+          if (A->bits)
+            A->bits[(size_t) t * words + w] = flags_to_word (fired, n);
         }
     }
+END_RANGE
+
+static void
+cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, float *v, int steps,
+                 int64_t count, float *u, float *s, uint64_t *bits)
+{
+  LifArgs a = { .p = p, .x = x, .x_repeats = x_repeats, .v = v, .steps = steps, .count = count, .u = u, .s = s,
+                .bits = bits };
+  snn_pool_for (snn_spike_words (count), 64.0 * 2 * steps, 1, lif_forward_range, &a);
 }
 
 /* The surrogate derivative at x = u - vth, expanded per shape so that the
@@ -508,25 +720,27 @@ cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, floa
     case SNN_SURROGATE_TRIANGLE:                                                     \
       { const float g = p->width, inv2 = 1.0f / (p->width * p->width);               \
         BODY ((g - fabsf (x_) > 0.0f ? g - fabsf (x_) : 0.0f) * inv2) break; }                          \
+    case SNN_SURROGATE_ATAN:                                                         \
+      { const float a = p->alpha, za = (float) M_PI_2 * p->alpha;                     \
+        BODY (a / (2.0f * (1.0f + (za * x_) * (za * x_)))) break; }                  \
     default:                                                                         \
       BODY (snn_surrogate_grad (p, x_)) break;                                       \
     }
 
-static void
-cpu_lif_backward (const SnnLifParams *p, const float *u, const float *ds, int steps, int64_t count,
-                  gboolean temporal, float *dx)
-{
+/* Neurons [lo, hi), every step from the last: dL/dv[t] arrives from step
+ * t+1 as lam * dL/du[t+1], already in dx. */
+RANGE (lif_backward_range, LifArgs)
+  const SnnLifParams *p = A->p;
   const float vth = p->vth, lam = 1.0f - 1.0f / p->tau;
   const gboolean hard = p->reset == SNN_RESET_HARD, detach = p->detach_reset;
-  /* dL/dv[t] arrives from step t+1 as lam * dL/du[t+1], already in dx. */
-  for (int t = steps - 1; t >= 0; t--)
+  const int64_t count = A->count;
+  for (int t = A->steps - 1; t >= 0; t--)
     {
-      const float *ut = u + (size_t) t * count, *dst = ds + (size_t) t * count;
-      const float *next = temporal && t + 1 < steps ? dx + (size_t) (t + 1) * count : NULL;
-      float *dxt = dx + (size_t) t * count;
+      const float *ut = A->u_in + (size_t) t * count, *dst = A->ds + (size_t) t * count;
+      const float *next = A->temporal && t + 1 < A->steps ? A->dx + (size_t) (t + 1) * count : NULL;
+      float *dxt = A->dx + (size_t) t * count;
 #define BODY(SG)                                                                     \
-  _Pragma ("omp parallel for if (count > PAR_MIN) num_threads (cpu_threads)")        \
-  for (int64_t i = 0; i < count; i++)                                                \
+  for (int64_t i = lo; i < hi; i++)                                                  \
     {                                                                                \
       float x_ = ut[i] - vth, sg = SG, dv = next ? lam * next[i] : 0.0f, du;          \
       if (!hard)                                                                     \
@@ -541,6 +755,14 @@ cpu_lif_backward (const SnnLifParams *p, const float *u, const float *ds, int st
       SG_LOOP (BODY)
 #undef BODY
     }
+END_RANGE
+
+static void
+cpu_lif_backward (const SnnLifParams *p, const float *u, const float *ds, int steps, int64_t count,
+                  gboolean temporal, float *dx)
+{
+  LifArgs a = { .p = p, .u_in = u, .ds = ds, .steps = steps, .count = count, .temporal = temporal, .dx = dx };
+  snn_pool_for (count, 4.0 * steps, 64, lif_backward_range, &a);
 }
 
 static void
@@ -593,21 +815,27 @@ cpu_ws_backward (const float *w, const float *gain, const float *dwhat, const fl
     }
 }
 
+typedef struct { const float *s; float *out; const uint64_t *bits_in; uint64_t *bits; int64_t count, words; } SpikeArgs;
+
+/* Words [lo, hi) of steps x words */
+RANGE (pack_spikes_range, SpikeArgs)
+  for (int64_t q = lo; q < hi; q++)
+    {
+      const int64_t t = q / A->words, w = q % A->words;
+      const float *st = A->s + (size_t) t * A->count + w * 64;
+      int n = (int) MIN (64, A->count - w * 64);
+      uint8_t fired[64];
+      for (int i = 0; i < n; i++)
+        fired[i] = st[i] != 0.0f;
+      A->bits[q] = flags_to_word (fired, n);
+    }
+END_RANGE
+
 static void
 cpu_pack_spikes (const float *s, int steps, int64_t count, uint64_t *bits)
 {
-  const int64_t words = snn_spike_words (count);
-#pragma omp parallel for collapse (2) if ((int64_t) steps * count > PAR_MIN) num_threads (cpu_threads)
-  for (int t = 0; t < steps; t++)
-    for (int64_t w = 0; w < words; w++)
-      {
-        const float *st = s + (size_t) t * count + w * 64;
-        int n = (int) MIN (64, count - w * 64);
-        uint8_t fired[64];
-        for (int i = 0; i < n; i++)
-          fired[i] = st[i] != 0.0f;
-        bits[(size_t) t * words + w] = flags_to_word (fired, n);
-      }
+  SpikeArgs a = { .s = s, .bits = bits, .count = count, .words = snn_spike_words (count) };
+  snn_pool_for (steps * a.words, 64, 1, pack_spikes_range, &a);
 }
 
 /* The eight floats (0 or 1) of every byte of spike bits. */
@@ -621,25 +849,70 @@ init_spike_table (void)
       spike_byte_table[b][i] = (float) ((b >> i) & 1);
 }
 
+RANGE (unpack_spikes_range, SpikeArgs)
+  for (int64_t q = lo; q < hi; q++)
+    {
+      const int64_t t = q / A->words, w = q % A->words;
+      float *st = A->out + (size_t) t * A->count + w * 64;
+      int n = (int) MIN (64, A->count - w * 64);
+      uint64_t word = A->bits_in[q];
+      if (n == 64)
+        for (int k = 0; k < 8; k++)
+          memcpy (st + 8 * k, spike_byte_table[(word >> (8 * k)) & 0xff], 8 * sizeof (float));
+      else
+        for (int i = 0; i < n; i++)
+          st[i] = (float) ((word >> i) & 1);
+    }
+END_RANGE
+
 static void
 cpu_unpack_spikes (const uint64_t *bits, int steps, int64_t count, float *s)
 {
-  const int64_t words = snn_spike_words (count);
-#pragma omp parallel for collapse (2) if ((int64_t) steps * count > PAR_MIN) num_threads (cpu_threads)
-  for (int t = 0; t < steps; t++)
-    for (int64_t w = 0; w < words; w++)
-      {
-        float *st = s + (size_t) t * count + w * 64;
-        int n = (int) MIN (64, count - w * 64);
-        uint64_t word = bits[(size_t) t * words + w];
-        if (n == 64)
-          for (int k = 0; k < 8; k++)
-            memcpy (st + 8 * k, spike_byte_table[(word >> (8 * k)) & 0xff], 8 * sizeof (float));
-        else
-          for (int i = 0; i < n; i++)
-            st[i] = (float) ((word >> i) & 1);
-      }
+  SpikeArgs a = { .out = s, .bits_in = bits, .count = count, .words = snn_spike_words (count) };
+  snn_pool_for (steps * a.words, 64, 1, unpack_spikes_range, &a);
 }
+
+typedef struct {
+  const int *start, *fired_idx;
+  int rows, out;
+  const float *wt, *bias;
+  float *y;
+} SpikeLinearArgs;
+
+/* Blocks of 32 outputs [lo, hi), so that a block of W^T (in x 32) stays in
+ * cache while every row adds its fired inputs' parts of it. */
+#define SPIKE_BLOCK 32 /* 8 SSE registers of sums */
+RANGE (spike_linear_range, SpikeLinearArgs)
+  enum { BLOCK = SPIKE_BLOCK };
+  const int out = A->out;
+  for (int64_t b = lo; b < hi; b++)
+    {
+      const int c0 = (int) b * BLOCK, nc = MIN (BLOCK, out - c0);
+      for (int r = 0; r < A->rows; r++)
+        {
+          /* Whole blocks even at the end of a row: what lies past it (the
+           * next row, or the slack after W^T) lands in unused sums. Vector
+           * types keep the 64 sums in registers. */
+          typedef float v4 __attribute__ ((vector_size (16)));
+          v4 sum[BLOCK / 4] = { { 0 } }, p;
+          for (int k = A->start[r]; k < A->start[r + 1]; k++)
+            {
+              const float *w = A->wt + (size_t) A->fired_idx[k] * out + c0;
+              for (int q = 0; q < BLOCK / 4; q++)
+                {
+                  memcpy (&p, w + 4 * q, sizeof p);
+                  sum[q] += p;
+                }
+            }
+          float acc[BLOCK];
+          for (int q = 0; q < BLOCK / 4; q++)
+            memcpy (acc + 4 * q, &sum[q], sizeof p);
+          float *yr = A->y + (size_t) r * out + c0;
+          for (int c = 0; c < nc; c++)
+            yr[c] = A->bias ? acc[c] + A->bias[c0 + c] : acc[c];
+        }
+    }
+END_RANGE
 
 static gboolean
 cpu_spike_linear (const float *s, int rows, int in, int out, const float *wt, const float *bias, int *fired_idx,
@@ -672,103 +945,106 @@ cpu_spike_linear (const float *s, int rows, int in, int out, const float *wt, co
         }
     }
   start[rows] = total;
-  /* Blocks of 32 outputs, so that a block of W^T (in x 32) stays in cache
-   * while every row adds its fired inputs' parts of it. */
-  enum { BLOCK = 32 }; /* 8 SSE registers of sums */
+  enum { BLOCK = SPIKE_BLOCK };
   const int blocks = (out + BLOCK - 1) / BLOCK;
-#pragma omp parallel for if ((int64_t) total * out > PAR_MIN * 4) num_threads (cpu_threads)
-  for (int b = 0; b < blocks; b++)
-    {
-      const int c0 = b * BLOCK, nc = MIN (BLOCK, out - c0);
-      for (int r = 0; r < rows; r++)
-        {
-          /* Whole blocks even at the end of a row: what lies past it (the
-           * next row, or the slack after W^T) lands in unused sums. Vector
-           * types keep the 64 sums in registers. */
-          typedef float v4 __attribute__ ((vector_size (16)));
-          v4 sum[BLOCK / 4] = { { 0 } }, p;
-          for (int k = start[r]; k < start[r + 1]; k++)
-            {
-              const float *w = wt + (size_t) fired_idx[k] * out + c0;
-              for (int q = 0; q < BLOCK / 4; q++)
-                {
-                  memcpy (&p, w + 4 * q, sizeof p);
-                  sum[q] += p;
-                }
-            }
-          float acc[BLOCK];
-          for (int q = 0; q < BLOCK / 4; q++)
-            memcpy (acc + 4 * q, &sum[q], sizeof p);
-          float *yr = y + (size_t) r * out + c0;
-          for (int c = 0; c < nc; c++)
-            yr[c] = bias ? acc[c] + bias[c0 + c] : acc[c];
-        }
-    }
+  SpikeLinearArgs a = { start, fired_idx, rows, out, wt, bias, y };
+  snn_pool_for (blocks, (double) total * BLOCK / 4, 1, spike_linear_range, &a);
   return TRUE;
 }
 
-static void
-cpu_transpose (const float *src, int rows, int cols, float *dst)
-{
+typedef struct { const float *src, *x, *mask; float *dst, *y; int rows, cols, batch; int64_t count; } MatArgs;
+
+/* Row tiles [lo, hi) */
+RANGE (transpose_range, MatArgs)
   enum { TILE = 16 };
-  const int row_tiles = (rows + TILE - 1) / TILE;
-#pragma omp parallel for if ((int64_t) rows * cols > PAR_MIN) num_threads (cpu_threads)
-  for (int t = 0; t < row_tiles; t++)
+  const int rows = A->rows, cols = A->cols;
+  for (int64_t t = lo; t < hi; t++)
     {
-      const int r0 = t * TILE, r1 = MIN (rows, r0 + TILE);
+      const int r0 = (int) t * TILE, r1 = MIN (rows, r0 + TILE);
       for (int c0 = 0; c0 < cols; c0 += TILE)
         {
           const int c1 = MIN (cols, c0 + TILE);
           for (int c = c0; c < c1; c++)
             for (int r = r0; r < r1; r++)
-              dst[(size_t) c * rows + r] = src[(size_t) r * cols + c];
+              A->dst[(size_t) c * rows + r] = A->src[(size_t) r * cols + c];
         }
     }
+END_RANGE
+
+static void
+cpu_transpose (const float *src, int rows, int cols, float *dst)
+{
+  MatArgs a = { .src = src, .dst = dst, .rows = rows, .cols = cols };
+  snn_pool_for ((rows + 15) / 16, 16.0 * cols, 1, transpose_range, &a);
 }
+
+/* Rows [lo, hi) of steps x batch */
+RANGE (mul_mask_range, MatArgs)
+  for (int64_t r = lo; r < hi; r++)
+    {
+      const size_t off = (size_t) r * A->count;
+      const float *m = A->mask + (size_t) (r % A->batch) * A->count;
+      for (int64_t i = 0; i < A->count; i++)
+        A->y[off + i] = A->x[off + i] * m[i];
+    }
+END_RANGE
 
 static void
 cpu_mul_mask (const float *x, const float *mask, int steps, int batch, int64_t count, float *y)
 {
-#pragma omp parallel for collapse (2) if ((int64_t) steps * batch * count > PAR_MIN) num_threads (cpu_threads)
-  for (int t = 0; t < steps; t++)
-    for (int b = 0; b < batch; b++)
-      {
-        size_t off = ((size_t) t * batch + b) * count;
-        const float *m = mask + (size_t) b * count;
-        for (int64_t i = 0; i < count; i++)
-          y[off + i] = x[off + i] * m[i];
-      }
+  MatArgs a = { .x = x, .mask = mask, .y = y, .batch = batch, .count = count };
+  snn_pool_for ((int64_t) steps * batch, count, 1, mul_mask_range, &a);
 }
+
+typedef struct {
+  float *w, *buf, *m, *v, *y;
+  const float *g, *x;
+  float lr, momentum, wd, b1, b2, eps, a;
+  gboolean first;
+  double c1, c2;
+} VecArgs;
+
+RANGE (axpy_range, VecArgs)
+  for (int64_t i = lo; i < hi; i++)
+    A->y[i] += A->a * A->x[i];
+END_RANGE
 
 static void
 cpu_axpy (int64_t n, float a, const float *x, float *y)
 {
-  for (int64_t i = 0; i < n; i++)
-    y[i] += a * x[i];
+  VecArgs v = { .a = a, .x = x, .y = y };
+  snn_pool_for (n, 1, 64, axpy_range, &v);
 }
 
-static void
-cpu_sgd_update (float *w, const float *g, float *buf, int64_t n, float lr, float mom, float wd, gboolean first)
-{
-#pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
-  for (int64_t j = 0; j < n; j++)
+RANGE (sgd_range, VecArgs)
+  const float mom = A->momentum, wd = A->wd, lr = A->lr;
+  float *w = A->w, *buf = A->buf;
+  const float *g = A->g;
+  for (int64_t j = lo; j < hi; j++)
     {
       float d = g[j] + wd * w[j];
       if (mom != 0.0f)
         {
-          buf[j] = first ? d : mom * buf[j] + d;
+          buf[j] = A->first ? d : mom * buf[j] + d;
           d = buf[j];
         }
       w[j] -= lr * d;
     }
-}
+END_RANGE
 
 static void
-cpu_adam_update (float *w, const float *g, float *m, float *v, int64_t n, float lr, float b1, float b2, float eps,
-                 float wd, double c1, double c2)
+cpu_sgd_update (float *w, const float *g, float *buf, int64_t n, float lr, float mom, float wd, gboolean first)
 {
-#pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
-  for (int64_t j = 0; j < n; j++)
+  VecArgs a = { .w = w, .g = g, .buf = buf, .lr = lr, .momentum = mom, .wd = wd, .first = first };
+  snn_pool_for (n, 2, 64, sgd_range, &a);
+}
+
+RANGE (adam_range, VecArgs)
+  const float b1 = A->b1, b2 = A->b2, wd = A->wd;
+  const double c1 = A->c1, c2 = A->c2, lr = A->lr, eps = A->eps;
+  float *w = A->w, *m = A->m, *v = A->v;
+  const float *g = A->g;
+  for (int64_t j = lo; j < hi; j++)
     {
       float d = g[j] + wd * w[j];
       m[j] = b1 * m[j] + (1 - b1) * d;
@@ -776,14 +1052,27 @@ cpu_adam_update (float *w, const float *g, float *m, float *v, int64_t n, float 
       double mh = m[j] / c1, vh = v[j] / c2;
       w[j] -= (float) (lr * mh / (sqrt (vh) + eps));
     }
+END_RANGE
+
+static void
+cpu_adam_update (float *w, const float *g, float *m, float *v, int64_t n, float lr, float b1, float b2, float eps,
+                 float wd, double c1, double c2)
+{
+  VecArgs a = { .w = w, .g = g, .m = m, .v = v, .lr = lr, .b1 = b1, .b2 = b2, .eps = eps, .wd = wd, .c1 = c1,
+                .c2 = c2 };
+  snn_pool_for (n, 8, 64, adam_range, &a);
 }
+
+RANGE (scale_range, VecArgs)
+  for (int64_t i = lo; i < hi; i++)
+    A->y[i] = A->a * A->x[i];
+END_RANGE
 
 static void
 cpu_scale (int64_t n, float a, const float *x, float *y)
 {
-#pragma omp parallel for if (n > PAR_MIN) num_threads (cpu_threads)
-  for (int64_t i = 0; i < n; i++)
-    y[i] = a * x[i];
+  VecArgs v = { .a = a, .x = x, .y = y };
+  snn_pool_for (n, 1, 64, scale_range, &v);
 }
 
 static double
@@ -795,33 +1084,46 @@ cpu_dot (int64_t n, const float *a, const float *b)
   return acc;
 }
 
+typedef struct { const float *x; float *y; int steps; int64_t count; gboolean accumulate; int n, c, hw; } SumArgs;
+
+/* Elements [lo, hi), the steps added in order */
+RANGE (sum_steps_range, SumArgs)
+  if (!A->accumulate)
+    memcpy (A->y + lo, A->x + lo, (hi - lo) * sizeof (float));
+  for (int t = A->accumulate ? 0 : 1; t < A->steps; t++)
+    {
+      const float *xt = A->x + (size_t) t * A->count;
+      for (int64_t i = lo; i < hi; i++)
+        A->y[i] += xt[i];
+    }
+END_RANGE
+
 static void
 cpu_sum_steps (const float *x, int steps, int64_t count, gboolean accumulate, float *y)
 {
-  if (!accumulate)
-    memcpy (y, x, count * sizeof (float));
-  for (int t = accumulate ? 0 : 1; t < steps; t++)
-    {
-      const float *xt = x + (size_t) t * count;
-      for (int64_t i = 0; i < count; i++)
-        y[i] += xt[i];
-    }
+  SumArgs a = { .x = x, .y = y, .steps = steps, .count = count, .accumulate = accumulate };
+  snn_pool_for (count, steps, 64, sum_steps_range, &a);
 }
+
+RANGE (channel_mean_range, SumArgs)
+  for (int64_t ch = lo; ch < hi; ch++)
+    {
+      double sum = 0;
+      for (int s = 0; s < A->n; s++)
+        {
+          const float *p = A->x + ((size_t) s * A->c + ch) * A->hw;
+          for (int i = 0; i < A->hw; i++)
+            sum += p[i];
+        }
+      A->y[ch] = (float) (sum / ((double) A->n * A->hw));
+    }
+END_RANGE
 
 static void
 cpu_channel_mean (const float *x, int n, int c, int hw, float *mean)
 {
-  for (int ch = 0; ch < c; ch++)
-    {
-      double sum = 0;
-      for (int s = 0; s < n; s++)
-        {
-          const float *p = x + ((size_t) s * c + ch) * hw;
-          for (int i = 0; i < hw; i++)
-            sum += p[i];
-        }
-      mean[ch] = (float) (sum / ((double) n * hw));
-    }
+  SumArgs a = { .x = x, .y = mean, .n = n, .c = c, .hw = hw };
+  snn_pool_for (c, (double) n * hw, 1, channel_mean_range, &a);
 }
 
 static void
@@ -849,6 +1151,7 @@ static const SnnBackend cpu_backend = {
   .zero = cpu_zero,
   .copy = cpu_copy,
   .gemm = cpu_gemm,
+  .gemm_batched = cpu_gemm_batched,
   .add_bias_rows = cpu_add_bias_rows,
   .bias_grad_rows = cpu_bias_grad_rows,
   .add_bias_channels = cpu_add_bias_channels,
@@ -896,16 +1199,9 @@ init_threads (void)
   static gsize done = 0;
   if (!g_once_init_enter (&done))
     return;
-  const char *env = g_getenv ("SNNWB_THREADS");
-  int n = env ? atoi (env) : (int) g_get_num_processors ();
-#ifndef _OPENMP
-  /* Without OpenMP the GEMMs still use both cores through OpenBLAS. */
-  openblas_set_num_threads (MAX (n, 1));
-  n = 1;
-#else
+  /* The pool's chunks call OpenBLAS, which must not start threads of its own. */
   openblas_set_num_threads (1);
-#endif
-  cpu_threads = CLAMP (n, 1, 64);
+  cpu_threads = snn_pool_threads ();
   init_spike_table ();
   g_once_init_leave (&done, 1);
 }

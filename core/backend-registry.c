@@ -127,11 +127,3 @@ snn_backend_describe (const SnnBackend *be)
 #endif
   return g_strdup (be->name);
 }
-
-int
-snn_host_threads (void)
-{
-  const char *env = g_getenv ("SNNWB_THREADS");
-  int n = env ? atoi (env) : (int) g_get_num_processors ();
-  return CLAMP (n, 1, 64);
-}

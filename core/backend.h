@@ -30,6 +30,12 @@ struct _SnnBackend {
   /* C = alpha * op(A) * op(B) + beta * C, row-major. */
   void (*gemm) (gboolean trans_a, gboolean trans_b, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+  /* count GEMMs at once: C_i = alpha * op(A_i) * op(B_i) + beta * C_i with
+   * X_i = x + i * stride_x (a stride of 0 shares one matrix), each element
+   * computed as by gemm. */
+  void (*gemm_batched) (gboolean trans_a, gboolean trans_b, int m, int n, int k, float alpha, const float *a,
+                        int lda, int64_t stride_a, const float *b, int ldb, int64_t stride_b, float beta, float *c,
+                        int ldc, int64_t stride_c, int count);
   /* y[r][c] += bias[c] for rows x cols */
   void (*add_bias_rows) (float *y, const float *bias, int rows, int cols);
   /* db[c] += sum_r dy[r][c] */
@@ -172,8 +178,5 @@ const char *snn_backend_built (void);
 /* One line about a backend (library, device, threads), for --version and
  * run headers. */
 char *snn_backend_describe (const SnnBackend *be);
-/* Threads for host work outside the backends (analysis, data):
- * $SNNWB_THREADS, or one per core. */
-int snn_host_threads (void);
 
 G_END_DECLS

@@ -2,6 +2,7 @@
  * cache, the synthetic event set and event-frame augmentation. */
 #include "events.h"
 #include "atomic-file.h"
+#include "pool.h"
 #include "snn-error.h"
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -583,16 +584,6 @@ plan_integrate_file (const EvPlan *plan, const SnnEventFrameOptions *opts, int f
   return TRUE;
 }
 
-/* Worker threads for reading: SNNWB_THREADS, as for training, or one per
- * processor. */
-static int
-load_threads (void)
-{
-  const char *env = g_getenv ("SNNWB_THREADS");
-  int n = env ? atoi (env) : (int) g_get_num_processors ();
-  return CLAMP (n, 1, 64);
-}
-
 /* Starts of the runs of consecutive samples that share a file (Gesture
  * trials hold many samples; the other sets one a file), plus the end. */
 static GArray *
@@ -606,6 +597,26 @@ plan_runs (const EvPlan *plan)
   int end = plan->samples->len;
   g_array_append_val (runs, end);
   return runs;
+}
+
+typedef struct {
+  const EvPlan *plan;
+  const SnnEventFrameOptions *opts;
+  GArray *runs;
+  SnnDataset *ds;
+  GError **errors;
+  size_t scratch_len;
+} IntegrateJob;
+
+/* Run r of the samples (one file), on a thread of the pool. */
+static void
+integrate_run (void *data, int r, int runs)
+{
+  const IntegrateJob *j = data;
+  float *scratch = g_new (float, j->scratch_len);
+  plan_integrate_file (j->plan, j->opts, g_array_index (j->runs, int, r), g_array_index (j->runs, int, r + 1), j->ds,
+                       scratch, &j->errors[r]);
+  g_free (scratch);
 }
 
 /* Reads every file and integrates its samples, files in parallel; the
@@ -624,16 +635,8 @@ plan_integrate (const EvPlan *plan, const SnnEventFrameOptions *opts, int oh, in
   GArray *runs = plan_runs (plan);
   int nruns = runs->len - 1;
   GError **errors = g_new0 (GError *, MAX (nruns, 1));
-  size_t scratch_len = (size_t) opts->T * 2 * plan->height * plan->width;
-#pragma omp parallel num_threads (load_threads ()) if (nruns > 1)
-  {
-    float *scratch = g_new (float, scratch_len);
-#pragma omp for schedule (dynamic)
-    for (int r = 0; r < nruns; r++)
-      plan_integrate_file (plan, opts, g_array_index (runs, int, r), g_array_index (runs, int, r + 1), ds, scratch,
-                           &errors[r]);
-    g_free (scratch);
-  }
+  IntegrateJob job = { plan, opts, runs, ds, errors, (size_t) opts->T * 2 * plan->height * plan->width };
+  snn_pool_run (nruns, integrate_run, &job);
   for (int r = 0; r < nruns; r++)
     if (errors[r])
       {

@@ -1048,6 +1048,9 @@ conv_chunk (SnnNet *net, int n)
   return MIN (n, net->batch);
 }
 
+/* Output pixels from which a convolution's forward GEMM runs per sample. */
+#define CONV_GEMM_PER_SAMPLE 256
+
 static void
 conv_forward (SnnNet *net, Node *r, const float *x, int n)
 {
@@ -1062,8 +1065,17 @@ conv_forward (SnnNet *net, Node *r, const float *x, int n)
       net->col_node = (int) (r - net->N);
       net->col_first = c0;
       net->col_n = m;
-      be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
-      be->cn_to_nchw (net->cm, m, s->out_ch, oh * ow, r->out + (size_t) c0 * r->out_size);
+      /* Large images: a GEMM per sample, each writing its NCHW place (no
+       * layout pass); small ones: one GEMM for all, as a GEMM per sample
+       * would pack the weights again for too little work. */
+      if (oh * ow >= CONV_GEMM_PER_SAMPLE)
+        be->gemm_batched (FALSE, FALSE, s->out_ch, oh * ow, kk, 1.0f, node_weight (r), kk, 0, net->col, np, oh * ow,
+                          0.0f, r->out + (size_t) c0 * r->out_size, oh * ow, r->out_size, m);
+      else
+        {
+          be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
+          be->cn_to_nchw (net->cm, m, s->out_ch, oh * ow, r->out + (size_t) c0 * r->out_size);
+        }
     }
   if (r->b)
     be->add_bias_channels (r->out, r->b->data, n, s->out_ch, oh * ow);
