@@ -12,7 +12,7 @@
  *   reductions in double (1e-6, 1e-5): bias gradients, batch norm, weight
  *     standardisation, channel means, dot;
  *   LIF backward (1e-6, 1e-5): one division per surrogate may round apart;
- *   GEMM (1e-6, 2e-5): cuBLAS may block the sums differently. */
+ *   GEMM and batched GEMM (1e-6, 2e-5): cuBLAS may block the sums differently. */
 #include "test-util.h"
 #include "lif-math.h"
 #include "snn-config.h"
@@ -175,6 +175,28 @@ op_gemm (const SnnBackend *be, Out *o)
         dev_clear (&d);
         g_free (a), g_free (b), g_free (c);
       }
+}
+
+/* Three GEMMs at once, the first operand shared (stride 0) as the
+ * convolution's forward pass does: each C_i as one gemm would give. */
+static void
+op_gemm_batched (const SnnBackend *be, Out *o)
+{
+  const int m = 19, n = 53, k = 31, count = 3, lda = k + 2, ldb = n + 1, ldc = n + 3;
+  const int64_t sb = (int64_t) k * ldb + 5, sc = (int64_t) m * ldc + 7;
+  o->abs_tol = 1e-6, o->rel_tol = 2e-5;
+  float *a = rnd ((int64_t) m * lda, 21, -1, 1), *b = rnd (sb * count, 22, -1, 1), *c = rnd (sc * count, 23, -1, 1);
+  Dev d;
+  dev_init (&d, be);
+  float *da = putf (&d, a, (int64_t) m * lda), *db = putf (&d, b, sb * count), *dc = putf (&d, c, sc * count);
+  if (be)
+    be->gemm_batched (FALSE, FALSE, m, n, k, 1.25f, da, lda, 0, db, ldb, sb, 0.5f, dc, ldc, sc, count);
+  else
+    for (int i = 0; i < count; i++)
+      ref_gemm (FALSE, FALSE, m, n, k, 1.25f, da, lda, db + i * sb, ldb, 0.5f, dc + i * sc, ldc);
+  get (&d, o, 0, "C", dc, sc * count);
+  dev_clear (&d);
+  g_free (a), g_free (b), g_free (c);
 }
 
 /* ---- biases ---- */
@@ -833,7 +855,7 @@ op_memory (const SnnBackend *be, Out *o)
 
 typedef void (*OpFunc) (const SnnBackend *be, Out *o);
 static const struct { const char *name; OpFunc fn; } ops[] = {
-  { "gemm", op_gemm }, { "bias-rows", op_bias_rows }, { "bias-channels", op_bias_channels },
+  { "gemm", op_gemm }, { "gemm-batched", op_gemm_batched }, { "bias-rows", op_bias_rows }, { "bias-channels", op_bias_channels },
   { "im2col-col2im", op_im2col_col2im }, { "cn-nchw", op_cn_nchw }, { "avgpool", op_avgpool },
   { "global-avgpool", op_global_avgpool }, { "batch-norm", op_batch_norm }, { "lif", op_lif },
   { "weight-standardisation", op_ws }, { "pack-unpack", op_pack_unpack }, { "spike-linear", op_spike_linear },

@@ -335,6 +335,10 @@ has_temporary_files (const char *dir)
   return found;
 }
 
+/* How long the last uninterrupted reference run took, in ms: stops are
+ * drawn within it, so most land mid-run on a fast machine and a slow one. */
+static int reference_ms = 250;
+
 /* The reference: the same run, never stopped. */
 static SnnNpz *
 reference_run (Fixture *f, const char *config, int k)
@@ -342,7 +346,9 @@ reference_run (Fixture *f, const char *config, int k)
   g_autofree char *dir = g_strdup_printf ("%s/ref%d", f->dir, k);
   g_autofree char *args = g_strdup_printf ("train temporal-mlp %s --quiet --out %s", config, dir);
   Result r = { 0 };
+  gint64 t0 = g_get_monotonic_time ();
   run_snnwb (args, 0, 0, &r);
+  reference_ms = (int) MAX (4, (g_get_monotonic_time () - t0) / 1000);
   g_assert_cmpint (r.status, ==, 0);
   result_clear (&r);
   return load_npz (dir, "checkpoint.npz");
@@ -359,7 +365,7 @@ stop_and_resume (const char *dir, const char *config, int sig)
   for (int round = 0;; round++)
     {
       Result r = { 0 };
-      int delay = g_test_rand_int_range (0, 250);
+      int delay = g_test_rand_int_range (0, MAX (2, reference_ms * 3 / 4));
       run_snnwb (round ? again : first, round < 4 ? sig : 0, delay, &r);
       g_test_message ("signal %d after %d ms: %s %d; %s", sig, delay, r.signaled ? "killed by" : "exit", r.status, r.err);
       assert_files_whole (dir);

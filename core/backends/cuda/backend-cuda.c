@@ -90,6 +90,7 @@ static const SnnBackend cuda_backend = {
   .zero = snn_cu_zero,
   .copy = snn_cu_copy,
   .gemm = snn_cu_gemm,
+  .gemm_batched = snn_cu_gemm_batched,
   .add_bias_rows = snn_cu_add_bias_rows,
   .bias_grad_rows = snn_cu_bias_grad_rows,
   .add_bias_channels = snn_cu_add_bias_channels,

@@ -29,6 +29,8 @@ void  snn_cu_copy (void *dst, const void *src, size_t bytes);
 
 void snn_cu_gemm (int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
                   float beta, float *c, int ldc);
+void snn_cu_gemm_batched (int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, int64_t sa,
+                          const float *b, int ldb, int64_t sb, float beta, float *c, int ldc, int64_t sc, int count);
 void snn_cu_add_bias_rows (float *y, const float *bias, int rows, int cols);
 void snn_cu_bias_grad_rows (float *db, const float *dy, int rows, int cols);
 void snn_cu_add_bias_channels (float *y, const float *bias, int n, int c, int hw);

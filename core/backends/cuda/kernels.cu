@@ -176,6 +176,22 @@ snn_cu_gemm (int ta, int tb, int m, int n, int k, float alpha, const float *a, i
     }
 }
 
+/* count GEMMs in one cuBLAS call; a stride of 0 shares one matrix. */
+extern "C" void
+snn_cu_gemm_batched (int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, int64_t sa,
+                     const float *b, int ldb, int64_t sb, float beta, float *c, int ldc, int64_t sc, int count)
+{
+  if (m == 0 || n == 0 || count <= 0)
+    return;
+  cublasStatus_t st = cublasSgemmStridedBatched (blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 n, m, k, &alpha, b, ldb, sb, a, lda, sa, &beta, c, ldc, sc, count);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    {
+      fprintf (stderr, "snnwb: cuBLAS batched SGEMM failed (status %d)\n", (int) st);
+      abort ();
+    }
+}
+
 /* ---- biases ---- */
 
 __global__ void
