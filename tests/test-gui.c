@@ -121,6 +121,34 @@ last_held_bytes (void)
   return it[n - 1].held_bytes;
 }
 
+/* The run keeps what the views and the run list show: each method it
+ * trained with and from which iteration, memory peaks and median time. */
+static void
+check_run_record (SnnwbRun *run, long paused_at)
+{
+  const SnnwbMethodChange *h;
+  g_autofree char *history = snnwb_run_describe_history (run);
+  g_autofree char *summary = snnwb_run_describe_summary (run);
+  guint n;
+
+  h = snnwb_run_get_method_history (run, &n);
+  g_assert_cmpuint (n, ==, 3);
+  g_assert_cmpstr (h[0].label, ==, "SLTT");
+  g_assert_cmpint (h[0].iter, ==, 0);
+  g_assert_cmpstr (h[1].label, ==, "BPTT (recompute)");
+  g_assert_cmpint (h[1].iter, ==, paused_at);
+  g_assert_true (h[1].recompute);
+  g_assert_cmpstr (h[2].label, ==, "BPTT (stored)");
+  g_assert_cmpint (h[2].iter, ==, paused_at + 1);
+  g_assert_cmpstr (snnwb_run_get_method_label (run), ==, "BPTT (stored)");
+  g_assert_nonnull (strstr (history, "SLTT → BPTT (recompute) at"));
+  g_assert_cmpfloat (snnwb_run_get_peak_held_bytes (run), ==, last_held_bytes ());
+  g_assert_cmpfloat (snnwb_run_get_peak_arena_bytes (run), >, snnwb_run_get_peak_held_bytes (run));
+  g_assert_cmpfloat (snnwb_run_get_median_ms (run), >, 0);
+  g_assert_nonnull (strstr (summary, "BPTT (stored)"));
+  g_assert_nonnull (strstr (summary, "arena"));
+}
+
 static void
 test_train_pause_method_stop (void)
 {
@@ -154,7 +182,7 @@ test_train_pause_method_stop (void)
   g_assert_cmpfloat (last_held_bytes (), ==, snn_model_held_bytes_full (e->model, e->batch_size, e->train.T, FALSE, TRUE));
   run = snnwb_window_get_run (win, 0);
   method = snnwb_run_describe_method (run);
-  g_assert_cmpstr (method, ==, "BPTT");
+  g_assert_cmpstr (method, ==, "BPTT (recompute)");
   snnwb_settings_panel_set_recompute (snnwb_window_get_settings_panel (win), FALSE);
   activate ("step");
   iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 2), 30, "one step");
@@ -164,6 +192,7 @@ test_train_pause_method_stop (void)
   g_free (method);
   method = snnwb_run_describe_method (run);
   g_assert_cmpstr (method, ==, "BPTT (stored)");
+  check_run_record (run, paused_at);
 
   activate ("pause");   /* resume */
   iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 32), 60, "30 more iterations");
@@ -351,6 +380,31 @@ test_step_from_idle (void)
   iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop after a step");
 }
 
+/* Runs can be renamed (not to nothing) and deleted once stopped. */
+static void
+test_rename_delete (void)
+{
+  guint n = snnwb_window_get_n_runs (win);
+  SnnwbRun *first = snnwb_window_get_run (win, 0), *last = snnwb_window_get_run (win, n - 1);
+
+  g_assert_true (snnwb_window_rename_run (win, first, "  wide tau  "));
+  g_assert_cmpstr (snnwb_run_get_name (first), ==, "wide tau");
+  g_assert_false (snnwb_window_rename_run (win, first, "   "));
+  g_assert_cmpstr (snnwb_run_get_name (first), ==, "wide tau");
+  g_assert_nonnull (snnwb_window_get_message (win));
+
+  activate ("train");
+  iterate_until (iters_reached, GINT_TO_POINTER (2), 60, "a new run");
+  g_assert_false (snnwb_window_delete_run (win, snnwb_window_get_run (win, n)));
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, n + 1);
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop");
+  g_assert_true (snnwb_window_delete_run (win, snnwb_window_get_run (win, n)));
+  g_assert_true (snnwb_window_delete_run (win, last));
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, n - 1);
+  g_assert_true (snnwb_window_get_run (win, 0) == first);
+}
+
 static void
 test_export (void)
 {
@@ -476,6 +530,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/gradients-live", test_gradients_live);
   g_test_add_func ("/gui/tau-what-if", test_tau_what_if);
   g_test_add_func ("/gui/step-from-idle", test_step_from_idle);
+  g_test_add_func ("/gui/rename-delete", test_rename_delete);
   g_test_add_func ("/gui/export", test_export);
   g_test_add_func ("/gui/save-reopen", test_save_reopen);
   g_test_add_func ("/gui/open-error", test_open_error_is_shown);

@@ -1,4 +1,7 @@
 #include "snnwb-run.h"
+#include <math.h>
+#include <stdlib.h>
+#include "net.h"
 
 struct _SnnwbRun {
   GObject parent_instance;
@@ -10,6 +13,10 @@ struct _SnnwbRun {
   GArray *iters;
   GArray *epochs;
   GArray *cosines;
+  GArray *methods;           /* SnnwbMethodChange */
+  double peak_held, peak_arena;
+  double median_ms;          /* cached for median_len iterations */
+  guint median_len;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbRun, snnwb_run, G_TYPE_OBJECT)
@@ -27,6 +34,7 @@ snnwb_run_finalize (GObject *object)
   g_array_unref (self->iters);
   g_array_unref (self->epochs);
   g_array_unref (self->cosines);
+  g_array_unref (self->methods);
   G_OBJECT_CLASS (snnwb_run_parent_class)->finalize (object);
 }
 
@@ -47,6 +55,43 @@ snnwb_run_init (SnnwbRun *self)
   self->iters = g_array_new (FALSE, FALSE, sizeof (SnnwbIterRecord));
   self->epochs = g_array_new (FALSE, FALSE, sizeof (SnnwbEpochRecord));
   self->cosines = g_array_new (FALSE, FALSE, sizeof (SnnwbCosineRecord));
+  self->methods = g_array_new (FALSE, FALSE, sizeof (SnnwbMethodChange));
+}
+
+void
+snnwb_method_label (const SnnModel *model, SnnMethod method, int K, gboolean recompute, char *out, gsize size)
+{
+  /* A network that cannot rebuild its activations stores them whatever
+   * the switch says: the label tells what runs. */
+  gboolean recomputes = recompute && (!model || snn_model_can_recompute (model));
+
+  if (method == SNN_METHOD_SLTT_K)
+    g_snprintf (out, size, "SLTT-K (K %d)", K);
+  else if (method == SNN_METHOD_BPTT)
+    g_snprintf (out, size, recomputes ? "BPTT (recompute)" : "BPTT (stored)");
+  else
+    g_snprintf (out, size, "%s", "SLTT");
+}
+
+static void
+push_method (SnnwbRun *run, long iter)
+{
+  const SnnTrainConfig *t = &run->experiment->train;
+  SnnwbMethodChange c = { .iter = iter, .method = t->method, .K = t->K };
+  SnnwbMethodChange *last = run->methods->len ? &g_array_index (run->methods, SnnwbMethodChange, run->methods->len - 1) : NULL;
+
+  c.recompute = t->recompute && (!run->experiment->model || snn_model_can_recompute (run->experiment->model));
+  snnwb_method_label (run->experiment->model, t->method, t->K, t->recompute, c.label, sizeof c.label);
+  if (last && g_str_equal (last->label, c.label))
+    return;
+  /* Changed twice before the next iteration: only the last one ran. */
+  if (last && last->iter >= iter)
+    {
+      g_array_set_size (run->methods, run->methods->len - 1);
+      push_method (run, iter);
+      return;
+    }
+  g_array_append_val (run->methods, c);
 }
 
 SnnwbRun *
@@ -57,7 +102,27 @@ snnwb_run_new (const SnnExperiment *e, int number)
   self->experiment = snn_experiment_copy (e);
   self->number = number;
   self->name = g_strdup_printf ("Run %d · %s", number, e->name ? e->name : "experiment");
+  push_method (self, 0);
   return self;
+}
+
+gboolean
+snnwb_run_set_name (SnnwbRun *run, const char *name)
+{
+  g_autofree char *clean = g_strstrip (g_strdup (name ? name : ""));
+
+  if (!*clean)
+    return FALSE;
+  g_free (run->name);
+  run->name = g_steal_pointer (&clean);
+  g_signal_emit (run, signals[CHANGED], 0);
+  return TRUE;
+}
+
+int
+snnwb_run_get_number (SnnwbRun *run)
+{
+  return run->number;
 }
 
 const char *
@@ -78,19 +143,44 @@ snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K, gboolean recompute
   run->experiment->train.method = method;
   run->experiment->train.K = K;
   run->experiment->train.recompute = recompute;
+  push_method (run, run->iters->len ? g_array_index (run->iters, SnnwbIterRecord, run->iters->len - 1).iter + 1 : 0);
   g_signal_emit (run, signals[CHANGED], 0);
+}
+
+const char *
+snnwb_run_get_method_label (SnnwbRun *run)
+{
+  return g_array_index (run->methods, SnnwbMethodChange, run->methods->len - 1).label;
 }
 
 char *
 snnwb_run_describe_method (SnnwbRun *run)
 {
-  const SnnTrainConfig *t = &run->experiment->train;
+  return g_strdup (snnwb_run_get_method_label (run));
+}
 
-  if (t->method == SNN_METHOD_SLTT_K)
-    return g_strdup_printf ("SLTT-%d", t->K);
-  if (t->method == SNN_METHOD_BPTT && !t->recompute)
-    return g_strdup ("BPTT (stored)");
-  return g_ascii_strup (snn_method_name (t->method), -1);
+const SnnwbMethodChange *
+snnwb_run_get_method_history (SnnwbRun *run, guint *n)
+{
+  *n = run->methods->len;
+  return (const SnnwbMethodChange *) run->methods->data;
+}
+
+char *
+snnwb_run_describe_history (SnnwbRun *run)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < run->methods->len; i++)
+    {
+      const SnnwbMethodChange *c = &g_array_index (run->methods, SnnwbMethodChange, i);
+
+      if (i == 0)
+        g_string_append (s, c->label);
+      else
+        g_string_append_printf (s, " → %s at %ld", c->label, c->iter + 1);
+    }
+  return g_string_free (s, FALSE);
 }
 
 int
@@ -126,6 +216,72 @@ void
 snnwb_run_append_iter (SnnwbRun *run, const SnnwbIterRecord *rec)
 {
   g_array_append_val (run->iters, *rec);
+  run->peak_held = MAX (run->peak_held, rec->held_bytes);
+  run->peak_arena = MAX (run->peak_arena, rec->arena_bytes);
+}
+
+double
+snnwb_run_get_peak_held_bytes (SnnwbRun *run)
+{
+  return run->peak_held;
+}
+
+double
+snnwb_run_get_peak_arena_bytes (SnnwbRun *run)
+{
+  return run->peak_arena;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return (x > y) - (x < y);
+}
+
+double
+snnwb_run_get_median_ms (SnnwbRun *run)
+{
+  guint n = run->iters->len;
+  g_autofree double *ms = NULL;
+
+  if (n == 0)
+    return NAN;
+  if (n == run->median_len)
+    return run->median_ms;
+  ms = g_new (double, n);
+  for (guint i = 0; i < n; i++)
+    {
+      const SnnwbIterRecord *r = &g_array_index (run->iters, SnnwbIterRecord, i);
+
+      ms[i] = r->forward_ms + r->backward_ms;
+    }
+  qsort (ms, n, sizeof *ms, cmp_double);
+  run->median_ms = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+  run->median_len = n;
+  return run->median_ms;
+}
+
+char *
+snnwb_run_describe_summary (SnnwbRun *run)
+{
+  const SnnExperiment *e = run->experiment;
+  g_autofree char *history = snnwb_run_describe_history (run);
+  g_autofree char *held = g_format_size ((guint64) run->peak_held);
+  g_autofree char *arena = g_format_size ((guint64) run->peak_arena);
+  double acc = snnwb_run_get_final_accuracy (run), ms = snnwb_run_get_median_ms (run);
+  g_autofree char *acc_text = acc >= 0 ? g_strdup_printf ("%.1f %%", acc * 100) : g_strdup ("not tested yet");
+  g_autofree char *ms_text = isnan (ms) ? g_strdup ("—") : g_strdup_printf ("%.2f ms", ms);
+
+  return g_strdup_printf ("%s\n"
+                          "Method: %s\n"
+                          "T %d · batch %d · seed %" G_GUINT64_FORMAT " · %u iterations · %s\n"
+                          "Test accuracy: %s\n"
+                          "Peak held for backward: %s · activation arena: %s\n"
+                          "Median time per iteration: %s",
+                          run->name, history, e->train.T, e->batch_size, e->seed, run->iters->len,
+                          snnwb_run_state_name (run->state), acc_text, held, arena, ms_text);
 }
 
 void

@@ -15,7 +15,19 @@ typedef struct {
   double process_peak_bytes; /* process VmHWM when the iteration was reported */
   double lr;
   double wall_s;             /* seconds since the first iteration started */
+  double arena_bytes;        /* the whole activation arena (working memory of a step) */
 } SnnwbIterRecord;
+
+/* The method a run trained with from iteration `iter` on; a run switched
+ * while paused has several. label: "BPTT (recompute)", "BPTT (stored)",
+ * "SLTT" or "SLTT-K (K 2)". */
+typedef struct {
+  long iter;
+  SnnMethod method;
+  int K;
+  gboolean recompute;        /* as run: FALSE where the network cannot recompute */
+  char label[24];
+} SnnwbMethodChange;
 
 typedef struct {
   int epoch;                 /* 1-based */
@@ -52,10 +64,23 @@ G_DECLARE_FINAL_TYPE (SnnwbRun, snnwb_run, SNNWB, RUN, GObject)
 
 SnnwbRun            *snnwb_run_new (const SnnExperiment *e, int number);
 const char          *snnwb_run_get_name (SnnwbRun *run);
+/* Renaming emits "changed"; an empty name is refused. */
+gboolean             snnwb_run_set_name (SnnwbRun *run, const char *name);
+int                  snnwb_run_get_number (SnnwbRun *run);
 const SnnExperiment *snnwb_run_get_experiment (SnnwbRun *run);
-/* The method can change while paused; the run reports the latest. */
+/* The method can change while paused: from the next iteration on, which
+ * starts a new entry of the method history. */
 void                 snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K, gboolean recompute);
+/* The method now, as named in every label ("BPTT (recompute)"). */
+const char          *snnwb_run_get_method_label (SnnwbRun *run);
 char                *snnwb_run_describe_method (SnnwbRun *run);
+/* Oldest first; never empty. */
+const SnnwbMethodChange *snnwb_run_get_method_history (SnnwbRun *run, guint *n);
+/* "SLTT → BPTT (stored) at 120 → SLTT-K (K 2) at 300" */
+char                *snnwb_run_describe_history (SnnwbRun *run);
+/* The label of a method as a run with this network trains it. */
+void                 snnwb_method_label (const SnnModel *model, SnnMethod method, int K, gboolean recompute,
+                                         char *out, gsize size);
 int                  snnwb_run_get_color_index (SnnwbRun *run);
 
 SnnwbRunState        snnwb_run_get_state (SnnwbRun *run);
@@ -73,6 +98,14 @@ double               snnwb_run_get_final_accuracy (SnnwbRun *run);
 /* Iterations per second of wall time over the run so far. */
 double               snnwb_run_get_throughput (SnnwbRun *run);
 long                 snnwb_run_get_total_iters (SnnwbRun *run);
+/* Peaks over the iterations so far (0 before the first): bytes held for
+ * backward, and the activation arena. */
+double               snnwb_run_get_peak_held_bytes (SnnwbRun *run);
+double               snnwb_run_get_peak_arena_bytes (SnnwbRun *run);
+/* Median of forward + backward ms over the iterations; NAN before the first. */
+double               snnwb_run_get_median_ms (SnnwbRun *run);
+/* Several lines: method history, T, seed, accuracy, memory, time. */
+char                *snnwb_run_describe_summary (SnnwbRun *run);
 void                 snnwb_run_set_total_iters (SnnwbRun *run, long total);
 
 G_END_DECLS

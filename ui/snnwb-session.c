@@ -75,6 +75,7 @@ struct _SnnwbSession {
   /* main thread only */
   SnnwbRunState reported_state;
   long reported_iters;
+  double base_lr;                 /* the schedule's base as last requested */
   SnnwbProbe *probe;
   SnnwbEpsilon *epsilon;
   SnnwbGradient *gradient;
@@ -401,6 +402,7 @@ record_iteration_locked (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *
     .held_bytes = (double) b->peak_held_bytes,
     .lr = info->lr,
     .wall_s = (now - self->start_time) / 1e6,
+    .arena_bytes = (double) snn_net_stats (snn_trainer_net (tr))->arena_bytes,
   };
 
   /* Reading /proc costs more than a small iteration; sample it. */
@@ -485,9 +487,12 @@ apply_changes_locked (SnnwbSession *self, SnnTrainer *tr)
       self->experiment->train.recompute = self->recompute;
       self->method_pending = FALSE;
     }
+  /* A new learning rate is the schedule's new base: the schedule goes on
+   * from where it is, scaled, rather than holding one value. */
   if (self->lr_pending)
     {
-      snn_trainer_set_lr (tr, self->lr);
+      snn_trainer_experiment (tr)->optim.lr = self->lr;
+      self->experiment->optim.lr = self->lr;
       self->lr_pending = FALSE;
     }
 }
@@ -814,6 +819,7 @@ snnwb_session_new (SnnwbRun *run)
 
   self->run = g_object_ref (run);
   self->experiment = snn_experiment_copy (snnwb_run_get_experiment (run));
+  self->base_lr = self->experiment->optim.lr;
   return self;
 }
 
@@ -918,6 +924,10 @@ snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K, gboolean 
 void
 snnwb_session_set_lr (SnnwbSession *self, double lr)
 {
+  /* Other live settings changing must not touch the schedule. */
+  if (lr == self->base_lr)
+    return;
+  self->base_lr = lr;
   g_mutex_lock (&self->lock);
   self->lr = lr;
   self->lr_pending = TRUE;

@@ -4,6 +4,7 @@
 #include "snnwb-session.h"
 #include "data.h"
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #define N_VIEWS (SNNWB_CHART_TIME + 1)
@@ -50,6 +51,7 @@ struct _SnnwbWindow {
   int screenshot_iters, screenshot_runs;
   gboolean screenshot_taken;
   gboolean disposed;
+  gint64 row_refreshed;       /* when the current run's row was last updated */
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbWindow, snnwb_window, GTK_TYPE_APPLICATION_WINDOW)
@@ -500,34 +502,51 @@ draw_swatch (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer 
   cairo_stroke (cr);
 }
 
+static char *
+run_detail_text (SnnwbRun *run)
+{
+  const SnnExperiment *e = snnwb_run_get_experiment (run);
+  g_autofree char *history = snnwb_run_describe_history (run);
+  double acc = snnwb_run_get_final_accuracy (run), ms = snnwb_run_get_median_ms (run);
+  GString *s = g_string_new (history);
+
+  g_string_append_printf (s, " · T %d · seed %" G_GUINT64_FORMAT, e->train.T, e->seed);
+  if (acc >= 0)
+    g_string_append_printf (s, " · test %.1f %%", acc * 100);
+  if (snnwb_run_get_peak_held_bytes (run) > 0)
+    {
+      g_autofree char *held = g_format_size ((guint64) snnwb_run_get_peak_held_bytes (run));
+      g_autofree char *arena = g_format_size ((guint64) snnwb_run_get_peak_arena_bytes (run));
+
+      g_string_append_printf (s, " · held %s · arena %s", held, arena);
+    }
+  if (!isnan (ms))
+    g_string_append_printf (s, " · %.2f ms/iteration", ms);
+  return g_string_free (s, FALSE);
+}
+
+/* Labels of a row, updated in place so an open menu survives. */
+typedef struct {
+  GtkLabel *name, *state, *detail, *summary;
+  GtkEntry *rename;
+  GtkWidget *delete;
+} RunRow;
+
 static void
 fill_run_row (GtkListBoxRow *row, SnnwbRun *run)
 {
-  const SnnExperiment *e = snnwb_run_get_experiment (run);
-  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
-  GtkWidget *swatch = gtk_drawing_area_new ();
-  g_autofree char *method = snnwb_run_describe_method (run);
-  g_autofree char *t = g_strdup_printf ("T %d", e->train.T);
-  g_autofree char *seed = g_strdup_printf ("seed %" G_GUINT64_FORMAT, e->seed);
-  double acc = snnwb_run_get_final_accuracy (run);
-  g_autofree char *acc_text = acc >= 0 ? g_strdup_printf ("test %.1f %%", acc * 100) : g_strdup ("test —");
+  RunRow *r = g_object_get_data (G_OBJECT (row), "labels");
+  g_autofree char *detail = run_detail_text (run);
+  g_autofree char *summary = snnwb_run_describe_summary (run);
+  SnnwbRunState state = snnwb_run_get_state (run);
 
-  gtk_drawing_area_set_content_width (GTK_DRAWING_AREA (swatch), 12);
-  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (swatch), 12);
-  gtk_widget_set_valign (swatch, GTK_ALIGN_CENTER);
-  gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (swatch), draw_swatch, g_object_ref (run), g_object_unref);
-  gtk_widget_set_margin_start (box, 8);
-  gtk_widget_set_margin_end (box, 8);
-  gtk_widget_set_margin_top (box, 3);
-  gtk_widget_set_margin_bottom (box, 3);
-  gtk_box_append (GTK_BOX (box), swatch);
-  gtk_box_append (GTK_BOX (box), run_label (snnwb_run_get_name (run), TRUE, NULL));
-  gtk_box_append (GTK_BOX (box), run_label (method, FALSE, "numeric"));
-  gtk_box_append (GTK_BOX (box), run_label (t, FALSE, "numeric"));
-  gtk_box_append (GTK_BOX (box), run_label (seed, FALSE, "numeric"));
-  gtk_box_append (GTK_BOX (box), run_label (acc_text, FALSE, "numeric"));
-  gtk_box_append (GTK_BOX (box), run_label (snnwb_run_state_name (snnwb_run_get_state (run)), FALSE, "dim-label"));
-  gtk_list_box_row_set_child (row, box);
+  gtk_label_set_text (r->name, snnwb_run_get_name (run));
+  gtk_label_set_text (r->state, snnwb_run_state_name (state));
+  gtk_label_set_text (r->detail, detail);
+  gtk_label_set_text (r->summary, summary);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (row), summary);
+  /* A run that is training or paused is deleted after it is stopped. */
+  gtk_widget_set_sensitive (r->delete, state >= SNNWB_RUN_STOPPED);
 }
 
 static void
@@ -537,16 +556,160 @@ run_changed_cb (SnnwbRun *run, GtkListBoxRow *row)
 }
 
 static void
-add_run_row (SnnwbWindow *self, SnnwbRun *run)
+rename_activated_cb (GtkWidget *widget, GtkListBoxRow *row)
+{
+  RunRow *r = g_object_get_data (G_OBJECT (row), "labels");
+  SnnwbWindow *self = SNNWB_WINDOW (gtk_widget_get_root (GTK_WIDGET (row)));
+
+  snnwb_window_rename_run (self, g_object_get_data (G_OBJECT (row), "run"),
+                           gtk_editable_get_text (GTK_EDITABLE (r->rename)));
+  gtk_popover_popdown (GTK_POPOVER (gtk_widget_get_ancestor (widget, GTK_TYPE_POPOVER)));
+}
+
+static void
+delete_clicked_cb (GtkWidget *button, GtkListBoxRow *row)
+{
+  SnnwbWindow *self = SNNWB_WINDOW (gtk_widget_get_root (GTK_WIDGET (row)));
+  SnnwbRun *run = g_object_get_data (G_OBJECT (row), "run");
+
+  gtk_popover_popdown (GTK_POPOVER (gtk_widget_get_ancestor (button, GTK_TYPE_POPOVER)));
+  snnwb_window_delete_run (self, run);
+}
+
+static void
+menu_shown_cb (GtkPopover *popover, GtkListBoxRow *row)
+{
+  RunRow *r = g_object_get_data (G_OBJECT (row), "labels");
+
+  gtk_editable_set_text (GTK_EDITABLE (r->rename),
+                         snnwb_run_get_name (g_object_get_data (G_OBJECT (row), "run")));
+}
+
+/* The row's menu: the run's summary, renaming and deleting. */
+static GtkWidget *
+make_run_menu (GtkListBoxRow *row, RunRow *r)
+{
+  GtkWidget *button = gtk_menu_button_new ();
+  GtkWidget *popover = gtk_popover_new ();
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  GtkWidget *name_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 0);
+  GtkWidget *ok = gtk_button_new_with_label ("Rename");
+
+  r->summary = GTK_LABEL (gtk_label_new (NULL));
+  gtk_label_set_selectable (r->summary, TRUE);
+  gtk_label_set_xalign (r->summary, 0);
+  gtk_widget_add_css_class (GTK_WIDGET (r->summary), "numeric");
+  r->rename = GTK_ENTRY (gtk_entry_new ());
+  gtk_widget_set_hexpand (GTK_WIDGET (r->rename), TRUE);
+  gtk_widget_add_css_class (name_box, "linked");
+  gtk_box_append (GTK_BOX (name_box), GTK_WIDGET (r->rename));
+  gtk_box_append (GTK_BOX (name_box), ok);
+  r->delete = gtk_button_new_with_label ("Delete Run");
+  gtk_widget_add_css_class (r->delete, "destructive-action");
+  gtk_widget_set_tooltip_text (r->delete, "Removes the run, and its folder in the session");
+  g_signal_connect (r->rename, "activate", G_CALLBACK (rename_activated_cb), row);
+  g_signal_connect (ok, "clicked", G_CALLBACK (rename_activated_cb), row);
+  g_signal_connect (r->delete, "clicked", G_CALLBACK (delete_clicked_cb), row);
+  g_signal_connect (popover, "show", G_CALLBACK (menu_shown_cb), row);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (r->summary));
+  gtk_box_append (GTK_BOX (box), name_box);
+  gtk_box_append (GTK_BOX (box), r->delete);
+  gtk_popover_set_child (GTK_POPOVER (popover), box);
+  gtk_menu_button_set_popover (GTK_MENU_BUTTON (button), popover);
+  gtk_menu_button_set_icon_name (GTK_MENU_BUTTON (button), "view-more-symbolic");
+  gtk_menu_button_set_has_frame (GTK_MENU_BUTTON (button), FALSE);
+  gtk_widget_set_tooltip_text (button, "Summary, rename, delete");
+  gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+  return button;
+}
+
+static void
+build_run_row (GtkListBoxRow *row, SnnwbRun *run)
+{
+  RunRow *r = g_new0 (RunRow, 1);
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  GtkWidget *text = gtk_box_new (GTK_ORIENTATION_VERTICAL, 0);
+  GtkWidget *top = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  GtkWidget *swatch = gtk_drawing_area_new ();
+
+  g_object_set_data_full (G_OBJECT (row), "labels", r, g_free);
+  gtk_drawing_area_set_content_width (GTK_DRAWING_AREA (swatch), 12);
+  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (swatch), 12);
+  gtk_widget_set_valign (swatch, GTK_ALIGN_CENTER);
+  gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (swatch), draw_swatch, g_object_ref (run), g_object_unref);
+  gtk_widget_set_margin_start (box, 8);
+  gtk_widget_set_margin_end (box, 4);
+  gtk_widget_set_margin_top (box, 2);
+  gtk_widget_set_margin_bottom (box, 2);
+  r->name = GTK_LABEL (run_label (NULL, TRUE, "run-name"));
+  r->state = GTK_LABEL (run_label (NULL, FALSE, "dim-label"));
+  r->detail = GTK_LABEL (run_label (NULL, TRUE, "run-detail"));
+  gtk_widget_add_css_class (GTK_WIDGET (r->detail), "numeric");
+  gtk_box_append (GTK_BOX (top), GTK_WIDGET (r->name));
+  gtk_box_append (GTK_BOX (top), GTK_WIDGET (r->state));
+  gtk_box_append (GTK_BOX (text), top);
+  gtk_box_append (GTK_BOX (text), GTK_WIDGET (r->detail));
+  gtk_widget_set_hexpand (text, TRUE);
+  gtk_box_append (GTK_BOX (box), swatch);
+  gtk_box_append (GTK_BOX (box), text);
+  gtk_box_append (GTK_BOX (box), make_run_menu (row, r));
+  gtk_list_box_row_set_child (row, box);
+  fill_run_row (row, run);
+}
+
+static GtkListBoxRow *
+find_run_row (SnnwbWindow *self, SnnwbRun *run)
+{
+  for (GtkWidget *w = gtk_widget_get_first_child (GTK_WIDGET (self->run_list)); w; w = gtk_widget_get_next_sibling (w))
+    if (GTK_IS_LIST_BOX_ROW (w) && g_object_get_data (G_OBJECT (w), "run") == run)
+      return GTK_LIST_BOX_ROW (w);
+  return NULL;
+}
+
+static void
+add_run_row (SnnwbWindow *self, SnnwbRun *run, gboolean select)
 {
   GtkWidget *row = gtk_list_box_row_new ();
 
   g_object_set_data_full (G_OBJECT (row), "run", g_object_ref (run), g_object_unref);
-  fill_run_row (GTK_LIST_BOX_ROW (row), run);
+  build_run_row (GTK_LIST_BOX_ROW (row), run);
   g_signal_connect_object (run, "changed", G_CALLBACK (run_changed_cb), row, 0);
   gtk_list_box_append (self->run_list, row);
+  if (!select)
+    return;
   gtk_list_box_unselect_all (self->run_list);
   gtk_list_box_select_row (self->run_list, GTK_LIST_BOX_ROW (row));
+}
+
+gboolean
+snnwb_window_rename_run (SnnwbWindow *self, SnnwbRun *run, const char *name)
+{
+  if (!snnwb_run_set_name (run, name))
+    {
+      show_message (self, GTK_MESSAGE_WARNING, "A run needs a name; it keeps its old one.");
+      return FALSE;
+    }
+  refresh_curve_views (self);
+  return TRUE;
+}
+
+gboolean
+snnwb_window_delete_run (SnnwbWindow *self, SnnwbRun *run)
+{
+  GtkListBoxRow *row = find_run_row (self, run);
+
+  if (snnwb_run_get_state (run) < SNNWB_RUN_STOPPED || !row)
+    return FALSE;
+  g_object_ref (run);
+  if (self->session && snnwb_session_get_run (self->session) == run)
+    drop_session (self);
+  gtk_list_box_remove (self->run_list, GTK_WIDGET (row));
+  g_ptr_array_remove (self->runs, run);
+  g_object_unref (run);
+  refresh_curve_views (self);
+  update_actions (self);
+  update_status (self);
+  return TRUE;
 }
 
 void
@@ -618,6 +781,16 @@ session_updated_cb (SnnwbSession *session, SnnwbWindow *self)
   snnwb_gradient_view_set_gradient (self->gradient_view, grad);
   for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
     snnwb_chart_view_runs_updated (self->views[k]);
+  /* Peak memory and median time move with every iteration; the row
+   * follows about once a second. */
+  if (g_get_monotonic_time () - self->row_refreshed > G_USEC_PER_SEC)
+    {
+      GtkListBoxRow *row = find_run_row (self, snnwb_session_get_run (session));
+
+      self->row_refreshed = g_get_monotonic_time ();
+      if (row)
+        fill_run_row (row, snnwb_session_get_run (session));
+    }
   update_status (self);
   maybe_finish_screenshot (self);
 }
@@ -675,7 +848,7 @@ start_run (SnnwbWindow *self, gboolean paused)
   snnwb_session_set_analysis_interval (self->session, snnwb_gradient_view_get_interval (self->gradient_view));
   snnwb_gradient_view_set_run (self->gradient_view, run);
   rebuild_lif_choices (self, run ? snnwb_run_get_experiment (run)->model : NULL);
-  add_run_row (self, run);
+  add_run_row (self, run, TRUE);
   snnwb_session_start (self->session, paused);
   refresh_curve_views (self);
   update_actions (self);

@@ -42,6 +42,10 @@ long           snnwb_window_get_reported_iters (SnnwbWindow *self);
 /* State of the current run; SNNWB_RUN_STOPPED when there is none. */
 SnnwbRunState  snnwb_window_get_run_state (SnnwbWindow *self);
 void           snnwb_window_select_all_runs (SnnwbWindow *self);
+/* An empty name is refused with a message; a run that is training or
+ * paused cannot be deleted (stop it first). */
+gboolean       snnwb_window_rename_run (SnnwbWindow *self, SnnwbRun *run, const char *name);
+gboolean       snnwb_window_delete_run (SnnwbWindow *self, SnnwbRun *run);
 /* The message shown in the message bar, or NULL. */
 const char    *snnwb_window_get_message (SnnwbWindow *self);
 
