@@ -7,6 +7,8 @@
 #include <string.h>
 #include "snnwb-offscreen.h"
 #include "snnwb-window.h"
+#include <gdk/x11/gdkx.h>
+#include "optim.h"
 
 static SnnwbWindow *win;
 static char *tmpdir;
@@ -505,6 +507,218 @@ test_invalid_network_disables_train (void)
   g_assert_true (enabled ("train"));
 }
 
+/* Starts a fast run and pauses it after n iterations. */
+static void
+train_and_pause (int n)
+{
+  activate ("train");
+  iterate_until (iters_reached, GINT_TO_POINTER (n), 60, "the first iterations");
+  activate ("pause");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause");
+}
+
+static void
+stop_run (void)
+{
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop");
+}
+
+static const SnnwbIterRecord *
+last_iter (void)
+{
+  guint n;
+  const SnnwbIterRecord *it = snnwb_run_get_iters (snnwb_window_get_run (win, snnwb_window_get_n_runs (win) - 1), &n);
+
+  return &it[n - 1];
+}
+
+/* Pausing, switching the method and going on keeps the schedule: the
+ * learning rate is the cosine schedule's at that iteration, not its base.
+ * A new learning rate while paused becomes the schedule's base. */
+static void
+test_lr_schedule_kept (void)
+{
+  SnnExperiment *e;
+  const SnnwbIterRecord *r;
+  SnnOptimConfig cfg;
+  long total;
+
+  use_fast_experiment ();
+  e = snnwb_window_get_experiment (win);
+  e->epochs = 4;
+  snnwb_window_experiment_changed (win);
+  cfg = e->optim;
+  g_assert_true (cfg.cosine);
+  /* Single steps: the whole run is over in a blink. */
+  for (int i = 1; i <= 24; i++)
+    {
+      activate ("step");
+      iterate_until (iters_reached, GINT_TO_POINTER (i), 30, "one step");
+    }
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause");
+  total = snnwb_run_get_total_iters (snnwb_window_get_run (win, snnwb_window_get_n_runs (win) - 1));
+  snnwb_settings_panel_set_method (snnwb_window_get_settings_panel (win), SNN_METHOD_BPTT, 1);
+  activate ("step");
+  iterate_until (iters_reached, GINT_TO_POINTER (snnwb_window_get_reported_iters (win) + 1), 30, "one step");
+  r = last_iter ();
+  g_assert_cmpfloat (r->lr, <, cfg.lr * 0.9);
+  g_assert_cmpfloat_with_epsilon (r->lr, snn_optim_lr_at (&cfg, r->iter, total), 1e-12);
+
+  snnwb_settings_panel_set_lr (snnwb_window_get_settings_panel (win), 0.05);
+  cfg.lr = 0.05;
+  activate ("step");
+  iterate_until (iters_reached, GINT_TO_POINTER (snnwb_window_get_reported_iters (win) + 1), 30, "one step");
+  r = last_iter ();
+  g_assert_cmpfloat_with_epsilon (r->lr, snn_optim_lr_at (&cfg, r->iter, total), 1e-12);
+  stop_run ();
+  use_fast_experiment ();
+}
+
+/* Presses a key on the window through the X server (XTEST), as a user
+ * would; FALSE where that is not possible. */
+static gboolean
+press_key (const char *key)
+{
+  GdkSurface *surface = gtk_native_get_surface (GTK_NATIVE (win));
+  g_autofree char *xdotool = g_find_program_in_path ("xdotool");
+  g_autofree char *cmd = NULL;
+  int status;
+
+  if (!xdotool || !GDK_IS_X11_SURFACE (surface))
+    return FALSE;
+  cmd = g_strdup_printf ("%s windowfocus --sync %lu key %s", xdotool,
+                         (unsigned long) gdk_x11_surface_get_xid (surface), key);
+  if (!g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) || !g_spawn_check_wait_status (status, NULL))
+    return FALSE;
+  iterate_for (0.3);
+  return TRUE;
+}
+
+/* Space resumes even when the Method drop-down has focus (it used to open
+ * the drop-down); in a text field it still types a space. */
+static void
+test_space_resumes (void)
+{
+  GtkWidget *method = snnwb_settings_panel_get_method_widget (snnwb_window_get_settings_panel (win));
+  GtkWidget *entry = snnwb_window_get_neurons_entry (win);
+
+  train_and_pause (5);
+  g_action_group_activate_action (G_ACTION_GROUP (win), "show-panel", g_variant_new_string ("settings"));
+  iterate_for (0.3);
+  g_assert_true (gtk_widget_grab_focus (method));
+  if (!press_key ("space"))
+    {
+      stop_run ();
+      g_test_skip ("no X server with xdotool to press keys");
+      return;
+    }
+  g_assert_cmpint (snnwb_window_get_run_state (win), ==, SNNWB_RUN_RUNNING);
+  g_assert_false (snnwb_window_get_run_state (win) == SNNWB_RUN_PAUSED);
+  press_key ("space");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause by Space");
+
+  snnwb_window_set_traced_neurons (win, "1,");
+  g_assert_true (gtk_widget_grab_focus (entry));
+  gtk_editable_set_position (GTK_EDITABLE (entry), -1);
+  press_key ("space");
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (entry)), ==, "1, ");
+  g_assert_cmpint (snnwb_window_get_run_state (win), ==, SNNWB_RUN_PAUSED);
+  stop_run ();
+  snnwb_window_set_traced_neurons (win, "0, 1, 2, 3");
+}
+
+/* Picking a preset after opening a file loads it, also the one that was
+ * picked before the file. */
+static void
+test_same_preset_after_file (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = g_build_filename (tmpdir, "other.experiment.json", NULL);
+  GtkDropDown *dd = snnwb_window_get_preset_drop_down (win);
+  GListModel *model = gtk_drop_down_get_model (dd);
+  guint index = GTK_INVALID_LIST_POSITION;
+
+  for (guint i = 0; i < g_list_model_get_n_items (model); i++)
+    if (g_str_equal (gtk_string_list_get_string (GTK_STRING_LIST (model), i), "temporal-mlp"))
+      index = i;
+  g_assert_cmpuint (index, !=, GTK_INVALID_LIST_POSITION);
+  gtk_drop_down_set_selected (dd, index);
+  g_assert_cmpstr (snnwb_window_get_experiment (win)->name, ==, "temporal-mlp");
+  g_free (snnwb_window_get_experiment (win)->name);
+  snnwb_window_get_experiment (win)->name = g_strdup ("from-a-file");
+  g_assert_true (snnwb_window_save_experiment_to (win, path, &error));
+  g_assert_true (snnwb_window_load_experiment (win, path, &error));
+  g_assert_cmpstr (snnwb_window_get_experiment (win)->name, ==, "from-a-file");
+
+  gtk_drop_down_set_selected (dd, index);
+  g_assert_cmpstr (snnwb_window_get_experiment (win)->name, ==, "temporal-mlp");
+  use_fast_experiment ();
+}
+
+/* A paused run keeps the network it started with, so the editor refuses
+ * edits while a run is active, and says why. */
+static void
+test_network_locked_while_active (void)
+{
+  GtkWidget *editor = GTK_WIDGET (snnwb_window_get_layer_editor (win));
+
+  g_assert_true (gtk_widget_is_sensitive (editor));
+  g_assert_null (snnwb_window_get_network_lock (win));
+  train_and_pause (3);
+  g_assert_false (gtk_widget_is_sensitive (editor));
+  g_assert_nonnull (snnwb_window_get_network_lock (win));
+  g_assert_nonnull (strstr (snnwb_window_get_network_lock (win), "Stop it"));
+  stop_run ();
+  g_assert_true (gtk_widget_is_sensitive (editor));
+  g_assert_null (snnwb_window_get_network_lock (win));
+}
+
+/* Random bytes are refused when loaded, with the file named; no failed
+ * run is left behind and the message goes when the next run starts. */
+static void
+test_bad_weights (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = g_build_filename (tmpdir, "random.npz", NULL);
+  guint8 bytes[4096];
+  guint runs = snnwb_window_get_n_runs (win);
+
+  for (gsize i = 0; i < sizeof bytes; i++)
+    bytes[i] = (guint8) g_random_int ();
+  g_assert_true (g_file_set_contents (path, (char *) bytes, sizeof bytes, NULL));
+  g_assert_false (snnwb_window_load_weights (win, path, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "random.npz"));
+  g_assert_nonnull (snnwb_window_get_message (win));
+  g_assert_nonnull (strstr (snnwb_window_get_message (win), "random.npz"));
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, runs);
+
+  activate ("train");
+  iterate_until (iters_reached, GINT_TO_POINTER (2), 60, "a run after bad weights");
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, runs + 1);
+  g_assert_null (snnwb_window_get_message (win));
+  stop_run ();
+}
+
+/* Entries of the neuron list that are no neuron of the layer are marked. */
+static void
+test_invalid_neurons_marked (void)
+{
+  GtkWidget *entry = snnwb_window_get_neurons_entry (win);
+  const char *tip;
+
+  snnwb_window_set_traced_neurons (win, "abc, 999999, -3, 1");
+  g_assert_true (gtk_widget_has_css_class (entry, "error"));
+  tip = gtk_widget_get_tooltip_text (entry);
+  g_assert_nonnull (tip);
+  g_assert_nonnull (strstr (tip, "abc"));
+  g_assert_nonnull (strstr (tip, "999999"));
+  g_assert_nonnull (strstr (tip, "-3"));
+  snnwb_window_set_traced_neurons (win, "0, 1, 2, 3");
+  g_assert_false (gtk_widget_has_css_class (entry, "error"));
+}
+
 static void
 test_close (void)
 {
@@ -535,6 +749,12 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/save-reopen", test_save_reopen);
   g_test_add_func ("/gui/open-error", test_open_error_is_shown);
   g_test_add_func ("/gui/invalid-network", test_invalid_network_disables_train);
+  g_test_add_func ("/gui/bug-lr-schedule-kept", test_lr_schedule_kept);
+  g_test_add_func ("/gui/bug-space-resumes", test_space_resumes);
+  g_test_add_func ("/gui/bug-same-preset-after-file", test_same_preset_after_file);
+  g_test_add_func ("/gui/bug-network-locked-while-active", test_network_locked_while_active);
+  g_test_add_func ("/gui/bug-bad-weights", test_bad_weights);
+  g_test_add_func ("/gui/bug-invalid-neurons-marked", test_invalid_neurons_marked);
   g_test_add_func ("/gui/close", test_close);
   status = g_test_run ();
 

@@ -3,6 +3,8 @@
 #include "snnwb-resources.h"
 #include "snnwb-session.h"
 #include "data.h"
+#include "backend.h"
+#include "net.h"
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -20,6 +22,8 @@ struct _SnnwbWindow {
   GtkLabel *info_label;
   GtkStack *sidebar_stack;
   SnnwbLayerEditor *layer_editor;
+  GtkRevealer *network_lock;
+  GtkLabel *network_lock_label;
   SnnwbSettingsPanel *settings_panel;
   GtkBox *probe_row;
   GtkBox *curve_row;
@@ -68,6 +72,8 @@ static void update_actions (SnnwbWindow *self);
 static void update_status (SnnwbWindow *self);
 static void drop_session (SnnwbWindow *self);
 static void select_preset_item (SnnwbWindow *self, const char *name);
+static gboolean check_weights (SnnwbWindow *self, const char *path, GError **error);
+static void neurons_changed_cb (SnnwbWindow *self);
 
 /* Messages */
 
@@ -164,6 +170,11 @@ snnwb_window_load_experiment (SnnwbWindow *self, const char *path_or_preset, GEr
     {
       g_autofree char *base = g_path_get_basename (path_or_preset);
 
+      /* No preset is shown as picked, so picking any, the last one too,
+       * loads it. */
+      self->loading_preset = TRUE;
+      gtk_drop_down_set_selected (self->preset_dd, GTK_INVALID_LIST_POSITION);
+      self->loading_preset = FALSE;
       gtk_label_set_text (self->subtitle_label, base);
     }
   return TRUE;
@@ -355,15 +366,36 @@ lif_selected_cb (SnnwbWindow *self)
   for (int k = SNNWB_CHART_RASTER; k <= SNNWB_CHART_EPSILON; k++)
     snnwb_chart_view_set_lif_index (self->views[k], (int) i);
   snnwb_gradient_view_set_lif_index (self->gradient_view, (int) i);
+  if (self->neurons_entry)
+    neurons_changed_cb (self);
 }
 
+/* Neurons in the LIF layer the views show, or -1 when unknown. */
+static long
+shown_lif_neurons (SnnwbWindow *self)
+{
+  const SnnModel *m = self->session ? snnwb_run_get_experiment (snnwb_session_get_run (self->session))->model
+                                    : self->experiment ? self->experiment->model : NULL;
+  guint want = gtk_drop_down_get_selected (self->lif_dd), seen = 0;
+
+  for (int l = 0; m && l < m->n_layers; l++)
+    if (m->layers[l].type == SNN_LAYER_LIF && seen++ == want)
+      return (long) snn_shape_numel (&m->layers[l].out_shape);
+  return -1;
+}
+
+/* Entries that are no neuron of the layer are named in the field's
+ * tooltip and the field turns red; the others are traced. */
 static void
 neurons_changed_cb (SnnwbWindow *self)
 {
+  GtkWidget *entry = GTK_WIDGET (self->neurons_entry);
   g_auto (GStrv) parts = g_strsplit_set (gtk_editable_get_text (GTK_EDITABLE (self->neurons_entry)), ", ;", -1);
+  long limit = shown_lif_neurons (self);
+  g_autoptr (GString) bad = g_string_new (NULL);
   int neurons[16], n = 0;
 
-  for (int i = 0; parts[i] && n < (int) G_N_ELEMENTS (neurons); i++)
+  for (int i = 0; parts[i]; i++)
     {
       char *end;
       gint64 v;
@@ -371,8 +403,27 @@ neurons_changed_cb (SnnwbWindow *self)
       if (!*parts[i])
         continue;
       v = g_ascii_strtoll (parts[i], &end, 10);
-      if (*end == '\0' && v >= 0)
+      if (*end != '\0' || v < 0 || (limit >= 0 && v >= limit))
+        g_string_append_printf (bad, "%s%s", bad->len ? ", " : "", parts[i]);
+      else if (n < (int) G_N_ELEMENTS (neurons))
         neurons[n++] = (int) v;
+    }
+  if (bad->len)
+    {
+      g_autofree char *tip = limit >= 0
+        ? g_strdup_printf ("Not neurons of this layer (0 to %ld): %s", limit - 1, bad->str)
+        : g_strdup_printf ("Not neuron numbers: %s", bad->str);
+
+      gtk_widget_add_css_class (entry, "error");
+      gtk_entry_set_icon_from_icon_name (self->neurons_entry, GTK_ENTRY_ICON_SECONDARY, "dialog-warning-symbolic");
+      gtk_entry_set_icon_tooltip_text (self->neurons_entry, GTK_ENTRY_ICON_SECONDARY, tip);
+      gtk_widget_set_tooltip_text (entry, tip);
+    }
+  else
+    {
+      gtk_widget_remove_css_class (entry, "error");
+      gtk_entry_set_icon_from_icon_name (self->neurons_entry, GTK_ENTRY_ICON_SECONDARY, NULL);
+      gtk_widget_set_tooltip_text (entry, "Neurons to trace, separated by commas");
     }
   snnwb_chart_view_set_neurons (self->views[SNNWB_CHART_TRACES], neurons, n);
 }
@@ -805,6 +856,15 @@ session_state_cb (SnnwbSession *session, SnnwbWindow *self)
     snnwb_session_join (session);
   if (error)
     show_error (self, "Training failed", error);
+  /* A run that failed before its first iteration has nothing to show: the
+   * message says why, and the list keeps no empty failed run. */
+  if (state == SNNWB_RUN_FAILED && snnwb_session_get_reported_iters (session) == 0)
+    {
+      SnnwbRun *run = snnwb_session_get_run (session);
+
+      drop_session (self);
+      snnwb_window_delete_run (self, run);
+    }
   update_actions (self);
   update_status (self);
   maybe_finish_screenshot (self);
@@ -833,9 +893,19 @@ static void
 start_run (SnnwbWindow *self, gboolean paused)
 {
   g_autoptr (SnnwbRun) run = NULL;
+  g_autoptr (GError) error = NULL;
 
   if (!snnwb_layer_editor_is_valid (self->layer_editor) || session_active (self))
     return;
+  /* The network may have changed since the weights were chosen. */
+  if (self->pending_weights && !check_weights (self, self->pending_weights, &error))
+    {
+      show_error (self, "Could not start from the weights", error);
+      return;
+    }
+  /* A message about an earlier run does not stay up into this one. */
+  if (self->message)
+    info_bar_response_cb (self, GTK_RESPONSE_CLOSE);
   drop_session (self);
   run = snnwb_run_new (self->experiment, ++self->run_counter);
   g_ptr_array_add (self->runs, g_object_ref (run));
@@ -919,6 +989,28 @@ what_if_allowed (SnnwbWindow *self)
   return state == SNNWB_RUN_STOPPED || state == SNNWB_RUN_FINISHED;
 }
 
+/* A run trains the network it started with: edits while it is active
+ * would be silently ignored by it, so the editor refuses them and says so. */
+static void
+update_network_lock (SnnwbWindow *self, gboolean active)
+{
+  if (active)
+    {
+      g_autofree char *text = g_strdup_printf ("%s is using this network. Stop it to edit the network for a new run.",
+                                               snnwb_run_get_name (snnwb_session_get_run (self->session)));
+
+      gtk_label_set_text (self->network_lock_label, text);
+    }
+  gtk_widget_set_sensitive (GTK_WIDGET (self->layer_editor), !active);
+  gtk_revealer_set_reveal_child (self->network_lock, active);
+}
+
+const char *
+snnwb_window_get_network_lock (SnnwbWindow *self)
+{
+  return gtk_revealer_get_reveal_child (self->network_lock) ? gtk_label_get_text (self->network_lock_label) : NULL;
+}
+
 static void
 update_actions (SnnwbWindow *self)
 {
@@ -938,6 +1030,7 @@ update_actions (SnnwbWindow *self)
   g_simple_action_set_state (G_SIMPLE_ACTION (pause), g_variant_new_boolean (paused));
   snnwb_settings_panel_set_training (self->settings_panel, active, paused);
   gtk_widget_set_sensitive (GTK_WIDGET (self->preset_dd), TRUE);
+  update_network_lock (self, active);
 }
 
 /* Files */
@@ -1075,10 +1168,29 @@ save_weights_activated (GSimpleAction *action, GVariant *param, gpointer user_da
   choose_file (self, "Save Weights", TRUE, name, npz_filters, save_weights_chosen, NULL);
 }
 
-static void
-load_weights_chosen (SnnwbWindow *self, const char *path, const char *extra)
+/* Loads the weights into a network built from the model being edited, so
+ * a file that does not fit is refused when it is chosen, not at Train. */
+static gboolean
+check_weights (SnnwbWindow *self, const char *path, GError **error)
 {
-  g_autoptr (GError) error = NULL;
+  SnnNet *net;
+  gboolean ok;
+
+  if (!snnwb_layer_editor_is_valid (self->layer_editor))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: the network has a problem; fix it before loading weights into it", path);
+      return FALSE;
+    }
+  net = snn_net_new (self->experiment->model, snn_backend_cpu ());
+  ok = snn_net_load_npz (net, path, error);
+  snn_net_free (net);
+  return ok;
+}
+
+static gboolean
+load_weights (SnnwbWindow *self, const char *path, GError **error)
+{
   SnnTrainer *tr;
 
   /* A paused run continues from the weights; otherwise the next run starts
@@ -1086,23 +1198,42 @@ load_weights_chosen (SnnwbWindow *self, const char *path, const char *extra)
   if (session_active (self) && snnwb_session_is_paused (self->session)
       && (tr = snnwb_session_lock_trainer (self->session)))
     {
-      gboolean ok = snn_net_load_npz (snn_trainer_net (tr), path, &error);
+      gboolean ok = snn_net_load_npz (snn_trainer_net (tr), path, error);
 
       snnwb_session_unlock_trainer (self->session);
-      if (!ok)
-        show_error (self, "Could not load the weights", error);
-      return;
+      return ok;
     }
   if (session_active (self))
     {
-      show_message (self, GTK_MESSAGE_WARNING, "Pause training before loading weights.");
-      return;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%s: pause training before loading weights", path);
+      return FALSE;
     }
+  if (!check_weights (self, path, error))
+    return FALSE;
   g_free (self->pending_weights);
   self->pending_weights = g_strdup (path);
   drop_session (self);
   update_status (self);
   update_actions (self);
+  return TRUE;
+}
+
+gboolean
+snnwb_window_load_weights (SnnwbWindow *self, const char *path, GError **error)
+{
+  GError *local = NULL;
+
+  if (load_weights (self, path, &local))
+    return TRUE;
+  show_error (self, "Could not load the weights", local);
+  g_propagate_error (error, local);
+  return FALSE;
+}
+
+static void
+load_weights_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  snnwb_window_load_weights (self, path, NULL);
 }
 
 static void
@@ -1187,16 +1318,32 @@ static const GActionEntry win_entries[] = {
   { .name = "add-layer", .activate = add_layer_activated, .parameter_type = "s" },
 };
 
-/* Space pauses, but text fields and buttons with focus see it first. */
+/* Space pauses and resumes wherever the focus is, a drop-down or a button
+ * included (it would open or press them), except where it types: text
+ * fields and spin buttons, and menus that are open. */
+static gboolean
+space_pressed_cb (GtkEventControllerKey *controller, guint keyval, guint keycode, GdkModifierType state,
+                  SnnwbWindow *self)
+{
+  GtkWidget *focus = gtk_root_get_focus (GTK_ROOT (self));
+
+  if (keyval != GDK_KEY_space || (state & gtk_accelerator_get_default_mod_mask ()))
+    return FALSE;
+  if (focus && (GTK_IS_TEXT (focus) || GTK_IS_EDITABLE (focus) || gtk_widget_get_ancestor (focus, GTK_TYPE_POPOVER)))
+    return FALSE;
+  if (!g_action_group_get_action_enabled (G_ACTION_GROUP (self), "pause"))
+    return FALSE;
+  g_action_group_activate_action (G_ACTION_GROUP (self), "pause", NULL);
+  return TRUE;
+}
+
 static void
 add_space_shortcut (SnnwbWindow *self)
 {
-  GtkEventController *controller = gtk_shortcut_controller_new ();
+  GtkEventController *controller = gtk_event_controller_key_new ();
 
-  gtk_event_controller_set_propagation_phase (controller, GTK_PHASE_BUBBLE);
-  gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (controller),
-                                        gtk_shortcut_new (gtk_keyval_trigger_new (GDK_KEY_space, 0),
-                                                          gtk_named_action_new ("win.pause")));
+  gtk_event_controller_set_propagation_phase (controller, GTK_PHASE_CAPTURE);
+  g_signal_connect (controller, "key-pressed", G_CALLBACK (space_pressed_cb), self);
   gtk_widget_add_controller (GTK_WIDGET (self), controller);
 }
 
@@ -1343,6 +1490,18 @@ snnwb_window_set_traced_neurons (SnnwbWindow *self, const char *text)
   gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), text);
 }
 
+GtkWidget *
+snnwb_window_get_neurons_entry (SnnwbWindow *self)
+{
+  return GTK_WIDGET (self->neurons_entry);
+}
+
+GtkDropDown *
+snnwb_window_get_preset_drop_down (SnnwbWindow *self)
+{
+  return self->preset_dd;
+}
+
 SnnwbGradientView *
 snnwb_window_get_gradient_view (SnnwbWindow *self)
 {
@@ -1422,7 +1581,7 @@ snnwb_window_class_init (SnnwbWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-window.ui");
 #define BIND(name) gtk_widget_class_bind_template_child (widget_class, SnnwbWindow, name)
   BIND (preset_dd); BIND (title_label); BIND (subtitle_label); BIND (info_bar); BIND (info_label);
-  BIND (sidebar_stack); BIND (layer_editor); BIND (settings_panel); BIND (probe_row); BIND (curve_row); BIND (analysis_row);
+  BIND (sidebar_stack); BIND (layer_editor); BIND (network_lock); BIND (network_lock_label); BIND (settings_panel); BIND (probe_row); BIND (curve_row); BIND (analysis_row);
   BIND (run_list); BIND (status_label);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, preset_selected_cb);

@@ -32,6 +32,13 @@ SnnwbChartView     *snnwb_window_get_view (SnnwbWindow *self, const char *name);
 SnnwbGradientView  *snnwb_window_get_gradient_view (SnnwbWindow *self);
 /* As if typed into the traces view's neuron field ("0, 1, 2"). */
 void                snnwb_window_set_traced_neurons (SnnwbWindow *self, const char *text);
+GtkWidget          *snnwb_window_get_neurons_entry (SnnwbWindow *self);
+/* Why the network cannot be edited now (a run is active), or NULL. */
+const char         *snnwb_window_get_network_lock (SnnwbWindow *self);
+GtkDropDown        *snnwb_window_get_preset_drop_down (SnnwbWindow *self);
+/* Weights for the paused run, or for the next run when none is active;
+ * checked against the network at once (errors also go to the message bar). */
+gboolean            snnwb_window_load_weights (SnnwbWindow *self, const char *path, GError **error);
 
 /* What the views and runs received, for tests and scripts. */
 guint          snnwb_window_get_view_data_count (SnnwbWindow *self, const char *name);
