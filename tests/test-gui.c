@@ -719,11 +719,152 @@ test_invalid_neurons_marked (void)
   g_assert_false (gtk_widget_has_css_class (entry, "error"));
 }
 
+/* Runs are kept in the session folder as they go; another window opening
+ * the folder gets them back: settings, curves, method history, weights. */
+static void
+test_session_save_restore (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_build_filename (tmpdir, "session", NULL);
+  SnnwbWindow *other;
+  guint n = snnwb_window_get_n_runs (win), n_iters, m_iters, n_hist, m_hist;
+  SnnwbRun *a, *b = NULL;
+  const SnnwbIterRecord *ia, *ib;
+  const SnnwbMethodChange *ha, *hb;
+
+  g_assert_cmpuint (n, >, 1);
+  g_assert_false (snnwb_window_is_session_saved (win));
+  g_assert_true (snnwb_window_save_session_to (win, dir, &error));
+  g_assert_no_error (error);
+  g_assert_true (snnwb_window_is_session_saved (win));
+  /* A run trained after the save goes into the folder as it goes. */
+  train_and_pause (3);
+  snnwb_settings_panel_set_method (snnwb_window_get_settings_panel (win), SNN_METHOD_BPTT, 1);
+  activate ("step");
+  iterate_until (iters_reached, GINT_TO_POINTER (snnwb_window_get_reported_iters (win) + 1), 30, "one step");
+  stop_run ();
+  iterate_for (0.5);
+  n = snnwb_window_get_n_runs (win);
+
+  other = snnwb_window_new (NULL);
+  g_assert_true (snnwb_window_open_session (other, dir, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (snnwb_window_get_n_runs (other), ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      a = snnwb_window_get_run (win, i);
+      b = snnwb_window_get_run (other, i);
+      g_assert_cmpstr (snnwb_run_get_name (a), ==, snnwb_run_get_name (b));
+      g_assert_cmpint (snnwb_run_get_experiment (a)->train.T, ==, snnwb_run_get_experiment (b)->train.T);
+      ia = snnwb_run_get_iters (a, &n_iters);
+      ib = snnwb_run_get_iters (b, &m_iters);
+      g_assert_cmpuint (n_iters, ==, m_iters);
+      g_assert_true (n_iters == 0 || (ia[n_iters - 1].loss == ib[n_iters - 1].loss
+                                      && ia[n_iters - 1].arena_bytes == ib[n_iters - 1].arena_bytes));
+      ha = snnwb_run_get_method_history (a, &n_hist);
+      hb = snnwb_run_get_method_history (b, &m_hist);
+      g_assert_cmpuint (n_hist, ==, m_hist);
+      g_assert_cmpstr (ha[n_hist - 1].label, ==, hb[m_hist - 1].label);
+      g_assert_cmpint (ha[n_hist - 1].iter, ==, hb[m_hist - 1].iter);
+      g_assert_cmpint (snnwb_run_get_state (b), >=, SNNWB_RUN_STOPPED);
+    }
+  /* The last run was stopped, so its weights were written. */
+  g_assert_nonnull (snnwb_run_get_weights_path (b));
+  g_assert_true (g_file_test (snnwb_run_get_weights_path (b), G_FILE_TEST_IS_REGULAR));
+  g_assert_cmpuint (snnwb_run_get_method_history (b, &m_hist)[m_hist - 1].method, ==, SNN_METHOD_BPTT);
+  snnwb_window_set_ask_before_close (other, FALSE);
+  gtk_window_destroy (GTK_WINDOW (other));
+}
+
+/* Closing with runs that were never saved asks first; Cancel keeps the
+ * window, Delete Runs closes it and removes the scratch folder. A saved
+ * session closes without a question. */
+static void
+test_quit_prompt (void)
+{
+  SnnwbWindow *w = snnwb_window_new (NULL);
+  GtkWidget *prompt;
+  g_autofree char *scratch = NULL;
+
+  g_object_add_weak_pointer (G_OBJECT (w), (gpointer *) &w);
+  gtk_window_present (GTK_WINDOW (w));
+  g_assert_true (snnwb_window_load_experiment (w, "temporal-mlp", NULL));
+  snnwb_window_get_experiment (w)->dataset = SNN_DATASET_SYNTHETIC;
+  snnwb_window_get_experiment (w)->train_subset = 64;
+  snnwb_window_get_experiment (w)->test_subset = 32;
+  snnwb_window_experiment_changed (w);
+  g_action_group_activate_action (G_ACTION_GROUP (w), "step", NULL);
+  while (snnwb_window_get_reported_iters (w) < 1)
+    g_main_context_iteration (NULL, TRUE);
+  iterate_for (0.5);
+  scratch = g_strdup (snnwb_window_get_session_dir (w));
+  g_assert_true (g_file_test (scratch, G_FILE_TEST_IS_DIR));
+
+  gtk_window_close (GTK_WINDOW (w));
+  iterate_for (0.1);
+  g_assert_nonnull (w);
+  prompt = snnwb_window_get_quit_prompt (w);
+  g_assert_nonnull (prompt);
+  gtk_dialog_response (GTK_DIALOG (prompt), GTK_RESPONSE_CANCEL);
+  iterate_for (0.1);
+  g_assert_nonnull (w);
+  g_assert_null (snnwb_window_get_quit_prompt (w));
+
+  gtk_window_close (GTK_WINDOW (w));
+  iterate_for (0.1);
+  gtk_dialog_response (GTK_DIALOG (snnwb_window_get_quit_prompt (w)), GTK_RESPONSE_REJECT);
+  iterate_for (0.3);
+  g_assert_null (w);
+  g_assert_false (g_file_test (scratch, G_FILE_TEST_EXISTS));
+
+  /* A window whose session was saved closes without a question. */
+  w = snnwb_window_new (NULL);
+  g_object_add_weak_pointer (G_OBJECT (w), (gpointer *) &w);
+  gtk_window_present (GTK_WINDOW (w));
+  g_assert_true (snnwb_window_load_experiment (w, "temporal-mlp", NULL));
+  snnwb_window_get_experiment (w)->dataset = SNN_DATASET_SYNTHETIC;
+  snnwb_window_get_experiment (w)->train_subset = 64;
+  snnwb_window_get_experiment (w)->test_subset = 32;
+  snnwb_window_experiment_changed (w);
+  g_free (scratch);
+  scratch = g_build_filename (tmpdir, "kept-session", NULL);
+  g_assert_true (snnwb_window_save_session_to (w, scratch, NULL));
+  g_action_group_activate_action (G_ACTION_GROUP (w), "step", NULL);
+  while (snnwb_window_get_reported_iters (w) < 1)
+    g_main_context_iteration (NULL, TRUE);
+  gtk_window_close (GTK_WINDOW (w));
+  iterate_for (0.3);
+  g_assert_null (w);
+  {
+    g_autofree char *weights = g_build_filename (scratch, "run-001", "weights.npz", NULL);
+
+    g_assert_true (g_file_test (weights, G_FILE_TEST_IS_REGULAR));
+  }
+}
+
 static void
 test_close (void)
 {
   gtk_window_destroy (GTK_WINDOW (win));
   iterate_for (0.1);
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir && (name = g_dir_read_name (dir)))
+    {
+      g_autofree char *p = g_build_filename (path, name, NULL);
+
+      if (g_file_test (p, G_FILE_TEST_IS_DIR) && !g_file_test (p, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (p);
+      else
+        g_unlink (p);
+    }
+  g_rmdir (path);
 }
 
 int
@@ -735,6 +876,12 @@ main (int argc, char **argv)
   g_setenv ("GSK_RENDERER", "cairo", FALSE);
   gtk_test_init (&argc, &argv, NULL);
   tmpdir = g_dir_make_tmp ("snnwb-gui-XXXXXX", NULL);
+  {
+    /* Scratch sessions go under the test's own folder. */
+    g_autofree char *data = g_build_filename (tmpdir, "data", NULL);
+
+    g_setenv ("XDG_DATA_HOME", data, TRUE);
+  }
 
   g_test_add_func ("/gui/open", test_open);
   g_test_add_func ("/gui/train-pause-method-stop", test_train_pause_method_stop);
@@ -755,21 +902,12 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/bug-network-locked-while-active", test_network_locked_while_active);
   g_test_add_func ("/gui/bug-bad-weights", test_bad_weights);
   g_test_add_func ("/gui/bug-invalid-neurons-marked", test_invalid_neurons_marked);
+  g_test_add_func ("/gui/session-save-restore", test_session_save_restore);
+  g_test_add_func ("/gui/quit-prompt", test_quit_prompt);
   g_test_add_func ("/gui/close", test_close);
   status = g_test_run ();
 
-  {
-    g_autoptr (GDir) dir = g_dir_open (tmpdir, 0, NULL);
-    const char *name;
-
-    while (dir && (name = g_dir_read_name (dir)))
-      {
-        g_autofree char *p = g_build_filename (tmpdir, name, NULL);
-
-        g_unlink (p);
-      }
-    g_rmdir (tmpdir);
-  }
+  remove_tree (tmpdir);
   g_free (tmpdir);
   return status;
 }

@@ -10,6 +10,7 @@ struct _SnnwbApplication {
   char *screenshot_panel;
   char *walkthrough_dir;
   char *experiment_arg;
+  char *session_arg;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbApplication, snnwb_application, GTK_TYPE_APPLICATION)
@@ -95,6 +96,13 @@ snnwb_application_activate (GApplication *app)
 
   if (self->experiment_arg)
     snnwb_window_open_experiment (win, self->experiment_arg);
+  if (self->session_arg)
+    {
+      g_autoptr (GError) error = NULL;
+
+      if (!snnwb_window_open_session (win, self->session_arg, &error))
+        g_printerr ("%s\n", error->message);
+    }
   if (self->walkthrough_dir)
     snnwb_walkthrough_start (win, self->walkthrough_dir, self->screenshot_iters);
   else if (self->screenshot_path)
@@ -129,6 +137,8 @@ snnwb_application_handle_local_options (GApplication *app, GVariantDict *options
     self->screenshot_runs = 1;
   if (g_variant_dict_lookup (options, "panel", "&s", &panel))
     self->screenshot_panel = g_strdup (panel);
+  if (g_variant_dict_lookup (options, "session", "^&ay", &path))
+    self->session_arg = g_strdup (path);
   if (g_variant_dict_lookup (options, "preset", "&s", &preset))
     self->experiment_arg = g_strdup (preset);
   /* A screenshot run must not hand its work to an already running instance. */
@@ -146,6 +156,7 @@ snnwb_application_finalize (GObject *object)
   g_free (self->experiment_arg);
   g_free (self->screenshot_panel);
   g_free (self->walkthrough_dir);
+  g_free (self->session_arg);
   G_OBJECT_CLASS (snnwb_application_parent_class)->finalize (object);
 }
 
@@ -166,6 +177,7 @@ snnwb_application_init (SnnwbApplication *self)
 {
   static const GOptionEntry entries[] = {
     { "preset", 'p', 0, G_OPTION_ARG_STRING, NULL, "Start from a preset or an experiment file", "NAME" },
+    { "session", 's', 0, G_OPTION_ARG_FILENAME, NULL, "Open the runs kept in a session folder", "DIR" },
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL,
       "Train a few iterations, save a PNG of the window and quit", "FILE" },
     { "walkthrough", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL,

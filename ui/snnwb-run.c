@@ -17,6 +17,8 @@ struct _SnnwbRun {
   double peak_held, peak_arena;
   double median_ms;          /* cached for median_len iterations */
   guint median_len;
+  char *folder, *weights;
+  guint64 changes, saved_changes;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbRun, snnwb_run, G_TYPE_OBJECT)
@@ -35,6 +37,8 @@ snnwb_run_finalize (GObject *object)
   g_array_unref (self->epochs);
   g_array_unref (self->cosines);
   g_array_unref (self->methods);
+  g_free (self->folder);
+  g_free (self->weights);
   G_OBJECT_CLASS (snnwb_run_parent_class)->finalize (object);
 }
 
@@ -115,6 +119,7 @@ snnwb_run_set_name (SnnwbRun *run, const char *name)
     return FALSE;
   g_free (run->name);
   run->name = g_steal_pointer (&clean);
+  run->changes++;
   g_signal_emit (run, signals[CHANGED], 0);
   return TRUE;
 }
@@ -144,6 +149,7 @@ snnwb_run_set_method (SnnwbRun *run, SnnMethod method, int K, gboolean recompute
   run->experiment->train.K = K;
   run->experiment->train.recompute = recompute;
   push_method (run, run->iters->len ? g_array_index (run->iters, SnnwbIterRecord, run->iters->len - 1).iter + 1 : 0);
+  run->changes++;
   g_signal_emit (run, signals[CHANGED], 0);
 }
 
@@ -201,6 +207,7 @@ snnwb_run_set_state (SnnwbRun *run, SnnwbRunState state)
   if (run->state == state)
     return;
   run->state = state;
+  run->changes++;
   g_signal_emit (run, signals[CHANGED], 0);
 }
 
@@ -216,6 +223,7 @@ void
 snnwb_run_append_iter (SnnwbRun *run, const SnnwbIterRecord *rec)
 {
   g_array_append_val (run->iters, *rec);
+  run->changes++;
   run->peak_held = MAX (run->peak_held, rec->held_bytes);
   run->peak_arena = MAX (run->peak_arena, rec->arena_bytes);
 }
@@ -288,6 +296,7 @@ void
 snnwb_run_append_epoch (SnnwbRun *run, const SnnwbEpochRecord *rec)
 {
   g_array_append_val (run->epochs, *rec);
+  run->changes++;
   g_signal_emit (run, signals[CHANGED], 0);
 }
 
@@ -340,6 +349,7 @@ void
 snnwb_run_append_cosine (SnnwbRun *run, const SnnwbCosineRecord *rec)
 {
   g_array_append_val (run->cosines, *rec);
+  run->changes++;
 }
 
 const SnnwbCosineRecord *
@@ -347,4 +357,62 @@ snnwb_run_get_cosines (SnnwbRun *run, guint *n)
 {
   *n = run->cosines->len;
   return (const SnnwbCosineRecord *) run->cosines->data;
+}
+
+const char *
+snnwb_run_get_folder (SnnwbRun *run)
+{
+  return run->folder;
+}
+
+void
+snnwb_run_set_folder (SnnwbRun *run, const char *folder)
+{
+  g_free (run->folder);
+  run->folder = g_strdup (folder);
+}
+
+guint64
+snnwb_run_get_changes (SnnwbRun *run)
+{
+  return run->changes;
+}
+
+void
+snnwb_run_mark_saved (SnnwbRun *run, guint64 changes)
+{
+  run->saved_changes = changes;
+}
+
+gboolean
+snnwb_run_is_saved (SnnwbRun *run)
+{
+  return run->folder && run->saved_changes == run->changes;
+}
+
+void
+snnwb_run_restore (SnnwbRun *run, SnnwbRunState state, long total_iters, const SnnwbMethodChange *history,
+                   guint n_history)
+{
+  run->state = state;
+  run->total_iters = total_iters;
+  if (n_history > 0)
+    {
+      g_array_set_size (run->methods, 0);
+      g_array_append_vals (run->methods, history, n_history);
+    }
+  run->changes++;
+}
+
+const char *
+snnwb_run_get_weights_path (SnnwbRun *run)
+{
+  return run->weights;
+}
+
+void
+snnwb_run_set_weights_path (SnnwbRun *run, const char *path)
+{
+  g_free (run->weights);
+  run->weights = g_strdup (path);
 }

@@ -108,4 +108,17 @@ double               snnwb_run_get_median_ms (SnnwbRun *run);
 char                *snnwb_run_describe_summary (SnnwbRun *run);
 void                 snnwb_run_set_total_iters (SnnwbRun *run, long total);
 
+/* Keeping runs in a session folder (snnwb-run-store.c). Every change to a
+ * run counts; a run is saved when its folder holds the latest. */
+const char          *snnwb_run_get_folder (SnnwbRun *run);
+void                 snnwb_run_set_folder (SnnwbRun *run, const char *folder);
+guint64              snnwb_run_get_changes (SnnwbRun *run);
+void                 snnwb_run_mark_saved (SnnwbRun *run, guint64 changes);
+gboolean             snnwb_run_is_saved (SnnwbRun *run);
+/* For a run read back from its folder. */
+void                 snnwb_run_restore (SnnwbRun *run, SnnwbRunState state, long total_iters,
+                                        const SnnwbMethodChange *history, guint n_history);
+const char          *snnwb_run_get_weights_path (SnnwbRun *run);
+void                 snnwb_run_set_weights_path (SnnwbRun *run, const char *path);
+
 G_END_DECLS

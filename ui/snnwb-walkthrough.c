@@ -325,6 +325,7 @@ snnwb_walkthrough_start (SnnwbWindow *win, const char *out_dir, int iterations)
   Walk *w = g_new0 (Walk, 1);
 
   w->win = g_object_ref (win);
+  snnwb_window_set_ask_before_close (win, FALSE);
   w->dir = g_strdup (out_dir);
   w->iterations = MAX (iterations, 1);
   w->stage_start = g_get_monotonic_time ();

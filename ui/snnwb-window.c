@@ -2,6 +2,8 @@
 #include "snnwb-gradient-view.h"
 #include "snnwb-resources.h"
 #include "snnwb-session.h"
+#include "snnwb-run-store.h"
+#include <glib/gstdio.h>
 #include "data.h"
 #include "backend.h"
 #include "net.h"
@@ -56,6 +58,15 @@ struct _SnnwbWindow {
   gboolean screenshot_taken;
   gboolean disposed;
   gint64 row_refreshed;       /* when the current run's row was last updated */
+
+  /* Runs are written into session_dir as they go: a folder the user chose,
+   * or until then a scratch folder that quitting asks about. */
+  char *session_dir;
+  gboolean session_chosen;
+  gboolean save_failed;
+  guint autosave_id, save_idle_id;
+  gboolean ask_before_close;
+  GtkWidget *quit_prompt;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbWindow, snnwb_window, GTK_TYPE_APPLICATION_WINDOW)
@@ -113,6 +124,13 @@ update_title (SnnwbWindow *self)
                                           base ? " — " : "", base ? base : "");
 
   gtk_label_set_text (self->subtitle_label, sub);
+  if (self->session_chosen)
+    {
+      g_autofree char *folder = g_path_get_basename (self->session_dir);
+      g_autofree char *title = g_strdup_printf ("SNN Workbench · %s", folder);
+
+      gtk_label_set_text (self->title_label, title);
+    }
 }
 
 static void
@@ -600,10 +618,16 @@ fill_run_row (GtkListBoxRow *row, SnnwbRun *run)
   gtk_widget_set_sensitive (r->delete, state >= SNNWB_RUN_STOPPED);
 }
 
+static void schedule_save (SnnwbWindow *self);
+
 static void
 run_changed_cb (SnnwbRun *run, GtkListBoxRow *row)
 {
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (row));
+
   fill_run_row (row, run);
+  if (SNNWB_IS_WINDOW (root))
+    schedule_save (SNNWB_WINDOW (root));
 }
 
 static void
@@ -748,12 +772,15 @@ gboolean
 snnwb_window_delete_run (SnnwbWindow *self, SnnwbRun *run)
 {
   GtkListBoxRow *row = find_run_row (self, run);
+  g_autoptr (GError) error = NULL;
 
   if (snnwb_run_get_state (run) < SNNWB_RUN_STOPPED || !row)
     return FALSE;
   g_object_ref (run);
   if (self->session && snnwb_session_get_run (self->session) == run)
     drop_session (self);
+  if (!snnwb_store_delete_run (run, &error))
+    show_error (self, "Could not remove the run's folder", error);
   gtk_list_box_remove (self->run_list, GTK_WIDGET (row));
   g_ptr_array_remove (self->runs, run);
   g_object_unref (run);
@@ -808,6 +835,308 @@ update_status (SnnwbWindow *self)
 
 static void
 maybe_finish_screenshot (SnnwbWindow *self);
+
+/* Sessions kept on disk */
+
+#define WEIGHTS_SAVED "snnwb-window-weights-iters"
+
+/* Writes what changed; the current run's weights too when it is not
+ * training and they moved since they were last written. */
+static void
+save_run (SnnwbWindow *self, SnnwbRun *run)
+{
+  g_autoptr (GError) error = NULL;
+  SnnTrainer *tr = NULL;
+  guint n;
+  gboolean weights, ok;
+
+  snnwb_run_get_iters (run, &n);
+  weights = self->session && snnwb_session_get_run (self->session) == run && n > 0
+            && snnwb_run_get_state (run) != SNNWB_RUN_RUNNING
+            && GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (run), WEIGHTS_SAVED)) != n;
+  if (snnwb_run_is_saved (run) && !weights)
+    return;
+  if (weights)
+    tr = snnwb_session_lock_trainer (self->session);
+  ok = snnwb_store_save_run (run, self->session_dir, tr ? snn_trainer_net (tr) : NULL, &error);
+  if (tr)
+    {
+      snnwb_session_unlock_trainer (self->session);
+      if (ok)
+        g_object_set_data (G_OBJECT (run), WEIGHTS_SAVED, GUINT_TO_POINTER (n));
+    }
+  /* Said once, not at every autosave. */
+  if (!ok && !self->save_failed)
+    show_error (self, "Could not keep the run in the session folder", error);
+  self->save_failed |= !ok;
+}
+
+static void
+save_all (SnnwbWindow *self)
+{
+  for (guint i = 0; i < self->runs->len; i++)
+    save_run (self, self->runs->pdata[i]);
+}
+
+static gboolean
+autosave_cb (gpointer data)
+{
+  save_all (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+save_idle_cb (gpointer data)
+{
+  SnnwbWindow *self = data;
+
+  self->save_idle_id = 0;
+  save_all (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* State changes, epochs and renames are written soon, coalesced. */
+static void
+schedule_save (SnnwbWindow *self)
+{
+  if (!self->save_idle_id && !self->disposed)
+    self->save_idle_id = g_timeout_add (300, save_idle_cb, self);
+}
+
+static char *
+scratch_session_dir (void)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y%m%d-%H%M%S");
+  g_autofree char *name = g_strdup_printf ("unsaved-%s-%d", stamp, (int) getpid ());
+
+  return g_build_filename (g_get_user_data_dir (), "snn-workbench", "sessions", name, NULL);
+}
+
+/* Moves a run's folder into dir (renamed; copied where rename cannot). */
+static gboolean
+move_run (SnnwbRun *run, const char *dir, GError **error)
+{
+  const char *old = snnwb_run_get_folder (run);
+  g_autofree char *name = NULL;
+  g_autofree char *target = NULL;
+
+  if (!old)
+    return TRUE;
+  name = g_path_get_basename (old);
+  target = g_build_filename (dir, name, NULL);
+  for (int i = 1; g_file_test (target, G_FILE_TEST_EXISTS); i++)
+    {
+      g_free (target);
+      target = g_strdup_printf ("%s/run-%03d", dir, i);
+    }
+  if (g_rename (old, target) == 0)
+    {
+      g_autofree char *w = g_build_filename (target, "weights.npz", NULL);
+
+      snnwb_run_set_folder (run, target);
+      if (snnwb_run_get_weights_path (run))
+        snnwb_run_set_weights_path (run, w);
+      return TRUE;
+    }
+  /* Another file system: written anew; the weights only where the run
+   * still has them. */
+  snnwb_run_set_folder (run, NULL);
+  g_object_set_data (G_OBJECT (run), "snnwb-store-saved-iters", NULL);
+  g_object_set_data (G_OBJECT (run), WEIGHTS_SAVED, NULL);
+  snnwb_run_mark_saved (run, 0);
+  return TRUE;
+}
+
+gboolean
+snnwb_window_save_session_to (SnnwbWindow *self, const char *dir, GError **error)
+{
+  g_autofree char *old_dir = g_strdup (self->session_dir);
+
+  if (g_mkdir_with_parents (dir, 0755) != 0)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "%s: could not create the folder: %s", dir,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  if (g_strcmp0 (old_dir, dir) != 0)
+    for (guint i = 0; i < self->runs->len; i++)
+      if (!move_run (self->runs->pdata[i], dir, error))
+        return FALSE;
+  g_free (self->session_dir);
+  self->session_dir = g_strdup (dir);
+  self->session_chosen = TRUE;
+  self->save_failed = FALSE;
+  save_all (self);
+  if (self->save_failed)
+    {
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: could not write every run", dir);
+      return FALSE;
+    }
+  /* The scratch folder is empty now. */
+  if (old_dir && g_strcmp0 (old_dir, dir) != 0)
+    g_rmdir (old_dir);
+  update_title (self);
+  return TRUE;
+}
+
+gboolean
+snnwb_window_open_session (SnnwbWindow *self, const char *dir, GError **error)
+{
+  g_autoptr (GPtrArray) runs = snnwb_store_load_session (dir, error);
+
+  if (!runs)
+    return FALSE;
+  /* Runs of this window go into the opened session too: nothing is lost. */
+  if (!snnwb_window_save_session_to (self, dir, error))
+    return FALSE;
+  for (guint i = 0; i < runs->len; i++)
+    {
+      SnnwbRun *run = runs->pdata[i];
+
+      self->run_counter = MAX (self->run_counter, snnwb_run_get_number (run));
+      g_ptr_array_insert (self->runs, i, g_object_ref (run));
+      add_run_row (self, run, FALSE);
+    }
+  refresh_curve_views (self);
+  update_status (self);
+  return TRUE;
+}
+
+const char *
+snnwb_window_get_session_dir (SnnwbWindow *self)
+{
+  return self->session_dir;
+}
+
+gboolean
+snnwb_window_is_session_saved (SnnwbWindow *self)
+{
+  return self->session_chosen;
+}
+
+/* Runs with something in them, only in the scratch folder. */
+static guint
+unsaved_runs (SnnwbWindow *self)
+{
+  guint count = 0;
+
+  if (self->session_chosen)
+    return 0;
+  for (guint i = 0; i < self->runs->len; i++)
+    {
+      guint n;
+
+      snnwb_run_get_iters (self->runs->pdata[i], &n);
+      count += n > 0;
+    }
+  return count;
+}
+
+static void
+discard_scratch (SnnwbWindow *self)
+{
+  if (self->session_chosen)
+    return;
+  for (guint i = 0; i < self->runs->len; i++)
+    snnwb_store_delete_run (self->runs->pdata[i], NULL);
+  if (self->session_dir)
+    g_rmdir (self->session_dir);
+}
+
+/* Quitting */
+
+/* Stops the run, writes what is left and, for a scratch session, removes
+ * it: the user said so, or nothing in it was worth asking about. */
+static void
+finish_session (SnnwbWindow *self)
+{
+  if (self->session)
+    {
+      snnwb_session_stop (self->session);
+      snnwb_session_join (self->session);
+    }
+  if (self->session_chosen)
+    save_all (self);
+  else
+    discard_scratch (self);
+}
+
+static void session_folder_chosen (SnnwbWindow *self, const char *path, const char *then_close);
+static void choose_session_folder (SnnwbWindow *self, const char *then_close);
+
+static gboolean
+close_later_cb (gpointer data)
+{
+  gtk_window_close (GTK_WINDOW (data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+quit_prompt_response_cb (GtkDialog *dialog, int response, SnnwbWindow *self)
+{
+  self->quit_prompt = NULL;
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  /* The window goes after the dialog has, outside its signal. */
+  if (response == GTK_RESPONSE_REJECT)
+    {
+      self->ask_before_close = FALSE;
+      g_idle_add_full (G_PRIORITY_DEFAULT, close_later_cb, g_object_ref (self), g_object_unref);
+    }
+  else if (response == GTK_RESPONSE_ACCEPT)
+    choose_session_folder (self, "close");
+}
+
+static void
+show_quit_prompt (SnnwbWindow *self, guint n)
+{
+  GtkWidget *dialog = gtk_message_dialog_new (GTK_WINDOW (self), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                              GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
+                                              n == 1 ? "Keep the run of this session?" : "Keep the %u runs of this session?", n);
+
+  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
+                                            "They were never saved in a session folder. Save them to reopen them later "
+                                            "with their settings, curves and weights; otherwise they are deleted.");
+  gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Delete Runs", GTK_RESPONSE_REJECT, "_Cancel", GTK_RESPONSE_CANCEL,
+                          "_Save Session…", GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
+  gtk_widget_add_css_class (gtk_dialog_get_widget_for_response (GTK_DIALOG (dialog), GTK_RESPONSE_REJECT),
+                            "destructive-action");
+  gtk_widget_add_css_class (gtk_dialog_get_widget_for_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT),
+                            "suggested-action");
+  g_signal_connect (dialog, "response", G_CALLBACK (quit_prompt_response_cb), self);
+  self->quit_prompt = dialog;
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static gboolean
+close_request_cb (SnnwbWindow *self)
+{
+  guint n;
+
+  if (self->quit_prompt)
+    return TRUE;
+  n = unsaved_runs (self);
+  if (self->ask_before_close && n > 0)
+    {
+      show_quit_prompt (self, n);
+      return TRUE;
+    }
+  finish_session (self);
+  return FALSE;
+}
+
+GtkWidget *
+snnwb_window_get_quit_prompt (SnnwbWindow *self)
+{
+  return self->quit_prompt;
+}
+
+void
+snnwb_window_set_ask_before_close (SnnwbWindow *self, gboolean ask)
+{
+  self->ask_before_close = ask;
+}
 
 static void
 session_updated_cb (SnnwbSession *session, SnnwbWindow *self)
@@ -906,6 +1235,9 @@ start_run (SnnwbWindow *self, gboolean paused)
   /* A message about an earlier run does not stay up into this one. */
   if (self->message)
     info_bar_response_cb (self, GTK_RESPONSE_CLOSE);
+  /* The last run's weights go with it before its trainer does. */
+  if (self->session)
+    save_run (self, snnwb_session_get_run (self->session));
   drop_session (self);
   run = snnwb_run_new (self->experiment, ++self->run_counter);
   g_ptr_array_add (self->runs, g_object_ref (run));
@@ -920,6 +1252,7 @@ start_run (SnnwbWindow *self, gboolean paused)
   rebuild_lif_choices (self, run ? snnwb_run_get_experiment (run)->model : NULL);
   add_run_row (self, run, TRUE);
   snnwb_session_start (self->session, paused);
+  save_run (self, run);
   refresh_curve_views (self);
   update_actions (self);
   update_status (self);
@@ -1078,7 +1411,9 @@ choose_file (SnnwbWindow *self, const char *title, gboolean save, const char *su
 {
   GtkFileChooserNative *dialog =
     gtk_file_chooser_native_new (title, GTK_WINDOW (self),
-                                 save ? GTK_FILE_CHOOSER_ACTION_SAVE : GTK_FILE_CHOOSER_ACTION_OPEN,
+                                 save ? GTK_FILE_CHOOSER_ACTION_SAVE
+                                 : g_strcmp0 (extra, "folder") == 0 ? GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER
+                                 : GTK_FILE_CHOOSER_ACTION_OPEN,
                                  save ? "_Save" : "_Open", "_Cancel");
   ChooserData *data = g_new0 (ChooserData, 1);
 
@@ -1119,6 +1454,47 @@ static void
 open_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   choose_file (user_data, "Open Experiment", FALSE, NULL, json_filters, open_chosen, NULL);
+}
+
+static void
+session_folder_chosen (SnnwbWindow *self, const char *path, const char *then_close)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!snnwb_window_save_session_to (self, path, &error))
+    {
+      show_error (self, "Could not save the session", error);
+      return;
+    }
+  if (then_close)
+    gtk_window_close (GTK_WINDOW (self));
+}
+
+static void
+open_session_chosen (SnnwbWindow *self, const char *path, const char *extra)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!snnwb_window_open_session (self, path, &error))
+    show_error (self, "Could not open the session", error);
+}
+
+static void
+choose_session_folder (SnnwbWindow *self, const char *then_close)
+{
+  choose_file (self, "Save Session in a Folder", TRUE, "snn-session", NULL, session_folder_chosen, then_close);
+}
+
+static void
+save_session_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  choose_session_folder (user_data, NULL);
+}
+
+static void
+open_session_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  choose_file (user_data, "Open Session Folder", FALSE, NULL, NULL, open_session_chosen, "folder");
 }
 
 static void
@@ -1308,6 +1684,8 @@ static const GActionEntry win_entries[] = {
   { .name = "step", .activate = step_activated },
   { .name = "stop", .activate = stop_activated },
   { .name = "open", .activate = open_activated },
+  { .name = "open-session", .activate = open_session_activated },
+  { .name = "save-session", .activate = save_session_activated },
   { .name = "save", .activate = save_activated },
   { .name = "save-as", .activate = save_as_activated },
   { .name = "save-weights", .activate = save_weights_activated },
@@ -1453,6 +1831,7 @@ snnwb_window_run_screenshot (SnnwbWindow *self, const char *path, int iterations
 {
   g_free (self->screenshot_path);
   self->screenshot_path = g_strdup (path);
+  self->ask_before_close = FALSE;
   self->screenshot_iters = MAX (iterations, 1);
   self->screenshot_runs = MAX (runs, 1);
   if (panel)
@@ -1546,6 +1925,8 @@ snnwb_window_dispose (GObject *object)
   SnnwbWindow *self = SNNWB_WINDOW (object);
 
   self->disposed = TRUE;
+  g_clear_handle_id (&self->autosave_id, g_source_remove);
+  g_clear_handle_id (&self->save_idle_id, g_source_remove);
   drop_session (self);
   G_OBJECT_CLASS (snnwb_window_parent_class)->dispose (object);
 }
@@ -1562,6 +1943,7 @@ snnwb_window_finalize (GObject *object)
   g_free (self->message);
   g_free (self->pending_weights);
   g_free (self->screenshot_path);
+  g_free (self->session_dir);
   G_OBJECT_CLASS (snnwb_window_parent_class)->finalize (object);
 }
 
@@ -1615,6 +1997,10 @@ snnwb_window_init (SnnwbWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
   self->runs = g_ptr_array_new_with_free_func (g_object_unref);
+  self->session_dir = scratch_session_dir ();
+  self->ask_before_close = TRUE;
+  self->autosave_id = g_timeout_add_seconds (5, autosave_cb, self);
+  g_signal_connect (self, "close-request", G_CALLBACK (close_request_cb), NULL);
   g_action_map_add_action_entries (G_ACTION_MAP (self), win_entries, G_N_ELEMENTS (win_entries), self);
   add_space_shortcut (self);
   build_views (self);

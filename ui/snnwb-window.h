@@ -56,6 +56,19 @@ gboolean       snnwb_window_delete_run (SnnwbWindow *self, SnnwbRun *run);
 /* The message shown in the message bar, or NULL. */
 const char    *snnwb_window_get_message (SnnwbWindow *self);
 
+/* Sessions: runs are written into a session folder as they go (a scratch
+ * folder until one is chosen). Saving moves them into dir and keeps
+ * writing there; opening adds the folder's runs and makes it the session. */
+gboolean       snnwb_window_save_session_to (SnnwbWindow *self, const char *dir, GError **error);
+gboolean       snnwb_window_open_session (SnnwbWindow *self, const char *dir, GError **error);
+const char    *snnwb_window_get_session_dir (SnnwbWindow *self);
+gboolean       snnwb_window_is_session_saved (SnnwbWindow *self);
+/* The dialog asking whether to keep unsaved runs on close, or NULL. */
+GtkWidget     *snnwb_window_get_quit_prompt (SnnwbWindow *self);
+/* Scripts that close the window themselves say so: no question asked and
+ * the scratch session goes. */
+void           snnwb_window_set_ask_before_close (SnnwbWindow *self, gboolean ask);
+
 /* Trains `iterations` iterations of `runs` runs (alternating the method),
  * saves a PNG of the window to path and quits. */
 void           snnwb_window_run_screenshot (SnnwbWindow *self, const char *path, int iterations, int runs,
