@@ -7,6 +7,8 @@
 #include <string.h>
 #include "snnwb-offscreen.h"
 #include "snnwb-window.h"
+#include "snnwb-application.h"
+#include "snnwb-walkthrough.h"
 #include <gdk/x11/gdkx.h>
 #include "optim.h"
 
@@ -842,6 +844,216 @@ test_quit_prompt (void)
   }
 }
 
+/* A pace of a few iterations a second holds training to it, and every
+ * iteration reaches the views; full speed lets it go. */
+static void
+test_pacing (void)
+{
+  long before, paced;
+  guint probes;
+
+  use_fast_experiment ();
+  snnwb_window_set_pace (win, 5);
+  activate ("train");
+  iterate_until (iters_reached, GINT_TO_POINTER (1), 60, "the first iteration");
+  before = snnwb_window_get_reported_iters (win);
+  probes = snnwb_window_get_view_data_count (win, "raster");
+  iterate_for (2.0);
+  paced = snnwb_window_get_reported_iters (win) - before;
+  g_assert_cmpint (paced, >=, 5);
+  g_assert_cmpint (paced, <=, 12);
+  /* The raster got (about) every one of them. */
+  g_assert_cmpuint (snnwb_window_get_view_data_count (win, "raster") - probes, >=, paced - 1);
+
+  snnwb_window_set_pace (win, 0);
+  before = snnwb_window_get_reported_iters (win);
+  iterate_for (1.0);
+  g_assert_cmpint (snnwb_window_get_reported_iters (win) - before, >, 3 * paced);
+  stop_run ();
+}
+
+static long
+held_of (guint index)
+{
+  return (long) snnwb_run_get_peak_held_bytes (snnwb_window_get_run (win, index));
+}
+
+static double
+temporal_share (void)
+{
+  SnnwbGradient *g = shown_gradient ();
+  double spatial = 0, temporal = 0;
+
+  for (int t = 0; t < g->T; t++)
+    {
+      spatial += g->lif[0].spatial_norm[t];
+      temporal += g->lif[0].temporal_norm[t];
+    }
+  return temporal / (spatial + temporal);
+}
+
+/* The walk-through's steps set the window up for what they say: four runs
+ * where BPTT's memory doubles from T 4 to 8 and SLTT's does not, then the
+ * temporal part of the gradient growing with tau. */
+static void
+test_walkthrough (void)
+{
+  SnnwbWalkthrough *w = SNNWB_WALKTHROUGH (snnwb_window_get_walkthrough (win));
+  guint first;
+  double share_low;
+
+  use_fast_experiment ();
+  g_assert_cmpuint (snnwb_walkthrough_get_n_steps (w), ==, 6);
+  snnwb_walkthrough_go_to (w, 0);
+  g_assert_cmpstr (snnwb_walkthrough_get_title (w), ==, "Watch a network learn");
+  snnwb_walkthrough_set_iterations (w, 4);
+
+  snnwb_walkthrough_go_to (w, 2);
+  first = snnwb_window_get_n_runs (win);
+  g_assert_true (snnwb_walkthrough_set_up (w));
+  g_assert_true (snnwb_walkthrough_is_busy (w));
+  g_assert_false (snnwb_walkthrough_set_up (w));
+  while (snnwb_walkthrough_is_busy (w))
+    iterate_for (0.1);
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, first + 4);
+  g_assert_cmpstr (snnwb_run_get_method_label (snnwb_window_get_run (win, first)), ==, "BPTT (stored)");
+  g_assert_cmpstr (snnwb_run_get_method_label (snnwb_window_get_run (win, first + 1)), ==, "SLTT");
+  g_assert_cmpint (snnwb_run_get_experiment (snnwb_window_get_run (win, first + 2))->train.T, ==, 8);
+  g_assert_cmpint (held_of (first + 2), >, held_of (first) * 3 / 2);
+  g_assert_cmpint (held_of (first + 3), ==, held_of (first + 1));
+  g_assert_cmpuint (snnwb_chart_view_get_n_runs (snnwb_window_get_view (win, "memory")), ==, 4);
+
+  snnwb_walkthrough_go_to (w, 3);
+  g_assert_true (snnwb_walkthrough_set_up (w));
+  while (snnwb_walkthrough_is_busy (w))
+    iterate_for (0.1);
+  g_assert_cmpint (snnwb_window_get_run_state (win), ==, SNNWB_RUN_PAUSED);
+  g_assert_cmpfloat_with_epsilon (shown_gradient ()->tau_override, 1.1, 1e-4);
+  share_low = temporal_share ();
+  snnwb_walkthrough_go_to (w, 4);
+  g_assert_true (snnwb_walkthrough_set_up (w));
+  while (snnwb_walkthrough_is_busy (w))
+    iterate_for (0.1);
+  g_assert_cmpfloat_with_epsilon (shown_gradient ()->tau_override, 4, 1e-4);
+  g_assert_cmpfloat (temporal_share (), >, share_low);
+  stop_run ();
+  snnwb_window_get_experiment (win)->train.T = 8;
+  snnwb_window_experiment_changed (win);
+}
+
+/* The widget's bounds in the window's coordinates. */
+static graphene_rect_t
+bounds_in (GtkWidget *widget, GtkWidget *target)
+{
+  graphene_rect_t r;
+
+  g_assert_true (gtk_widget_compute_bounds (widget, target, &r));
+  return r;
+}
+
+static void
+assert_inside (const char *what, graphene_rect_t r, graphene_rect_t area)
+{
+  if (g_test_verbose ())
+    g_printerr ("%s: %.0f,%.0f %.0fx%.0f in %.0f,%.0f %.0fx%.0f\n", what, r.origin.x, r.origin.y, r.size.width,
+                r.size.height, area.origin.x, area.origin.y, area.size.width, area.size.height);
+  if (r.origin.x < area.origin.x - 0.5 || r.origin.y < area.origin.y - 0.5
+      || r.origin.x + r.size.width > area.origin.x + area.size.width + 0.5
+      || r.origin.y + r.size.height > area.origin.y + area.size.height + 0.5)
+    g_error ("%s (%.0f,%.0f %.0fx%.0f) is clipped by %.0f,%.0f %.0fx%.0f", what, r.origin.x, r.origin.y,
+             r.size.width, r.size.height, area.origin.x, area.origin.y, area.size.width, area.size.height);
+}
+
+/* The view's scrolled window, whose content it is. */
+static GtkScrolledWindow *
+scroller_of (GtkWidget *w)
+{
+  GtkWidget *s = gtk_widget_get_ancestor (w, GTK_TYPE_SCROLLED_WINDOW);
+
+  g_assert_nonnull (s);
+  return GTK_SCROLLED_WINDOW (s);
+}
+
+/* Each view is as wide as the window allows and lies in its scrolled area
+ * (reachable by scrolling, never cut by a parent); the run list and the
+ * side panel are on screen. */
+static void
+check_layout (SnnwbWindow *w, int width, int height)
+{
+  static const char *const views[] = { "raster", "traces", "epsilon", "loss", "accuracy", "memory", "time" };
+  GtkWidget *root = GTK_WIDGET (w);
+  graphene_rect_t window = GRAPHENE_RECT_INIT (0, 0, gtk_widget_get_width (root), gtk_widget_get_height (root));
+  GtkWidget *runs, *panel, *content;
+  int min_w, min_h;
+
+  gtk_widget_measure (root, GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+  gtk_widget_measure (root, GTK_ORIENTATION_VERTICAL, width, &min_h, NULL, NULL, NULL);
+  g_assert_cmpint (min_w, <=, width);
+  g_assert_cmpint (min_h, <=, height);
+  /* Client-side decorations take a few pixels of the size asked. */
+  g_assert_cmpint (gtk_widget_get_width (root), >=, width - 24);
+  g_assert_cmpint (gtk_widget_get_height (root), >=, height - 24);
+  for (gsize i = 0; i <= G_N_ELEMENTS (views); i++)
+    {
+      GtkWidget *view = i < G_N_ELEMENTS (views) ? GTK_WIDGET (snnwb_window_get_view (w, views[i]))
+                                                 : GTK_WIDGET (snnwb_window_get_gradient_view (w));
+      GtkScrolledWindow *sw = scroller_of (view);
+      GtkWidget *child;
+
+      /* The gradient view scrolls sideways inside the views' area. */
+      if (i == G_N_ELEMENTS (views))
+        {
+          GtkWidget *box = gtk_widget_get_parent (GTK_WIDGET (sw));
+
+          assert_inside ("gradient scroller", bounds_in (GTK_WIDGET (sw), box), bounds_in (box, box));
+          sw = scroller_of (box);
+        }
+      child = gtk_scrolled_window_get_child (sw);
+      graphene_rect_t area;
+
+      if (GTK_IS_VIEWPORT (child))
+        child = gtk_viewport_get_child (GTK_VIEWPORT (child));
+      area = bounds_in (child, child);
+
+      assert_inside (i < G_N_ELEMENTS (views) ? views[i] : "gradients",
+                     bounds_in (i < G_N_ELEMENTS (views) ? view : gtk_widget_get_parent (gtk_widget_get_parent (view)), child),
+                     area);
+      assert_inside ("views area", bounds_in (GTK_WIDGET (sw), root), window);
+      g_assert_cmpint (gtk_widget_get_width (view), >=, 150);
+      g_assert_cmpint (gtk_widget_get_height (view), >=, 100);
+    }
+  runs = gtk_widget_get_ancestor (GTK_WIDGET (snnwb_window_get_run_list (w)), GTK_TYPE_FRAME);
+  assert_inside ("run list", bounds_in (runs, root), window);
+  g_assert_cmpint (gtk_widget_get_height (runs), >=, 80);
+  panel = GTK_WIDGET (snnwb_window_get_layer_editor (w));
+  content = gtk_widget_get_parent (gtk_widget_get_parent (GTK_WIDGET (scroller_of (panel))));
+  assert_inside ("side panel", bounds_in (content, root), window);
+  /* It scrolls down, never sideways. */
+  g_assert_cmpint (gtk_widget_get_width (panel), <=, gtk_widget_get_width (gtk_widget_get_parent (panel)));
+}
+
+static void
+test_layout (void)
+{
+  static const int sizes[][2] = { { 1024, 700 }, { 1280, 720 }, { 1600, 1000 } };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      SnnwbWindow *w = snnwb_window_new (NULL);
+
+      gtk_window_set_default_size (GTK_WINDOW (w), sizes[i][0], sizes[i][1]);
+      gtk_window_present (GTK_WINDOW (w));
+      iterate_for (0.5);
+      check_layout (w, sizes[i][0], sizes[i][1]);
+      g_action_group_activate_action (G_ACTION_GROUP (w), "show-panel", g_variant_new_string ("class"));
+      iterate_for (0.2);
+      assert_inside ("walk-through", bounds_in (snnwb_window_get_walkthrough (w), GTK_WIDGET (w)),
+                     GRAPHENE_RECT_INIT (0, 0, sizes[i][0], sizes[i][1]));
+      gtk_window_destroy (GTK_WINDOW (w));
+      iterate_for (0.1);
+    }
+}
+
 static void
 test_close (void)
 {
@@ -875,6 +1087,7 @@ main (int argc, char **argv)
   g_setenv ("GTK_A11Y", "none", TRUE);
   g_setenv ("GSK_RENDERER", "cairo", FALSE);
   gtk_test_init (&argc, &argv, NULL);
+  snnwb_application_load_css ();
   tmpdir = g_dir_make_tmp ("snnwb-gui-XXXXXX", NULL);
   {
     /* Scratch sessions go under the test's own folder. */
@@ -902,8 +1115,12 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/bug-network-locked-while-active", test_network_locked_while_active);
   g_test_add_func ("/gui/bug-bad-weights", test_bad_weights);
   g_test_add_func ("/gui/bug-invalid-neurons-marked", test_invalid_neurons_marked);
+  g_test_add_func ("/gui/pacing", test_pacing);
+  g_test_add_func ("/gui/walkthrough", test_walkthrough);
   g_test_add_func ("/gui/session-save-restore", test_session_save_restore);
   g_test_add_func ("/gui/quit-prompt", test_quit_prompt);
+  /* Other windows take the keyboard focus away: keys are pressed before. */
+  g_test_add_func ("/gui/layout", test_layout);
   g_test_add_func ("/gui/close", test_close);
   status = g_test_run ();
 

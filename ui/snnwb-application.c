@@ -61,14 +61,16 @@ set_accels (GtkApplication *app)
     { "win.add-layer('linear')", { "<Control>l", NULL } },
     { "win.show-panel('network')", { "<Alt>1", NULL } },
     { "win.show-panel('settings')", { "<Alt>2", NULL } },
+    { "win.show-panel('class')", { "<Alt>3", NULL } },
+    { "win.presentation", { "F5", NULL } },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (app, accels[i].action, accels[i].accels);
 }
 
-static void
-load_css (void)
+void
+snnwb_application_load_css (void)
 {
   g_autoptr (GtkCssProvider) css = gtk_css_provider_new ();
 
@@ -84,7 +86,7 @@ snnwb_application_startup (GApplication *app)
 
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_entries, G_N_ELEMENTS (app_entries), app);
   set_accels (GTK_APPLICATION (app));
-  load_css ();
+  snnwb_application_load_css ();
   gtk_window_set_default_icon_name (SNNWB_APP_ID);
 }
 
@@ -104,7 +106,11 @@ snnwb_application_activate (GApplication *app)
         g_printerr ("%s\n", error->message);
     }
   if (self->walkthrough_dir)
-    snnwb_walkthrough_start (win, self->walkthrough_dir, self->screenshot_iters);
+    {
+      /* The documentation's pictures are 1280x720. */
+      gtk_window_set_default_size (GTK_WINDOW (win), 1280, 720);
+      snnwb_walkthrough_play (win, self->walkthrough_dir, self->screenshot_iters);
+    }
   else if (self->screenshot_path)
     snnwb_window_run_screenshot (win, self->screenshot_path, self->screenshot_iters, self->screenshot_runs,
                                  self->screenshot_panel);

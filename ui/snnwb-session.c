@@ -35,6 +35,7 @@ struct _SnnwbSession {
   gboolean recompute;
   double lr;
   int analysis_every;
+  double pace;                    /* iterations per second; 0: as fast as it goes */
   double tau_request;
   gboolean tau_pending;
   /* worker state, guarded by lock */
@@ -654,13 +655,31 @@ start_helper_locked (SnnwbSession *self)
   self->helper = g_thread_new ("snnwb-analysis", helper, g_object_ref (self));
 }
 
+/* Paced, the worker waits out the rest of each iteration's slot, answering
+ * pause, stop and what-if requests meanwhile. Lock held. */
+static void
+wait_for_slot_locked (SnnwbSession *self, gint64 started)
+{
+  while (self->pace > 0 && !self->stop && !self->paused)
+    {
+      gint64 end = started + (gint64) (G_USEC_PER_SEC / self->pace);
+
+      if (g_get_monotonic_time () >= end)
+        break;
+      if (self->tau_pending)
+        serve_tau_locked (self);
+      else
+        g_cond_wait_until (&self->cond, &self->lock, end);
+    }
+}
+
 static gboolean
 run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
 {
   g_autoptr (GError) error = NULL;
   SnnIterInfo info;
-  gboolean single, ok;
-  gint64 now, step_us;
+  gboolean single, paced, ok;
+  gint64 now, start, step_us;
 
   g_mutex_lock (&self->lock);
   if (!wait_for_go_locked (self))
@@ -670,11 +689,13 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
     }
   apply_changes_locked (self, tr);
   single = self->paused;
+  /* A slow pace shows every iteration, like single steps. */
+  paced = self->pace > 0 && self->pace <= 1e6 / DISPATCH_INTERVAL_US;
   self->in_step = TRUE;
   g_mutex_unlock (&self->lock);
 
-  now = g_get_monotonic_time ();
-  if (single || now - self->last_probe >= PROBE_INTERVAL_US)
+  start = now = g_get_monotonic_time ();
+  if (single || paced || now - self->last_probe >= PROBE_INTERVAL_US)
     {
       self->building = probe_new (snn_net_model (snn_trainer_net (tr)), self->experiment->train.T);
       self->last_probe = now;
@@ -688,7 +709,7 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
       self->n_trained++;
     }
   if (ok)
-    maybe_analyze (self, tr, &info, single);
+    maybe_analyze (self, tr, &info, single || (paced && self->pace <= 5));
 
   g_mutex_lock (&self->lock);
   self->in_step = FALSE;
@@ -705,8 +726,10 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
     }
   now = g_get_monotonic_time ();
   /* The step just taken predicts the next one. */
-  if (single || info.epoch_done || now - self->last_dispatch + step_us >= DISPATCH_INTERVAL_US)
+  if (single || paced || info.epoch_done || now - self->last_dispatch + step_us >= DISPATCH_INTERVAL_US)
     schedule_dispatch_locked (self);
+  if (ok && !single)
+    wait_for_slot_locked (self, start);
   g_mutex_unlock (&self->lock);
   return ok && !snn_trainer_finished (tr);
 }
@@ -1031,4 +1054,13 @@ guint
 snnwb_session_get_tau_results (SnnwbSession *self)
 {
   return self->tau_results;
+}
+
+void
+snnwb_session_set_pace (SnnwbSession *self, double iterations_per_second)
+{
+  g_mutex_lock (&self->lock);
+  self->pace = MAX (iterations_per_second, 0.0);
+  g_cond_signal (&self->cond);
+  g_mutex_unlock (&self->lock);
 }

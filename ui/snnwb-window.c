@@ -3,6 +3,7 @@
 #include "snnwb-resources.h"
 #include "snnwb-session.h"
 #include "snnwb-run-store.h"
+#include "snnwb-walkthrough.h"
 #include <glib/gstdio.h>
 #include "data.h"
 #include "backend.h"
@@ -18,6 +19,7 @@ struct _SnnwbWindow {
 
   /* template */
   GtkDropDown *preset_dd;
+  GtkDropDown *pace_dd;
   GtkLabel *title_label;
   GtkLabel *subtitle_label;
   GtkInfoBar *info_bar;
@@ -27,8 +29,10 @@ struct _SnnwbWindow {
   GtkRevealer *network_lock;
   GtkLabel *network_lock_label;
   SnnwbSettingsPanel *settings_panel;
-  GtkBox *probe_row;
-  GtkBox *curve_row;
+  GtkFlowBox *probe_row;
+  GtkFlowBox *curve_row;
+  GtkPaned *views_paned;
+  GtkPaned *main_paned;
   GtkBox *analysis_row;
   GtkListBox *run_list;
   GtkInscription *status_label;
@@ -58,6 +62,8 @@ struct _SnnwbWindow {
   gboolean screenshot_taken;
   gboolean disposed;
   gint64 row_refreshed;       /* when the current run's row was last updated */
+  double pace;                /* iterations per second; 0: full speed */
+  GtkWidget *walkthrough;
 
   /* Runs are written into session_dir as they go: a folder the user chose,
    * or until then a scratch folder that quitting asks about. */
@@ -271,10 +277,67 @@ settings_live_changed_cb (SnnwbWindow *self)
   update_status (self);
 }
 
+/* Pace */
+
+static const double paces[] = { 0, 20, 5, 1, 1.0 / 3 };
+
+static void
+pace_selected_cb (SnnwbWindow *self)
+{
+  guint i = gtk_drop_down_get_selected (self->pace_dd);
+
+  if (i >= G_N_ELEMENTS (paces))
+    return;
+  self->pace = paces[i];
+  if (self->session)
+    snnwb_session_set_pace (self->session, self->pace);
+}
+
+void
+snnwb_window_set_pace (SnnwbWindow *self, double iterations_per_second)
+{
+  guint best = 0;
+
+  /* The drop-down shows the nearest choice; the pace is as asked. */
+  for (guint i = 1; i < G_N_ELEMENTS (paces); i++)
+    if (iterations_per_second > 0 && fabs (log (paces[i] / iterations_per_second))
+        < (best ? fabs (log (paces[best] / iterations_per_second)) : INFINITY))
+      best = i;
+  gtk_drop_down_set_selected (self->pace_dd, best);
+  self->pace = MAX (iterations_per_second, 0.0);
+  if (self->session)
+    snnwb_session_set_pace (self->session, self->pace);
+}
+
+double
+snnwb_window_get_pace (SnnwbWindow *self)
+{
+  return self->pace;
+}
+
+/* Presentation mode: every text larger, for a projector. */
+static void
+presentation_change_state (GSimpleAction *action, GVariant *value, gpointer user_data)
+{
+  GtkSettings *settings = gtk_widget_get_settings (GTK_WIDGET (user_data));
+  static int normal_dpi = -1;
+  int dpi;
+
+  g_object_get (settings, "gtk-xft-dpi", &dpi, NULL);
+  if (normal_dpi < 0)
+    normal_dpi = dpi > 0 ? dpi : 96 * 1024;
+  g_object_set (settings, "gtk-xft-dpi", g_variant_get_boolean (value) ? normal_dpi * 3 / 2 : normal_dpi, NULL);
+  if (g_variant_get_boolean (value))
+    gtk_widget_add_css_class (GTK_WIDGET (user_data), "presentation");
+  else
+    gtk_widget_remove_css_class (GTK_WIDGET (user_data), "presentation");
+  g_simple_action_set_state (action, value);
+}
+
 /* Presets */
 
-static char *
-default_preset (void)
+char *
+snnwb_window_default_preset (void)
 {
   const char *env = g_getenv ("SNNWB_DEFAULT_PRESET");
   g_autofree char *gz = g_build_filename (SNN_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz", NULL);
@@ -283,7 +346,7 @@ default_preset (void)
   if (env && *env)
     return g_strdup (env);
   if (g_file_test (gz, G_FILE_TEST_EXISTS) || g_file_test (raw, G_FILE_TEST_EXISTS))
-    return g_strdup ("mlp-small");
+    return g_strdup ("class-conv");
   /* Without Fashion-MNIST the synthetic temporal set still trains. */
   return g_strdup ("temporal-mlp");
 }
@@ -470,7 +533,17 @@ build_gradient_view (SnnwbWindow *self)
   gtk_menu_button_set_menu_model (snnwb_gradient_view_get_menu_button (self->gradient_view), menu);
   g_signal_connect (self->gradient_view, "tau-requested", G_CALLBACK (tau_requested_cb), self);
   g_signal_connect (self->gradient_view, "interval-changed", G_CALLBACK (interval_changed_cb), self);
-  gtk_box_append (self->analysis_row, GTK_WIDGET (self->gradient_view));
+  /* Its own horizontal scrolling: at narrow widths it scrolls while the
+   * other views reflow into fewer columns. */
+  {
+    GtkWidget *scroll = gtk_scrolled_window_new ();
+
+    gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_AUTOMATIC, GTK_POLICY_NEVER);
+    gtk_scrolled_window_set_propagate_natural_height (GTK_SCROLLED_WINDOW (scroll), TRUE);
+    gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), GTK_WIDGET (self->gradient_view));
+    gtk_widget_set_hexpand (scroll, TRUE);
+    gtk_box_append (self->analysis_row, scroll);
+  }
 }
 
 static void
@@ -490,11 +563,16 @@ build_views (SnnwbWindow *self)
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->neurons_entry), "Neurons to trace, separated by commas");
   g_signal_connect_swapped (self->neurons_entry, "changed", G_CALLBACK (neurons_changed_cb), self);
 
-  gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_RASTER, lif_box));
-  gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_TRACES, GTK_WIDGET (self->neurons_entry)));
-  gtk_box_append (self->probe_row, make_card (self, SNNWB_CHART_EPSILON, NULL));
+  gtk_flow_box_append (self->probe_row, make_card (self, SNNWB_CHART_RASTER, lif_box));
+  gtk_flow_box_append (self->probe_row, make_card (self, SNNWB_CHART_TRACES, GTK_WIDGET (self->neurons_entry)));
+  gtk_flow_box_append (self->probe_row, make_card (self, SNNWB_CHART_EPSILON, NULL));
   for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
-    gtk_box_append (self->curve_row, make_card (self, k, NULL));
+    gtk_flow_box_append (self->curve_row, make_card (self, k, NULL));
+  /* Cards are not to be selected or focused as such. */
+  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->probe_row)); c; c = gtk_widget_get_next_sibling (c))
+    gtk_widget_set_focusable (c, FALSE);
+  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->curve_row)); c; c = gtk_widget_get_next_sibling (c))
+    gtk_widget_set_focusable (c, FALSE);
   build_gradient_view (self);
   neurons_changed_cb (self);
 }
@@ -794,6 +872,19 @@ void
 snnwb_window_select_all_runs (SnnwbWindow *self)
 {
   gtk_list_box_select_all (self->run_list);
+}
+
+void
+snnwb_window_select_last_runs (SnnwbWindow *self, guint n)
+{
+  gtk_list_box_unselect_all (self->run_list);
+  for (guint i = self->runs->len > n ? self->runs->len - n : 0; i < self->runs->len; i++)
+    {
+      GtkListBoxRow *row = find_run_row (self, self->runs->pdata[i]);
+
+      if (row)
+        gtk_list_box_select_row (self->run_list, row);
+    }
 }
 
 /* Training */
@@ -1247,6 +1338,7 @@ start_run (SnnwbWindow *self, gboolean paused)
   g_clear_pointer (&self->pending_weights, g_free);
   g_signal_connect (self->session, "updated", G_CALLBACK (session_updated_cb), self);
   g_signal_connect (self->session, "state-changed", G_CALLBACK (session_state_cb), self);
+  snnwb_session_set_pace (self->session, self->pace);
   snnwb_session_set_analysis_interval (self->session, snnwb_gradient_view_get_interval (self->gradient_view));
   snnwb_gradient_view_set_run (self->gradient_view, run);
   rebuild_lif_choices (self, run ? snnwb_run_get_experiment (run)->model : NULL);
@@ -1693,6 +1785,7 @@ static const GActionEntry win_entries[] = {
   { .name = "export-view", .activate = export_view_activated, .parameter_type = "s" },
   { .name = "export-csv", .activate = export_csv_activated, .parameter_type = "s" },
   { .name = "show-panel", .activate = show_panel_activated, .parameter_type = "s" },
+  { .name = "presentation", .state = "false", .change_state = presentation_change_state },
   { .name = "add-layer", .activate = add_layer_activated, .parameter_type = "s" },
 };
 
@@ -1869,6 +1962,18 @@ snnwb_window_set_traced_neurons (SnnwbWindow *self, const char *text)
   gtk_editable_set_text (GTK_EDITABLE (self->neurons_entry), text);
 }
 
+GtkListBox *
+snnwb_window_get_run_list (SnnwbWindow *self)
+{
+  return self->run_list;
+}
+
+GtkWidget *
+snnwb_window_get_walkthrough (SnnwbWindow *self)
+{
+  return self->walkthrough;
+}
+
 GtkWidget *
 snnwb_window_get_neurons_entry (SnnwbWindow *self)
 {
@@ -1962,11 +2067,12 @@ snnwb_window_class_init (SnnwbWindowClass *klass)
   snnwb_get_resource ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-window.ui");
 #define BIND(name) gtk_widget_class_bind_template_child (widget_class, SnnwbWindow, name)
-  BIND (preset_dd); BIND (title_label); BIND (subtitle_label); BIND (info_bar); BIND (info_label);
-  BIND (sidebar_stack); BIND (layer_editor); BIND (network_lock); BIND (network_lock_label); BIND (settings_panel); BIND (probe_row); BIND (curve_row); BIND (analysis_row);
+  BIND (preset_dd); BIND (pace_dd); BIND (title_label); BIND (subtitle_label); BIND (info_bar); BIND (info_label);
+  BIND (sidebar_stack); BIND (layer_editor); BIND (network_lock); BIND (network_lock_label); BIND (settings_panel); BIND (views_paned); BIND (main_paned); BIND (probe_row); BIND (curve_row); BIND (analysis_row);
   BIND (run_list); BIND (status_label);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, preset_selected_cb);
+  gtk_widget_class_bind_template_callback (widget_class, pace_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, info_bar_response_cb);
   gtk_widget_class_bind_template_callback (widget_class, model_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, settings_changed_cb);
@@ -1978,7 +2084,7 @@ snnwb_window_class_init (SnnwbWindowClass *klass)
 static void
 load_default_experiment (SnnwbWindow *self)
 {
-  g_autofree char *preset = default_preset ();
+  g_autofree char *preset = snnwb_window_default_preset ();
   g_autoptr (GError) error = NULL;
 
   if (snnwb_window_load_experiment (self, preset, &error))
@@ -1990,6 +2096,17 @@ load_default_experiment (SnnwbWindow *self)
   set_experiment (self, snn_experiment_new_default (), NULL);
   self->experiment->model = snn_model_new (&(SnnShape) { 1, { 32 } }, 4);
   snnwb_window_experiment_changed (self);
+}
+
+/* The views take all the height the run list's minimum leaves them, as
+ * the window is resized (a drag of the handle holds until the next one). */
+static void
+keep_run_list_cb (SnnwbWindow *self)
+{
+  int max;
+
+  g_object_get (self->views_paned, "max-position", &max, NULL);
+  gtk_paned_set_position (self->views_paned, max);
 }
 
 static void
@@ -2004,13 +2121,42 @@ snnwb_window_init (SnnwbWindow *self)
   g_action_map_add_action_entries (G_ACTION_MAP (self), win_entries, G_N_ELEMENTS (win_entries), self);
   add_space_shortcut (self);
   build_views (self);
+  /* Set here: the builder resets them as it adds a paned's children. */
+  gtk_paned_set_shrink_start_child (self->main_paned, FALSE);
+  gtk_paned_set_resize_start_child (self->main_paned, FALSE);
+  gtk_paned_set_shrink_start_child (self->views_paned, FALSE);
+  gtk_paned_set_shrink_end_child (self->views_paned, FALSE);
+  gtk_paned_set_resize_end_child (self->views_paned, FALSE);
+  g_signal_connect_swapped (self->views_paned, "notify::max-position", G_CALLBACK (keep_run_list_cb), self);
+  self->walkthrough = snnwb_walkthrough_new (self);
+  gtk_stack_add_titled (self->sidebar_stack, self->walkthrough, "class", "Class");
   setup_presets (self);
   load_default_experiment (self);
   update_status (self);
 }
 
+/* The default size, but never larger than the screen (a laptop's
+ * 1024x700 included). */
+static void
+fit_default_size (SnnwbWindow *self)
+{
+  GListModel *monitors = gdk_display_get_monitors (gtk_widget_get_display (GTK_WIDGET (self)));
+  g_autoptr (GdkMonitor) monitor = g_list_model_get_n_items (monitors) ? g_list_model_get_item (monitors, 0) : NULL;
+  GdkRectangle area;
+  int w, h;
+
+  if (!monitor)
+    return;
+  gdk_monitor_get_geometry (monitor, &area);
+  gtk_window_get_default_size (GTK_WINDOW (self), &w, &h);
+  gtk_window_set_default_size (GTK_WINDOW (self), MIN (w, area.width), MIN (h, area.height));
+}
+
 SnnwbWindow *
 snnwb_window_new (GtkApplication *app)
 {
-  return g_object_new (SNNWB_TYPE_WINDOW, "application", app, NULL);
+  SnnwbWindow *self = g_object_new (SNNWB_TYPE_WINDOW, "application", app, NULL);
+
+  fit_default_size (self);
+  return self;
 }

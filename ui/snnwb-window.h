@@ -49,6 +49,18 @@ long           snnwb_window_get_reported_iters (SnnwbWindow *self);
 /* State of the current run; SNNWB_RUN_STOPPED when there is none. */
 SnnwbRunState  snnwb_window_get_run_state (SnnwbWindow *self);
 void           snnwb_window_select_all_runs (SnnwbWindow *self);
+/* Selects (overlays) the n newest runs. */
+void           snnwb_window_select_last_runs (SnnwbWindow *self, guint n);
+/* At most this many iterations a second (0: full speed), this run and the
+ * next ones; the header's Pace drop-down sets it too. */
+void           snnwb_window_set_pace (SnnwbWindow *self, double iterations_per_second);
+double         snnwb_window_get_pace (SnnwbWindow *self);
+/* The experiment a window opens with (the class preset where its data is
+ * installed). */
+char          *snnwb_window_default_preset (void);
+/* The in-app walk-through (a page of the side panel). */
+GtkWidget     *snnwb_window_get_walkthrough (SnnwbWindow *self);
+GtkListBox    *snnwb_window_get_run_list (SnnwbWindow *self);
 /* An empty name is refused with a message; a run that is training or
  * paused cannot be deleted (stop it first). */
 gboolean       snnwb_window_rename_run (SnnwbWindow *self, SnnwbRun *run, const char *name);
