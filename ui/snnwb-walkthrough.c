@@ -169,6 +169,13 @@ st_tau (SnnwbWalkthrough *w, const Stage *st)
 }
 
 static gboolean
+st_show (SnnwbWalkthrough *w, const Stage *st)
+{
+  snnwb_window_show_view (w->win, st->name);
+  return TRUE;
+}
+
+static gboolean
 st_neurons (SnnwbWalkthrough *w, const Stage *st)
 {
   snnwb_window_set_traced_neurons (w->win, st->name);
@@ -205,11 +212,11 @@ st_shot (SnnwbWalkthrough *w, const Stage *st)
 #define CONFIGURE(m, T, recompute) { st_configure, (m), (T), (recompute) }
 
 static const Stage learn_stages[] = {
-  { st_stop }, { st_load }, { st_pace, .value = 0 }, { st_train }, { st_trained }, END
+  { st_stop }, { st_load }, { st_pace, .value = 0 }, { st_show, .name = "raster" }, { st_train }, { st_trained }, END
 };
 
 static const Stage step_stages[] = {
-  { st_pause }, { st_step }, { st_step }, { st_step }, { st_pace, .value = 1 }, END
+  { st_show, .name = "raster" }, { st_pause }, { st_step }, { st_step }, { st_step }, { st_pace, .value = 1 }, END
 };
 
 static const Stage memory_stages[] = {
@@ -218,16 +225,16 @@ static const Stage memory_stages[] = {
   CONFIGURE (SNN_METHOD_SLTT, 4, -1), { st_train }, { st_trained }, { st_stop },
   CONFIGURE (SNN_METHOD_BPTT, 8, 0), { st_train }, { st_trained }, { st_stop },
   CONFIGURE (SNN_METHOD_SLTT, 8, -1), { st_train }, { st_trained }, { st_stop },
-  { st_select, .value = 4 }, END
+  { st_select, .value = 4 }, { st_show, .name = "loss" }, END
 };
 
 static const Stage gradient_stages[] = {
   { st_stop }, { st_pace, .value = 0 }, CONFIGURE (SNN_METHOD_BPTT, 6, 1), { st_train }, { st_trained },
-  { st_pause }, { st_tau, .value = 1.1 }, END
+  { st_pause }, { st_show, .name = "gradients" }, { st_tau, .value = 1.1 }, END
 };
 
 static const Stage tau_stages[] = {
-  { st_pause }, { st_tau, .value = 2 }, { st_shot, .name = "walkthrough-5-gradients-tau2.png" },
+  { st_pause }, { st_show, .name = "gradients" }, { st_tau, .value = 2 }, { st_shot, .name = "walkthrough-5-gradients-tau2.png" },
   { st_tau, .value = 4 }, END
 };
 

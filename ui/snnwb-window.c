@@ -810,6 +810,8 @@ build_run_row (GtkListBoxRow *row, SnnwbRun *run)
   fill_run_row (row, run);
 }
 
+static gboolean show_last_run_cb (gpointer data);
+
 static GtkListBoxRow *
 find_run_row (SnnwbWindow *self, SnnwbRun *run)
 {
@@ -832,6 +834,8 @@ add_run_row (SnnwbWindow *self, SnnwbRun *run, gboolean select)
     return;
   gtk_list_box_unselect_all (self->run_list);
   gtk_list_box_select_row (self->run_list, GTK_LIST_BOX_ROW (row));
+  /* Once the list has its new height. */
+  g_timeout_add_full (G_PRIORITY_LOW, 200, show_last_run_cb, g_object_ref (self), g_object_unref);
 }
 
 gboolean
@@ -874,6 +878,40 @@ snnwb_window_select_all_runs (SnnwbWindow *self)
   gtk_list_box_select_all (self->run_list);
 }
 
+/* Scrolls the views so this one (a chart's name or "gradients") is at the
+ * top, as far as they scroll. */
+void
+snnwb_window_show_view (SnnwbWindow *self, const char *name)
+{
+  GtkWidget *view = g_str_equal (name, "gradients") ? GTK_WIDGET (self->gradient_view)
+                                                   : GTK_WIDGET (snnwb_window_get_view (self, name));
+  GtkWidget *scroll = gtk_widget_get_ancestor (GTK_WIDGET (self->probe_row), GTK_TYPE_SCROLLED_WINDOW);
+  GtkWidget *content = gtk_widget_get_parent (GTK_WIDGET (self->probe_row));
+  graphene_point_t p;
+
+  if (!view || !gtk_widget_compute_point (gtk_widget_get_parent (view), content, &GRAPHENE_POINT_INIT (0, 0), &p))
+    return;
+  gtk_adjustment_set_value (gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (scroll)), p.y - 4);
+}
+
+/* The newest runs at the bottom of the list, in view. */
+static void
+show_last_run (SnnwbWindow *self)
+{
+  GtkWidget *scroll = gtk_widget_get_ancestor (GTK_WIDGET (self->run_list), GTK_TYPE_SCROLLED_WINDOW);
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (scroll));
+
+  gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj));
+}
+
+static gboolean
+show_last_run_cb (gpointer data)
+{
+  if (!SNNWB_WINDOW (data)->disposed)
+    show_last_run (data);
+  return G_SOURCE_REMOVE;
+}
+
 void
 snnwb_window_select_last_runs (SnnwbWindow *self, guint n)
 {
@@ -885,6 +923,7 @@ snnwb_window_select_last_runs (SnnwbWindow *self, guint n)
       if (row)
         gtk_list_box_select_row (self->run_list, row);
     }
+  show_last_run (self);
 }
 
 /* Training */

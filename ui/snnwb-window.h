@@ -51,6 +51,8 @@ SnnwbRunState  snnwb_window_get_run_state (SnnwbWindow *self);
 void           snnwb_window_select_all_runs (SnnwbWindow *self);
 /* Selects (overlays) the n newest runs. */
 void           snnwb_window_select_last_runs (SnnwbWindow *self, guint n);
+/* Scrolls the views to one of them ("memory", "gradients", ...). */
+void           snnwb_window_show_view (SnnwbWindow *self, const char *name);
 /* At most this many iterations a second (0: full speed), this run and the
  * next ones; the header's Pace drop-down sets it too. */
 void           snnwb_window_set_pace (SnnwbWindow *self, double iterations_per_second);
