@@ -70,7 +70,7 @@ struct _SnnwbWindow {
   char *session_dir;
   gboolean session_chosen;
   gboolean save_failed;
-  guint autosave_id, save_idle_id;
+  guint autosave_id, save_idle_id, show_run_id;
   gboolean ask_before_close;
   GtkWidget *quit_prompt;
 };
@@ -835,7 +835,8 @@ add_run_row (SnnwbWindow *self, SnnwbRun *run, gboolean select)
   gtk_list_box_unselect_all (self->run_list);
   gtk_list_box_select_row (self->run_list, GTK_LIST_BOX_ROW (row));
   /* Once the list has its new height. */
-  g_timeout_add_full (G_PRIORITY_LOW, 200, show_last_run_cb, g_object_ref (self), g_object_unref);
+  if (!self->show_run_id)
+    self->show_run_id = g_timeout_add (200, show_last_run_cb, self);
 }
 
 gboolean
@@ -907,8 +908,8 @@ show_last_run (SnnwbWindow *self)
 static gboolean
 show_last_run_cb (gpointer data)
 {
-  if (!SNNWB_WINDOW (data)->disposed)
-    show_last_run (data);
+  SNNWB_WINDOW (data)->show_run_id = 0;
+  show_last_run (data);
   return G_SOURCE_REMOVE;
 }
 
@@ -2071,6 +2072,7 @@ snnwb_window_dispose (GObject *object)
   self->disposed = TRUE;
   g_clear_handle_id (&self->autosave_id, g_source_remove);
   g_clear_handle_id (&self->save_idle_id, g_source_remove);
+  g_clear_handle_id (&self->show_run_id, g_source_remove);
   drop_session (self);
   G_OBJECT_CLASS (snnwb_window_parent_class)->dispose (object);
 }
