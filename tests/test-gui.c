@@ -941,6 +941,29 @@ test_walkthrough (void)
   snnwb_window_experiment_changed (win);
 }
 
+/* Presentation mode makes every text larger, and back. */
+static void
+test_presentation (void)
+{
+  GtkWidget *status = gtk_label_new ("Spike raster");
+  int before, during, after;
+
+  /* A label of the window, as every other. */
+  gtk_box_append (GTK_BOX (snnwb_window_get_walkthrough (win)), status);
+  iterate_for (0.2);
+  gtk_widget_measure (status, GTK_ORIENTATION_VERTICAL, -1, &before, NULL, NULL, NULL);
+  g_action_group_activate_action (G_ACTION_GROUP (win), "presentation", NULL);
+  iterate_for (0.3);
+  gtk_widget_measure (status, GTK_ORIENTATION_VERTICAL, -1, &during, NULL, NULL, NULL);
+  g_assert_true (gtk_widget_has_css_class (GTK_WIDGET (win), "presentation"));
+  g_action_group_activate_action (G_ACTION_GROUP (win), "presentation", NULL);
+  iterate_for (0.3);
+  gtk_widget_measure (status, GTK_ORIENTATION_VERTICAL, -1, &after, NULL, NULL, NULL);
+  g_assert_cmpint (during, >, before * 5 / 4);
+  g_assert_cmpint (after, ==, before);
+  gtk_box_remove (GTK_BOX (snnwb_window_get_walkthrough (win)), status);
+}
+
 /* The widget's bounds in the window's coordinates. */
 static graphene_rect_t
 bounds_in (GtkWidget *widget, GtkWidget *target)
@@ -1116,6 +1139,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/bug-bad-weights", test_bad_weights);
   g_test_add_func ("/gui/bug-invalid-neurons-marked", test_invalid_neurons_marked);
   g_test_add_func ("/gui/pacing", test_pacing);
+  g_test_add_func ("/gui/presentation", test_presentation);
   g_test_add_func ("/gui/walkthrough", test_walkthrough);
   g_test_add_func ("/gui/session-save-restore", test_session_save_restore);
   g_test_add_func ("/gui/quit-prompt", test_quit_prompt);

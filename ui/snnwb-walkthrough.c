@@ -121,6 +121,13 @@ st_trained (SnnwbWalkthrough *w, const Stage *st)
   return snnwb_window_get_reported_iters (w->win) >= w->iterations || state (w) >= SNNWB_RUN_STOPPED;
 }
 
+/* Only a picture needs the run to have gone some way; the class watches. */
+static gboolean
+st_trained_for_shot (SnnwbWalkthrough *w, const Stage *st)
+{
+  return !w->playing || st_trained (w, st);
+}
+
 /* A paused run: the current one, or a new one started paused. */
 static gboolean
 st_pause (SnnwbWalkthrough *w, const Stage *st)
@@ -212,7 +219,7 @@ st_shot (SnnwbWalkthrough *w, const Stage *st)
 #define CONFIGURE(m, T, recompute) { st_configure, (m), (T), (recompute) }
 
 static const Stage learn_stages[] = {
-  { st_stop }, { st_load }, { st_pace, .value = 0 }, { st_show, .name = "raster" }, { st_train }, { st_trained }, END
+  { st_stop }, { st_load }, { st_pace, .value = 0 }, { st_show, .name = "raster" }, { st_train }, { st_trained_for_shot }, END
 };
 
 static const Stage step_stages[] = {
@@ -339,6 +346,8 @@ tick (gpointer data)
   SnnwbWalkthrough *self = data;
   gint64 now = g_get_monotonic_time ();
 
+  gtk_widget_remove_css_class (GTK_WIDGET (self->status), "error");
+  gtk_widget_add_css_class (GTK_WIDGET (self->status), "dim-label");
   if (state (self) == SNNWB_RUN_FAILED && self->stage->func != st_load && self->stage->func != st_stop)
     {
       finish_stages (self, snnwb_window_get_message (self->win) ? snnwb_window_get_message (self->win)
@@ -355,6 +364,19 @@ tick (gpointer data)
       self->stage++;
       self->stage_begun = FALSE;
       self->stage_start = now;
+    }
+  /* While runs train for a step, the panel says how far they are. */
+  if (self->stage->func == st_trained || self->stage->func == st_trained_for_shot)
+    {
+      SnnExperiment *e = snnwb_window_get_experiment (self->win);
+      char label[32];
+      g_autofree char *text = NULL;
+
+      snnwb_method_label (e->model, e->train.method, e->train.K, e->train.recompute, label, sizeof label);
+      text = g_strdup_printf ("Training %s at T = %d: iteration %ld of %d", label, e->train.T,
+                                               snnwb_window_get_reported_iters (self->win), self->iterations);
+
+      set_status (self, text);
     }
   if (self->stage->func && !self->failed)
     return G_SOURCE_CONTINUE;
@@ -385,6 +407,8 @@ finish_stages (SnnwbWalkthrough *self, const char *problem)
   self->stage = NULL;
   self->tick_id = 0;
   set_status (self, problem);
+  gtk_widget_remove_css_class (GTK_WIDGET (self->status), "dim-label");
+  gtk_widget_add_css_class (GTK_WIDGET (self->status), "error");
   update_panel (self);
   if (self->playing && !problem && steps[self->step].shot)
     {

@@ -960,7 +960,7 @@ update_status (SnnwbWindow *self)
   else if (self->pending_weights)
     text = g_strdup_printf ("Ready · the next run starts from %s", self->pending_weights);
   else
-    text = g_strdup ("Ready · press Train (Ctrl+Return) to start a run");
+    text = g_strdup ("Ready · press Train (Ctrl+Return) to start a run, or follow the steps of the Class page");
   gtk_inscription_set_text (self->status_label, text);
 }
 
@@ -2171,6 +2171,8 @@ snnwb_window_init (SnnwbWindow *self)
   g_signal_connect_swapped (self->views_paned, "notify::max-position", G_CALLBACK (keep_run_list_cb), self);
   self->walkthrough = snnwb_walkthrough_new (self);
   gtk_stack_add_titled (self->sidebar_stack, self->walkthrough, "class", "Class");
+  /* A new user starts with the walk-through: what to do, what to look at. */
+  gtk_stack_set_visible_child_name (self->sidebar_stack, "class");
   setup_presets (self);
   load_default_experiment (self);
   update_status (self);
