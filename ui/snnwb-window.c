@@ -330,7 +330,11 @@ presentation_change_state (GSimpleAction *action, GVariant *value, gpointer user
   if (g_variant_get_boolean (value))
     gtk_widget_add_css_class (GTK_WIDGET (user_data), "presentation");
   else
-    gtk_widget_remove_css_class (GTK_WIDGET (user_data), "presentation");
+    {
+      gtk_widget_remove_css_class (GTK_WIDGET (user_data), "presentation");
+      /* The side panel grew with its text; it goes back too. */
+      gtk_paned_set_position (SNNWB_WINDOW (user_data)->main_paned, 370);
+    }
   g_simple_action_set_state (action, value);
 }
 
@@ -749,7 +753,6 @@ make_run_menu (GtkListBoxRow *row, RunRow *r)
   GtkWidget *ok = gtk_button_new_with_label ("Rename");
 
   r->summary = GTK_LABEL (gtk_label_new (NULL));
-  gtk_label_set_selectable (r->summary, TRUE);
   gtk_label_set_xalign (r->summary, 0);
   gtk_widget_add_css_class (GTK_WIDGET (r->summary), "numeric");
   r->rename = GTK_ENTRY (gtk_entry_new ());
@@ -1225,9 +1228,12 @@ show_quit_prompt (SnnwbWindow *self, guint n)
                                               GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
                                               n == 1 ? "Keep the run of this session?" : "Keep the %u runs of this session?", n);
 
-  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
-                                            "They were never saved in a session folder. Save them to reopen them later "
-                                            "with their settings, curves and weights; otherwise they are deleted.");
+  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog), "%s",
+                                            n == 1 ? "It was never saved in a session folder. Save it to reopen it later "
+                                                     "with its settings, curves and weights; otherwise it is deleted."
+                                                   : "They were never saved in a session folder. Save them to reopen them "
+                                                     "later with their settings, curves and weights; otherwise they are "
+                                                     "deleted.");
   gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Delete Runs", GTK_RESPONSE_REJECT, "_Cancel", GTK_RESPONSE_CANCEL,
                           "_Save Session…", GTK_RESPONSE_ACCEPT, NULL);
   gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
