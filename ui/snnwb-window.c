@@ -29,8 +29,7 @@ struct _SnnwbWindow {
   GtkRevealer *network_lock;
   GtkLabel *network_lock_label;
   SnnwbSettingsPanel *settings_panel;
-  GtkFlowBox *probe_row;
-  GtkFlowBox *curve_row;
+  GtkFlowBox *cards;          /* every chart view, as many to a line as fit */
   GtkPaned *views_paned;
   GtkPaned *main_paned;
   GtkBox *analysis_row;
@@ -70,7 +69,8 @@ struct _SnnwbWindow {
   char *session_dir;
   gboolean session_chosen;
   gboolean save_failed;
-  guint autosave_id, save_idle_id, show_run_id;
+  guint autosave_id, save_idle_id, show_run_id, cards_id;
+  guint cards_per_line;
   gboolean ask_before_close;
   GtkWidget *quit_prompt;
 };
@@ -550,6 +550,31 @@ build_gradient_view (SnnwbWindow *self)
   }
 }
 
+#define CARD_WIDTH 280   /* below it a card's axes get cramped */
+
+static gboolean
+set_cards_per_line_cb (gpointer data)
+{
+  SnnwbWindow *self = data;
+
+  self->cards_id = 0;
+  gtk_flow_box_set_min_children_per_line (self->cards, self->cards_per_line);
+  return G_SOURCE_REMOVE;
+}
+
+/* Called while the window is laid out: the change waits for the next turn. */
+static void
+views_resized_cb (SnnwbWindow *self, GParamSpec *pspec, GtkAdjustment *adj)
+{
+  guint per = (guint) CLAMP ((gtk_adjustment_get_page_size (adj) + 8) / (CARD_WIDTH + 8), 1, 4);
+
+  if (per == gtk_flow_box_get_min_children_per_line (self->cards) || self->disposed)
+    return;
+  self->cards_per_line = per;
+  if (!self->cards_id)
+    self->cards_id = g_idle_add (set_cards_per_line_cb, self);
+}
+
 static void
 build_views (SnnwbWindow *self)
 {
@@ -567,15 +592,18 @@ build_views (SnnwbWindow *self)
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->neurons_entry), "Neurons to trace, separated by commas");
   g_signal_connect_swapped (self->neurons_entry, "changed", G_CALLBACK (neurons_changed_cb), self);
 
-  gtk_flow_box_append (self->probe_row, make_card (self, SNNWB_CHART_RASTER, lif_box));
-  gtk_flow_box_append (self->probe_row, make_card (self, SNNWB_CHART_TRACES, GTK_WIDGET (self->neurons_entry)));
-  gtk_flow_box_append (self->probe_row, make_card (self, SNNWB_CHART_EPSILON, NULL));
+  gtk_flow_box_append (self->cards, make_card (self, SNNWB_CHART_RASTER, lif_box));
+  gtk_flow_box_append (self->cards, make_card (self, SNNWB_CHART_TRACES, GTK_WIDGET (self->neurons_entry)));
+  gtk_flow_box_append (self->cards, make_card (self, SNNWB_CHART_EPSILON, NULL));
   for (int k = SNNWB_CHART_LOSS; k <= SNNWB_CHART_TIME; k++)
-    gtk_flow_box_append (self->curve_row, make_card (self, k, NULL));
+    gtk_flow_box_append (self->cards, make_card (self, k, NULL));
+  /* The flow box fits cards by their natural width, wider than they need
+   * to be; how many go to a line follows the width the views have. */
+  g_signal_connect_swapped (gtk_scrolled_window_get_hadjustment (
+                              GTK_SCROLLED_WINDOW (gtk_widget_get_ancestor (GTK_WIDGET (self->cards), GTK_TYPE_SCROLLED_WINDOW))),
+                            "notify::page-size", G_CALLBACK (views_resized_cb), self);
   /* Cards are not to be selected or focused as such. */
-  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->probe_row)); c; c = gtk_widget_get_next_sibling (c))
-    gtk_widget_set_focusable (c, FALSE);
-  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->curve_row)); c; c = gtk_widget_get_next_sibling (c))
+  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->cards)); c; c = gtk_widget_get_next_sibling (c))
     gtk_widget_set_focusable (c, FALSE);
   build_gradient_view (self);
   neurons_changed_cb (self);
@@ -889,8 +917,8 @@ snnwb_window_show_view (SnnwbWindow *self, const char *name)
 {
   GtkWidget *view = g_str_equal (name, "gradients") ? GTK_WIDGET (self->gradient_view)
                                                    : GTK_WIDGET (snnwb_window_get_view (self, name));
-  GtkWidget *scroll = gtk_widget_get_ancestor (GTK_WIDGET (self->probe_row), GTK_TYPE_SCROLLED_WINDOW);
-  GtkWidget *content = gtk_widget_get_parent (GTK_WIDGET (self->probe_row));
+  GtkWidget *scroll = gtk_widget_get_ancestor (GTK_WIDGET (self->cards), GTK_TYPE_SCROLLED_WINDOW);
+  GtkWidget *content = gtk_widget_get_parent (GTK_WIDGET (self->cards));
   graphene_point_t p;
 
   if (!view || !gtk_widget_compute_point (gtk_widget_get_parent (view), content, &GRAPHENE_POINT_INIT (0, 0), &p))
@@ -2079,6 +2107,7 @@ snnwb_window_dispose (GObject *object)
   g_clear_handle_id (&self->autosave_id, g_source_remove);
   g_clear_handle_id (&self->save_idle_id, g_source_remove);
   g_clear_handle_id (&self->show_run_id, g_source_remove);
+  g_clear_handle_id (&self->cards_id, g_source_remove);
   drop_session (self);
   G_OBJECT_CLASS (snnwb_window_parent_class)->dispose (object);
 }
@@ -2115,7 +2144,7 @@ snnwb_window_class_init (SnnwbWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, "/org/snnworkbench/Workbench/snnwb-window.ui");
 #define BIND(name) gtk_widget_class_bind_template_child (widget_class, SnnwbWindow, name)
   BIND (preset_dd); BIND (pace_dd); BIND (title_label); BIND (subtitle_label); BIND (info_bar); BIND (info_label);
-  BIND (sidebar_stack); BIND (layer_editor); BIND (network_lock); BIND (network_lock_label); BIND (settings_panel); BIND (views_paned); BIND (main_paned); BIND (probe_row); BIND (curve_row); BIND (analysis_row);
+  BIND (sidebar_stack); BIND (layer_editor); BIND (network_lock); BIND (network_lock_label); BIND (settings_panel); BIND (views_paned); BIND (main_paned); BIND (cards); BIND (analysis_row);
   BIND (run_list); BIND (status_label);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, preset_selected_cb);
