@@ -2109,6 +2109,10 @@ snnwb_window_dispose (GObject *object)
   g_clear_handle_id (&self->show_run_id, g_source_remove);
   g_clear_handle_id (&self->cards_id, g_source_remove);
   drop_session (self);
+  /* Destroyed without the close question (by a script or a test): a
+   * scratch session has no one left to keep it for. */
+  if (self->runs)
+    discard_scratch (self);
   G_OBJECT_CLASS (snnwb_window_parent_class)->dispose (object);
 }
 
