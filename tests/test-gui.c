@@ -721,6 +721,21 @@ test_invalid_neurons_marked (void)
   g_assert_false (gtk_widget_has_css_class (entry, "error"));
 }
 
+static gboolean
+all_saved (gpointer data)
+{
+  for (guint i = 0; i < snnwb_window_get_n_runs (win); i++)
+    if (!snnwb_run_is_saved (snnwb_window_get_run (win, i)))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+is_null (gpointer data)
+{
+  return *(gpointer *) data == NULL;
+}
+
 /* Runs are kept in the session folder as they go; another window opening
  * the folder gets them back: settings, curves, method history, weights. */
 static void
@@ -745,8 +760,8 @@ test_session_save_restore (void)
   activate ("step");
   iterate_until (iters_reached, GINT_TO_POINTER (snnwb_window_get_reported_iters (win) + 1), 30, "one step");
   stop_run ();
-  iterate_for (0.5);
   n = snnwb_window_get_n_runs (win);
+  iterate_until (all_saved, NULL, 30, "the runs written");
 
   other = snnwb_window_new (NULL);
   g_assert_true (snnwb_window_open_session (other, dir, &error));
@@ -815,8 +830,7 @@ test_quit_prompt (void)
   gtk_window_close (GTK_WINDOW (w));
   iterate_for (0.1);
   gtk_dialog_response (GTK_DIALOG (snnwb_window_get_quit_prompt (w)), GTK_RESPONSE_REJECT);
-  iterate_for (0.3);
-  g_assert_null (w);
+  iterate_until (is_null, &w, 30, "the window to close");
   g_assert_false (g_file_test (scratch, G_FILE_TEST_EXISTS));
 
   /* A window whose session was saved closes without a question. */
@@ -835,8 +849,7 @@ test_quit_prompt (void)
   while (snnwb_window_get_reported_iters (w) < 1)
     g_main_context_iteration (NULL, TRUE);
   gtk_window_close (GTK_WINDOW (w));
-  iterate_for (0.3);
-  g_assert_null (w);
+  iterate_until (is_null, &w, 30, "the window to close without a question");
   {
     g_autofree char *weights = g_build_filename (scratch, "run-001", "weights.npz", NULL);
 
