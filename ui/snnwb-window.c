@@ -1145,8 +1145,15 @@ snnwb_window_save_session_to (SnnwbWindow *self, const char *dir, GError **error
 gboolean
 snnwb_window_open_session (SnnwbWindow *self, const char *dir, GError **error)
 {
-  g_autoptr (GPtrArray) runs = snnwb_store_load_session (dir, error);
+  g_autoptr (GPtrArray) runs = NULL;
 
+  /* Its runs are here already; twice would make two of each. */
+  if (self->session_chosen && g_strcmp0 (self->session_dir, dir) == 0)
+    {
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_EXIST, "%s: this session is open already", dir);
+      return FALSE;
+    }
+  runs = snnwb_store_load_session (dir, error);
   if (!runs)
     return FALSE;
   /* Runs of this window go into the opened session too: nothing is lost. */
