@@ -254,7 +254,7 @@ static const Step steps[] = {
     "A small spiking network (two convolutions with leaky integrate-and-fire neurons, pooling and a linear "
     "read-out) learns to tell ten kinds of clothing apart (Fashion-MNIST; without it installed, a synthetic "
     "task where only the order of the inputs tells the classes apart). Every image is shown for T time steps.\n\n"
-    "Press <b>Start training</b>: it trains with SLTT for about a minute.\n\n"
+    "Press <b>Start training</b>: it trains with SLTT for a minute or two.\n\n"
     "<b>Look at</b>\n"
     "• <b>Loss</b> falls and <b>Accuracy</b> rises within seconds.\n"
     "• <b>Spike raster</b>: one mark per spike of a LIF layer, for the first image of the batch, step by step.\n"
