@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc meson ninja-build pkg-config libglib2.0-dev libjson-glib-dev libopenblas-dev
-          zlib1g-dev libcairo2-dev libgtk-4-dev dataset-fashion-mnist xvfb xauth)
+          zlib1g-dev libcairo2-dev libgtk-4-dev dataset-fashion-mnist xvfb xauth xdotool)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Screenshots of the workbench for the documentation: each trains a few
 # iterations under a virtual X server, then saves a PNG of the whole window
-# to docs/screenshots/. With Fashion-MNIST installed, the class walk-through
-# also plays and saves its walkthrough-*.png and walkthrough-raster.svg.
+# to docs/screenshots/. The in-app class walk-through then plays its steps
+# in a 1280x720 window and saves docs/walkthrough.md's walkthrough-*.png
+# (with Fashion-MNIST installed, on the class-conv experiment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +31,9 @@ shoot compare --preset temporal-mlp --iterations 200 --runs 3
 if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
    [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte ]; then
   shoot fashion-mnist --preset mlp-small --iterations 80
-  # The class walk-through (docs/walkthrough.md): a conv network assembled
-  # in the editor, BPTT against SLTT, the gradient view and a what-if tau.
-  xvfb-run -a -s "-screen 0 1600x1000x24" "$app" --walkthrough "$out" --iterations 150
 fi
+# Each step's button, then its picture; every run of a step trains
+# ${WALK_ITERATIONS:-60} iterations.
+rm -f "$out"/walkthrough-*
+xvfb-run -a -s "-screen 0 1280x720x24" "$app" --walkthrough "$out" --iterations "${WALK_ITERATIONS:-60}"
 ls -l "$out"

@@ -10,6 +10,7 @@ struct _SnnwbApplication {
   char *screenshot_panel;
   char *walkthrough_dir;
   char *experiment_arg;
+  char *session_arg;
 };
 
 G_DEFINE_FINAL_TYPE (SnnwbApplication, snnwb_application, GTK_TYPE_APPLICATION)
@@ -60,14 +61,16 @@ set_accels (GtkApplication *app)
     { "win.add-layer('linear')", { "<Control>l", NULL } },
     { "win.show-panel('network')", { "<Alt>1", NULL } },
     { "win.show-panel('settings')", { "<Alt>2", NULL } },
+    { "win.show-panel('class')", { "<Alt>3", NULL } },
+    { "win.presentation", { "F5", NULL } },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (app, accels[i].action, accels[i].accels);
 }
 
-static void
-load_css (void)
+void
+snnwb_application_load_css (void)
 {
   g_autoptr (GtkCssProvider) css = gtk_css_provider_new ();
 
@@ -83,7 +86,7 @@ snnwb_application_startup (GApplication *app)
 
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_entries, G_N_ELEMENTS (app_entries), app);
   set_accels (GTK_APPLICATION (app));
-  load_css ();
+  snnwb_application_load_css ();
   gtk_window_set_default_icon_name (SNNWB_APP_ID);
 }
 
@@ -95,8 +98,19 @@ snnwb_application_activate (GApplication *app)
 
   if (self->experiment_arg)
     snnwb_window_open_experiment (win, self->experiment_arg);
+  if (self->session_arg)
+    {
+      g_autoptr (GError) error = NULL;
+
+      if (!snnwb_window_open_session (win, self->session_arg, &error))
+        g_printerr ("%s\n", error->message);
+    }
   if (self->walkthrough_dir)
-    snnwb_walkthrough_start (win, self->walkthrough_dir, self->screenshot_iters);
+    {
+      /* The documentation's pictures are 1280x720. */
+      gtk_window_set_default_size (GTK_WINDOW (win), 1280, 720);
+      snnwb_walkthrough_play (win, self->walkthrough_dir, self->screenshot_iters);
+    }
   else if (self->screenshot_path)
     snnwb_window_run_screenshot (win, self->screenshot_path, self->screenshot_iters, self->screenshot_runs,
                                  self->screenshot_panel);
@@ -129,6 +143,8 @@ snnwb_application_handle_local_options (GApplication *app, GVariantDict *options
     self->screenshot_runs = 1;
   if (g_variant_dict_lookup (options, "panel", "&s", &panel))
     self->screenshot_panel = g_strdup (panel);
+  if (g_variant_dict_lookup (options, "session", "^&ay", &path))
+    self->session_arg = g_strdup (path);
   if (g_variant_dict_lookup (options, "preset", "&s", &preset))
     self->experiment_arg = g_strdup (preset);
   /* A screenshot run must not hand its work to an already running instance. */
@@ -146,6 +162,7 @@ snnwb_application_finalize (GObject *object)
   g_free (self->experiment_arg);
   g_free (self->screenshot_panel);
   g_free (self->walkthrough_dir);
+  g_free (self->session_arg);
   G_OBJECT_CLASS (snnwb_application_parent_class)->finalize (object);
 }
 
@@ -166,6 +183,7 @@ snnwb_application_init (SnnwbApplication *self)
 {
   static const GOptionEntry entries[] = {
     { "preset", 'p', 0, G_OPTION_ARG_STRING, NULL, "Start from a preset or an experiment file", "NAME" },
+    { "session", 's', 0, G_OPTION_ARG_FILENAME, NULL, "Open the runs kept in a session folder", "DIR" },
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL,
       "Train a few iterations, save a PNG of the window and quit", "FILE" },
     { "walkthrough", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL,

@@ -12,4 +12,7 @@ G_DECLARE_FINAL_TYPE (SnnwbApplication, snnwb_application, SNNWB, APPLICATION, G
 
 SnnwbApplication *snnwb_application_new (void);
 
+/* The workbench's style sheet, for every window of the display. */
+void              snnwb_application_load_css (void);
+
 G_END_DECLS

@@ -35,6 +35,7 @@ struct _SnnwbSession {
   gboolean recompute;
   double lr;
   int analysis_every;
+  double pace;                    /* iterations per second; 0: as fast as it goes */
   double tau_request;
   gboolean tau_pending;
   /* worker state, guarded by lock */
@@ -71,10 +72,12 @@ struct _SnnwbSession {
   int32_t *analysis_y;
   gboolean analysis_sequence;
   gboolean analysis_failed;
+  gboolean analysis_warm;         /* the first analysis (with its set-up) is done */
 
   /* main thread only */
   SnnwbRunState reported_state;
   long reported_iters;
+  double base_lr;                 /* the schedule's base as last requested */
   SnnwbProbe *probe;
   SnnwbEpsilon *epsilon;
   SnnwbGradient *gradient;
@@ -486,9 +489,12 @@ apply_changes_locked (SnnwbSession *self, SnnTrainer *tr)
       self->experiment->train.recompute = self->recompute;
       self->method_pending = FALSE;
     }
+  /* A new learning rate is the schedule's new base: the schedule goes on
+   * from where it is, scaled, rather than holding one value. */
   if (self->lr_pending)
     {
-      snn_trainer_set_lr (tr, self->lr);
+      snn_trainer_experiment (tr)->optim.lr = self->lr;
+      self->experiment->optim.lr = self->lr;
       self->lr_pending = FALSE;
     }
 }
@@ -581,11 +587,14 @@ maybe_analyze (SnnwbSession *self, SnnTrainer *tr, const SnnIterInfo *info, gboo
   self->since_analysis = 0;
   start = g_get_monotonic_time ();
   run_analysis (self, tr, 0, info->global_iter, &eps, &grad, &rec);
-  if (!single)
+  /* The first one also sets the analysis up (probe batch, buffers): timed,
+   * it would space the next ones out by far too much on a small network. */
+  if (!single && self->analysis_warm)
     {
       self->analysis_us += g_get_monotonic_time () - start;
       self->n_analyses++;
     }
+  self->analysis_warm = TRUE;
   grad->every = every;
   /* A diverged network cannot be analysed; the views keep the last data. */
   self->analysis_failed = grad->error != NULL;
@@ -650,13 +659,31 @@ start_helper_locked (SnnwbSession *self)
   self->helper = g_thread_new ("snnwb-analysis", helper, g_object_ref (self));
 }
 
+/* Paced, the worker waits out the rest of each iteration's slot, answering
+ * pause, stop and what-if requests meanwhile. Lock held. */
+static void
+wait_for_slot_locked (SnnwbSession *self, gint64 started)
+{
+  while (self->pace > 0 && !self->stop && !self->paused)
+    {
+      gint64 end = started + (gint64) (G_USEC_PER_SEC / self->pace);
+
+      if (g_get_monotonic_time () >= end)
+        break;
+      if (self->tau_pending)
+        serve_tau_locked (self);
+      else
+        g_cond_wait_until (&self->cond, &self->lock, end);
+    }
+}
+
 static gboolean
 run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
 {
   g_autoptr (GError) error = NULL;
   SnnIterInfo info;
-  gboolean single, ok;
-  gint64 now, step_us;
+  gboolean single, paced, ok;
+  gint64 now, start, step_us;
 
   g_mutex_lock (&self->lock);
   if (!wait_for_go_locked (self))
@@ -666,11 +693,13 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
     }
   apply_changes_locked (self, tr);
   single = self->paused;
+  /* A slow pace shows every iteration, like single steps. */
+  paced = self->pace > 0 && self->pace <= 1e6 / DISPATCH_INTERVAL_US;
   self->in_step = TRUE;
   g_mutex_unlock (&self->lock);
 
-  now = g_get_monotonic_time ();
-  if (single || now - self->last_probe >= PROBE_INTERVAL_US)
+  start = now = g_get_monotonic_time ();
+  if (single || paced || now - self->last_probe >= PROBE_INTERVAL_US)
     {
       self->building = probe_new (snn_net_model (snn_trainer_net (tr)), self->experiment->train.T);
       self->last_probe = now;
@@ -684,7 +713,7 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
       self->n_trained++;
     }
   if (ok)
-    maybe_analyze (self, tr, &info, single);
+    maybe_analyze (self, tr, &info, single || (paced && self->pace <= 5));
 
   g_mutex_lock (&self->lock);
   self->in_step = FALSE;
@@ -701,8 +730,10 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
     }
   now = g_get_monotonic_time ();
   /* The step just taken predicts the next one. */
-  if (single || info.epoch_done || now - self->last_dispatch + step_us >= DISPATCH_INTERVAL_US)
+  if (single || paced || info.epoch_done || now - self->last_dispatch + step_us >= DISPATCH_INTERVAL_US)
     schedule_dispatch_locked (self);
+  if (ok && !single)
+    wait_for_slot_locked (self, start);
   g_mutex_unlock (&self->lock);
   return ok && !snn_trainer_finished (tr);
 }
@@ -815,6 +846,7 @@ snnwb_session_new (SnnwbRun *run)
 
   self->run = g_object_ref (run);
   self->experiment = snn_experiment_copy (snnwb_run_get_experiment (run));
+  self->base_lr = self->experiment->optim.lr;
   return self;
 }
 
@@ -919,6 +951,10 @@ snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K, gboolean 
 void
 snnwb_session_set_lr (SnnwbSession *self, double lr)
 {
+  /* Other live settings changing must not touch the schedule. */
+  if (lr == self->base_lr)
+    return;
+  self->base_lr = lr;
   g_mutex_lock (&self->lock);
   self->lr = lr;
   self->lr_pending = TRUE;
@@ -1022,4 +1058,13 @@ guint
 snnwb_session_get_tau_results (SnnwbSession *self)
 {
   return self->tau_results;
+}
+
+void
+snnwb_session_set_pace (SnnwbSession *self, double iterations_per_second)
+{
+  g_mutex_lock (&self->lock);
+  self->pace = MAX (iterations_per_second, 0.0);
+  g_cond_signal (&self->cond);
+  g_mutex_unlock (&self->lock);
 }

@@ -111,6 +111,11 @@ SnnwbRunState snnwb_session_get_state (SnnwbSession *self);
 void          snnwb_session_set_method (SnnwbSession *self, SnnMethod method, int K, gboolean recompute);
 void          snnwb_session_set_lr (SnnwbSession *self, double lr);
 
+/* At most this many iterations a second (0: as fast as it goes). Slow
+ * enough, every iteration is shown, as single steps are, and at 5 a second
+ * or slower each is analysed too. */
+void          snnwb_session_set_pace (SnnwbSession *self, double iterations_per_second);
+
 /* Iterations reported to the main loop so far. */
 long          snnwb_session_get_reported_iters (SnnwbSession *self);
 SnnwbProbe   *snnwb_session_get_probe (SnnwbSession *self);

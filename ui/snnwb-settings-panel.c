@@ -341,3 +341,9 @@ snnwb_settings_panel_set_lr (SnnwbSettingsPanel *self, double lr)
 {
   gtk_spin_button_set_value (self->lr_spin, lr);
 }
+
+GtkWidget *
+snnwb_settings_panel_get_method_widget (SnnwbSettingsPanel *self)
+{
+  return GTK_WIDGET (self->method_dd);
+}

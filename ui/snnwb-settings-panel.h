@@ -23,5 +23,6 @@ void       snnwb_settings_panel_set_training (SnnwbSettingsPanel *self, gboolean
 void       snnwb_settings_panel_set_method (SnnwbSettingsPanel *self, SnnMethod method, int K);
 void       snnwb_settings_panel_set_recompute (SnnwbSettingsPanel *self, gboolean recompute);
 void       snnwb_settings_panel_set_lr (SnnwbSettingsPanel *self, double lr);
+GtkWidget *snnwb_settings_panel_get_method_widget (SnnwbSettingsPanel *self);
 
 G_END_DECLS
