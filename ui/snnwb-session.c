@@ -746,7 +746,7 @@ worker (gpointer data)
   SnnTrainer *tr = snn_trainer_new (self->experiment, &error);
   SnnwbRunState end = SNNWB_RUN_FAILED;
 
-  if (tr && self->initial_weights && !snn_net_load_npz (snn_trainer_net (tr), self->initial_weights, &error))
+  if (tr && self->initial_weights && !snn_trainer_load_weights (tr, self->initial_weights, &error))
     g_clear_pointer (&tr, snn_trainer_free);
   if (tr)
     {

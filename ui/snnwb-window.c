@@ -1796,7 +1796,11 @@ check_weights (SnnwbWindow *self, const char *path, GError **error)
                    "%s: the network has a problem; fix it before loading weights into it", path);
       return FALSE;
     }
-  net = snn_net_new (self->experiment->model, snn_backend_cpu ());
+  /* Checked on the host: the file is read the same whatever the backend. */
+  const SnnBackend *cpu = snn_backend_get ("cpu", error);
+  if (!cpu)
+    return FALSE;
+  net = snn_net_new (self->experiment->model, cpu);
   ok = snn_net_load_npz (net, path, error);
   snn_net_free (net);
   return ok;
@@ -1812,7 +1816,7 @@ load_weights (SnnwbWindow *self, const char *path, GError **error)
   if (session_active (self) && snnwb_session_is_paused (self->session)
       && (tr = snnwb_session_lock_trainer (self->session)))
     {
-      gboolean ok = snn_net_load_npz (snn_trainer_net (tr), path, error);
+      gboolean ok = snn_trainer_load_weights (tr, path, error);
 
       snnwb_session_unlock_trainer (self->session);
       return ok;
