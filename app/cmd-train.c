@@ -150,6 +150,8 @@ snnwb_cmd_train (int argc, char **argv)
   for (int i = 2; e && i < argc; i++)
     if (!snn_experiment_apply_override (e, argv[i], &error))
       g_clear_pointer (&e, snn_experiment_free);
+  if (e && ((out && !snnwb_check_new_dir (out, &error)) || !snn_experiment_check_memory (e, &error)))
+    g_clear_pointer (&e, snn_experiment_free);
   int rc = e && train_run (e, out, quiet, &error) ? 0 : snnwb_fail (error);
   snn_experiment_free (e);
   g_free (out);
@@ -178,6 +180,8 @@ snnwb_cmd_eval (int argc, char **argv)
   for (int i = 2; e && i < argc; i++)
     if (!snn_experiment_apply_override (e, argv[i], &error))
       g_clear_pointer (&e, snn_experiment_free);
+  if (e && !snn_experiment_check_memory (e, &error))
+    g_clear_pointer (&e, snn_experiment_free);
   SnnTrainer *tr = e ? snn_trainer_new (e, &error) : NULL;
   int rc;
   if (tr && snn_net_load_npz (snn_trainer_net (tr), weights, &error))

@@ -130,6 +130,12 @@ gboolean     snn_model_save (const SnnModel *model, const char *path, GError **e
  * "layer 3: conv expects 8 input channels, gets 16". */
 gboolean     snn_model_infer_shapes (SnnModel *model, int *bad_layer, GError **error);
 
+/* Calls fn on every LIF layer of the model, those inside residual blocks
+ * (pre, main and shortcut, at any depth) too, in saving order. path is the
+ * layer's name as in parameter names ("3" or "3.main.1"). */
+typedef void (*SnnLifFunc) (SnnLayerSpec *lif, const char *path, gpointer user_data);
+int          snn_model_foreach_lif (SnnModel *model, SnnLifFunc fn, gpointer user_data); /* the count */
+
 /* Trainable parameters and buffers of a layer, in saving order. */
 typedef struct {
   char name[32];      /* "weight", "bias", "gain", "running_mean", "running_var" */

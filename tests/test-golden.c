@@ -1,6 +1,7 @@
 /* Every committed golden case, written by an independent PyTorch
  * implementation (tests/golden/gen_golden.py), must be reproduced by
  * `snnwb grad`: spikes equal, gradients within 1e-4 of their largest value. */
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
