@@ -150,6 +150,11 @@ run_grad (GradArgs *a, GError **error)
   snn_train_config_init (&cfg);
   cfg.T = a->T;
   cfg.lambda = (float) a->lambda;
+  if (!isfinite (a->lambda) || a->lambda < 0 || a->lambda > 1)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--lambda must be in [0, 1]");
+      return FALSE;
+    }
   if (!snn_method_from_name (a->method, &cfg.method))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--method must be bptt, sltt or sltt_k, not \"%s\"", a->method);
@@ -283,11 +288,6 @@ snnwb_cmd_grad (int argc, char **argv)
     {
       g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "grad needs --model, --weights, --input, --labels, --method, --T (>= 1) and --out");
-      return snnwb_fail (error);
-    }
-  if (!isfinite (a.lambda) || a.lambda < 0 || a.lambda > 1)
-    {
-      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--lambda must be in [0, 1]");
       return snnwb_fail (error);
     }
   if (a.T > 64)
