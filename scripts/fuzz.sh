@@ -20,6 +20,9 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 ninja -C build-fuzz "${targets[@]/#/tests/fuzz/fuzz-}" >/dev/null || exit 1
 
+# One thread: the readers do not use more, and spinning OpenMP workers would
+# only take time from the fuzzer.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 SNNWB_THREADS=1
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 found=0

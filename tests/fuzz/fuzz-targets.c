@@ -82,12 +82,12 @@ static void
 frame_options (SnnEventFrameOptions *o)
 {
   snn_event_frame_options_init (o);
-  o->T = 3;
-  o->size = 4;   /* small frames: a small cache file to mutate */
+  o->T = 1;      /* the sensor's size: no resize, which would take most of the time */
   o->cache_dir = cache_dir;
 }
 
-/* Ten classes of one recording each, then one load that writes the cache. */
+/* Ten class folders, two recordings in all (each rebuild integrates and
+ * resizes them, so fewer is faster), then one load that writes the cache. */
 static void
 setup_frame_cache (void)
 {
@@ -99,7 +99,8 @@ setup_frame_cache (void)
       g_autofree char *file = g_build_filename (dir, "0.bin", NULL);
       uint8_t ev[4][5] = { { c, 1, 0x80, 0, 10 }, { 2, c, 0, 0, 20 }, { 30, 3, 0x80, 1, 0 }, { 4, 33, 0, 2, 0 } };
       g_mkdir_with_parents (dir, 0755);
-      put (file, ev, sizeof ev);
+      if (c == 3 || c == 7)
+        put (file, ev, sizeof ev);
     }
   SnnEventFrameOptions o;
   frame_options (&o);
@@ -305,11 +306,8 @@ fuzz_frame_cache (const uint8_t *data, size_t size)
   frame_options (&o);
   gboolean from_cache = FALSE;
   SnnDataset *ds = snn_dataset_load_nmnist (nmnist_dir, FALSE, &o, &from_cache, NULL);
-  if (!ds || ds->n != 10)
+  if (!ds || ds->n != 2 || ds->y[0] != 3 || ds->y[1] != 7)
     abort ();
-  for (int i = 0; i < ds->n; i++)
-    if (ds->y[i] < 0 || ds->y[i] >= 10)
-      abort ();
   snn_dataset_free (ds);
 }
 
