@@ -433,6 +433,8 @@ snn_experiment_parse (const char *json, gssize len, const char *source, const ch
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   GError *local = NULL;
+  if (!snn_json_check_depth (json, len, source, error))
+    return NULL;
   if (!json_parser_load_from_data (parser, json, len, &local))
     {
       g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: not valid JSON: %s", source, local->message);

@@ -395,6 +395,13 @@ parse_block (ParseCtx *ctx, JsonObject *obj, SnnLayerSpec *spec)
 {
   static const char *const known[] = { "pre", "main", "shortcut", "shortcut_from", "alpha", "skipinit", NULL };
   SnnBlock *b = spec->block = g_new0 (SnnBlock, 1);
+  /* Each level adds two parts to the path ("3.main.1"); every walk over a
+   * model recurses per level, so a bound keeps a crafted file off the stack. */
+  int depth = 0;
+  for (const char *c = ctx->path; c && *c; c++)
+    depth += *c == '.';
+  if (depth / 2 >= SNN_MAX_NESTING)
+    return parse_fail (ctx, SNN_ERROR_INVALID, "residual blocks nested more than %d deep", SNN_MAX_NESTING);
   b->alpha = 1.0f;
   gboolean ok;
   if (!check_known_fields (ctx, obj, known) || !parse_list (ctx, obj, "pre", FALSE, &b->pre)
@@ -582,11 +589,43 @@ snn_model_from_json_node (JsonNode *root, const char *source, GError **error)
   return model;
 }
 
+gboolean
+snn_json_check_depth (const char *json, gssize length, const char *source, GError **error)
+{
+  gsize n = length < 0 ? strlen (json) : (gsize) length;
+  int depth = 0;
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < n; i++)
+    {
+      char c = json[i];
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if ((c == '[' || c == '{') && ++depth > SNN_JSON_MAX_DEPTH)
+        {
+          g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: nested more than %d levels deep at byte offset %zu",
+                       source, SNN_JSON_MAX_DEPTH, i);
+          return FALSE;
+        }
+      else if (c == ']' || c == '}')
+        depth--;
+    }
+  return TRUE;
+}
+
 SnnModel *
 snn_model_parse (const char *json, gssize length, const char *source, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   GError *local = NULL;
+  if (!snn_json_check_depth (json, length, source, error))
+    return NULL;
   if (!json_parser_load_from_data (parser, json, length, &local))
     {
       g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: not valid JSON: %s", source, local->message);

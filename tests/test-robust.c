@@ -137,6 +137,36 @@ test_model_overflow (void)
 }
 
 static void
+test_model_nesting (void)
+{
+  GString *json = g_string_new ("{\"input_shape\":[4],\"num_classes\":4,\"layers\":[");
+  for (int i = 0; i < 100000; i++)
+    g_string_append (json, "{\"type\":\"residual\",\"main\":[");
+  g_string_append (json, "{\"type\":\"lif\"}");
+  for (int i = 0; i < 100000; i++)
+    g_string_append (json, "]}");
+  g_string_append (json, ",{\"type\":\"linear\",\"in\":4,\"out\":4}]}");
+  /* Refused before the JSON parser recurses 100000 levels deep. */
+  assert_model_refused (json->str, "nested more than 256 levels deep");
+  GError *error = NULL;
+  g_autofree char *exp = g_strdup_printf ("{\"model\":%s}", json->str);
+  g_assert_null (snn_experiment_parse (exp, -1, "<test>", NULL, &error));
+  g_assert_nonnull (strstr (error->message, "nested"));
+  g_error_free (error);
+  g_string_free (json, TRUE);
+  /* Within the JSON bound, residual blocks nest at most 32 deep. */
+  json = g_string_new ("{\"input_shape\":[4],\"num_classes\":4,\"layers\":[");
+  for (int i = 0; i < 40; i++)
+    g_string_append (json, "{\"type\":\"residual\",\"main\":[");
+  g_string_append (json, "{\"type\":\"lif\"}");
+  for (int i = 0; i < 40; i++)
+    g_string_append (json, "]}");
+  g_string_append (json, ",{\"type\":\"linear\",\"in\":4,\"out\":4}]}");
+  assert_model_refused (json->str, "nested more than 32 deep");
+  g_string_free (json, TRUE);
+}
+
+static void
 test_memory_prediction (void)
 {
   SnnModel *m = tu_model ("{\"input_shape\":[784],\"num_classes\":10,\"layers\":[{\"type\":\"linear\",\"in\":784,"
@@ -375,6 +405,7 @@ main (int argc, char **argv)
   g_test_add_func ("/robust/experiment/seed-range", test_seed_range);
   g_test_add_func ("/robust/experiment/overrides", test_overrides);
   g_test_add_func ("/robust/model/overflow", test_model_overflow);
+  g_test_add_func ("/robust/model/nesting", test_model_nesting);
   g_test_add_func ("/robust/memory/prediction", test_memory_prediction);
   g_test_add_data_func ("/robust/lif-walk/resnet18-w16", "resnet18-w16", test_lif_walk);
   g_test_add_data_func ("/robust/lif-walk/nf-resnet34", "nf-resnet34", test_lif_walk);
