@@ -194,7 +194,7 @@ run_analyze (AnalyzeArgs *a, GError **error)
   if (!snn_net_load_npz (net, a->weights, error) || !(raw = snn_npy_load (a->input, error)))
     goto done;
   x = snn_array_to_f32 (raw);
-  if (!check_input (x, model, a->T, a->input, &B, &sequence, error)
+  if (!check_input (x, model, a->T, a->input, &B, &sequence, error) || !snnwb_check_finite (x, a->input, error)
       || !(labels = load_labels (a->labels, B, model->num_classes, error)))
     goto done;
   SnnAnalysisOptions opt;

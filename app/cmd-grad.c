@@ -4,6 +4,7 @@
 #include "npy.h"
 #include "snn-error.h"
 #include "train.h"
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -98,6 +99,8 @@ load_inputs (GradArgs *a, SnnModel **model, SnnNet **net, SnnArray **x, SnnArray
   const SnnBackend *be = snn_backend_get (a->backend, error);
   if (!be || !(*model = snn_model_load_file (a->model, error)))
     return FALSE;
+  if (!snn_memory_check (snn_model_predict_bytes (*model, 1, 1, 0), a->model, error))
+    return FALSE;
   *net = snn_net_new (*model, be);
   if (!snn_net_load_npz (*net, a->weights, error))
     return FALSE;
@@ -148,6 +151,11 @@ run_grad (GradArgs *a, GError **error)
   snn_train_config_init (&cfg);
   cfg.T = a->T;
   cfg.lambda = (float) a->lambda;
+  if (!isfinite (a->lambda) || a->lambda < 0 || a->lambda > 1)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--lambda must be in [0, 1]");
+      return FALSE;
+    }
   if (!snn_method_from_name (a->method, &cfg.method))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--method must be bptt, sltt or sltt_k, not \"%s\"", a->method);
@@ -158,7 +166,7 @@ run_grad (GradArgs *a, GError **error)
       cfg.mse_onehot = g_str_equal (a->mse_target, "onehot");
       char *end;
       cfg.mse_target = cfg.mse_onehot ? 1.0f : (float) g_ascii_strtod (a->mse_target, &end);
-      if (!cfg.mse_onehot && (end == a->mse_target || *end))
+      if (!cfg.mse_onehot && (end == a->mse_target || *end || !isfinite (cfg.mse_target)))
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--mse-target must be a number or onehot");
           return FALSE;
@@ -187,7 +195,9 @@ run_grad (GradArgs *a, GError **error)
   GradProbe probe = { 0 };
   SnnNpz *out = NULL;
   int32_t *labels = NULL;
-  if (!load_inputs (a, &model, &net, &x, &y, error) || !check_input (x, model, a->T, a->input, &B, &sequence, error))
+  if (!load_inputs (a, &model, &net, &x, &y, error) || !check_input (x, model, a->T, a->input, &B, &sequence, error)
+      || !snnwb_check_finite (x, a->input, error)
+      || !snn_memory_check (snn_model_predict_bytes (model, B, a->T, 0), a->input, error))
     goto done;
   labels = g_new (int32_t, B);
   if (!check_labels (y, B, model->num_classes, a->labels, labels, error))

@@ -172,20 +172,32 @@ set (SnnExperiment *e, GError **error, const char *fmt, ...)
 }
 
 static void
+set_lif_tau (SnnLayerSpec *lif, const char *path, gpointer data)
+{
+  lif->lif.tau = (float) *(const double *) data;
+}
+
+/* Every LIF layer, those inside residual blocks too. */
+static void
 set_tau (SnnExperiment *e, double tau)
 {
-  for (int l = 0; l < e->model->n_layers; l++)
-    if (e->model->layers[l].type == SNN_LAYER_LIF)
-      e->model->layers[l].lif.tau = (float) tau;
+  snn_model_foreach_lif (e->model, set_lif_tau, &tau);
+}
+
+static void
+first_tau (SnnLayerSpec *lif, const char *path, gpointer data)
+{
+  double *tau = data;
+  if (isnan (*tau))
+    *tau = lif->lif.tau;
 }
 
 static double
 model_tau (const SnnModel *m)
 {
-  for (int l = 0; l < m->n_layers; l++)
-    if (m->layers[l].type == SNN_LAYER_LIF)
-      return m->layers[l].lif.tau;
-  return NAN;
+  double tau = NAN;
+  snn_model_foreach_lif ((SnnModel *) m, first_tau, &tau);
+  return tau;
 }
 
 /* The process's peak memory restarts from now, so that each run is

@@ -81,11 +81,11 @@ catch_stop_signals (void)
   sigaction (SIGTERM, &sa, NULL);
 }
 
-/* A folder that already holds a run is never written into. */
+/* A folder that holds a resumable run is never written into: it is continued. */
 static gboolean
 check_run_dir (const char *dir, GError **error)
 {
-  static const char *files[] = { "checkpoint.npz", "experiment.json", "weights.npz", "metrics.csv" };
+  static const char *files[] = { "checkpoint.npz" };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++)
     {
       g_autofree char *p = g_build_filename (dir, files[i], NULL);
@@ -181,7 +181,7 @@ print_header (SnnTrainer *tr, const char *dir)
 static int
 train_run (SnnExperiment *e, const char *out_dir, gboolean quiet, GError **error)
 {
-  if (out_dir && !check_run_dir (out_dir, error))
+  if (out_dir && (!check_run_dir (out_dir, error) || !snnwb_check_new_dir (out_dir, error)))
     return 2;
   SnnTrainer *tr = snn_trainer_new (e, error);
   if (!tr)
@@ -277,6 +277,8 @@ snnwb_cmd_train (int argc, char **argv)
           g_clear_pointer (&e, snn_experiment_free);
       if (e && backend)
         g_free (e->backend), e->backend = g_strdup (backend);
+      if (e && !snn_experiment_check_memory (e, &error))
+        g_clear_pointer (&e, snn_experiment_free);
       rc = e ? train_run (e, out, quiet, &error) : 2;
       snn_experiment_free (e);
     }
@@ -313,6 +315,8 @@ snnwb_cmd_eval (int argc, char **argv)
       g_clear_pointer (&e, snn_experiment_free);
   if (e && backend)
     g_free (e->backend), e->backend = g_strdup (backend);
+  if (e && !snn_experiment_check_memory (e, &error))
+    g_clear_pointer (&e, snn_experiment_free);
   SnnTrainer *tr = e ? snn_trainer_new (e, &error) : NULL;
   int rc;
   if (tr && snn_trainer_load_weights (tr, weights, &error))

@@ -4,6 +4,7 @@
 #include "backend.h"
 #include "snn-config.h"
 #include "snn-error.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,38 @@ snnwb_check_new_file (const char *path, gboolean force, GError **error)
       g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID, "%s: already exists; not overwriting it (use --force)", path);
       return FALSE;
     }
+  return TRUE;
+}
+
+gboolean
+snnwb_check_new_dir (const char *dir, GError **error)
+{
+  GDir *d = g_file_test (dir, G_FILE_TEST_IS_DIR) ? g_dir_open (dir, 0, NULL) : NULL;
+  gboolean empty = !d || g_dir_read_name (d) == NULL;
+  if (d)
+    g_dir_close (d);
+  if (!g_file_test (dir, G_FILE_TEST_EXISTS) || (empty && g_file_test (dir, G_FILE_TEST_IS_DIR)))
+    return TRUE;
+  g_set_error (error, SNN_IO_ERROR, SNN_ERROR_INVALID,
+               g_file_test (dir, G_FILE_TEST_IS_DIR) ? "%s: already exists and is not empty; not writing into it "
+                                                       "(choose a new --out folder)"
+                                                     : "%s: already exists and is not a folder (choose a new --out folder)",
+               dir);
+  return FALSE;
+}
+
+gboolean
+snnwb_check_finite (const SnnArray *x, const char *path, GError **error)
+{
+  const float *v = x->data;
+  int64_t n = snn_array_numel (x);
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite (v[i]))
+      {
+        g_set_error (error, SNN_DATA_ERROR, SNN_ERROR_NONFINITE, "%s: value %g at flat index %" G_GINT64_FORMAT
+                     " is not finite; inputs must be finite numbers", path, v[i], i);
+        return FALSE;
+      }
   return TRUE;
 }
 

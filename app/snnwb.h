@@ -2,6 +2,7 @@
  * status: 0 success, 1 failure while running, 2 bad input or usage. */
 #pragma once
 #include <glib.h>
+#include "npy.h"
 
 int snnwb_cmd_train (int argc, char **argv);
 int snnwb_cmd_eval (int argc, char **argv);
@@ -20,3 +21,7 @@ int snnwb_cmd_frames (int argc, char **argv);
 int snnwb_fail (GError *error);
 /* Refuses to replace a file the user already has. */
 gboolean snnwb_check_new_file (const char *path, gboolean force, GError **error);
+/* An output folder must be new or empty: a run never writes over another. */
+gboolean snnwb_check_new_dir (const char *dir, GError **error);
+/* x is float32: every value must be finite (the message gives the first that is not). */
+gboolean snnwb_check_finite (const SnnArray *x, const char *path, GError **error);

@@ -9,6 +9,7 @@
 #include "surrogate.h"
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,14 @@ cpu_alloc (size_t bytes)
   size_t sz = (bytes + 63) & ~(size_t) 63;
   void *p = NULL;
   if (posix_memalign (&p, 64, sz ? sz : 64) != 0)
-    g_error ("out of memory allocating %zu bytes", bytes);
+    {
+      /* Sizes are checked against the memory available before a network is
+       * built; should an allocation fail anyway, end as bad input does (exit
+       * 2, with the size), not with an abort and a core dump. */
+      fprintf (stderr, "out of memory allocating %zu bytes for the network; use a smaller model, batch_size or T\n",
+               bytes);
+      exit (2);
+    }
   memset (p, 0, sz ? sz : 64);
   return p;
 }

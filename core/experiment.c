@@ -1,6 +1,7 @@
 #include "experiment.h"
 #include "atomic-file.h"
 #include "backend.h"
+#include "net.h"
 #include "snn-error.h"
 #include "snn-config.h"
 #include <json-glib/json-glib.h>
@@ -210,6 +211,86 @@ int_member (JsonObject *o, const char *key, int min, int *out, const char *sourc
   return TRUE;
 }
 
+/* A string member (def when absent); any other type is an error naming field. */
+static gboolean
+str_member (JsonObject *o, const char *key, const char *field, const char *def, const char **out, const char *source,
+            GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  *out = def;
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return fail (error, source, "'%s' must be a string", field);
+  *out = json_node_get_string (n);
+  return TRUE;
+}
+
+static gboolean
+bool_member (JsonObject *o, const char *key, const char *field, gboolean *out, const char *source, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (!n)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_BOOLEAN)
+    return fail (error, source, "'%s' must be true or false", field);
+  *out = json_node_get_boolean (n);
+  return TRUE;
+}
+
+/* Seeds are whole numbers in [0, 2^63); doubles only up to 2^53, where they are exact. */
+static gboolean
+seed_member (JsonObject *o, guint64 *out, const char *source, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, "seed");
+  if (!n)
+    return TRUE;
+  GType t = JSON_NODE_HOLDS_VALUE (n) ? json_node_get_value_type (n) : G_TYPE_INVALID;
+  if (t == G_TYPE_INT64 && json_node_get_int (n) >= 0)
+    {
+      *out = (guint64) json_node_get_int (n);
+      return TRUE;
+    }
+  double v = t == G_TYPE_DOUBLE ? json_node_get_double (n) : -1;
+  if (t == G_TYPE_DOUBLE && v >= 0 && v <= 9007199254740992.0 && v == floor (v))
+    {
+      *out = (guint64) v;
+      return TRUE;
+    }
+  return fail (error, source, "'seed' must be a whole number from 0 to 2^53");
+}
+
+/* The ranges every experiment keeps, whether it came from a file or from overrides. */
+static gboolean
+validate (const SnnExperiment *e, const char *source, GError **error)
+{
+  const SnnOptimConfig *o = &e->optim;
+  if (e->train.T < 1 || e->train.T > 64)
+    return fail (error, source, "'T' = %d must be in 1..64", e->train.T);
+  if (e->train.method == SNN_METHOD_SLTT_K && (e->train.K < 1 || e->train.K > e->train.T))
+    return fail (error, source, "'K' = %d must be in 1..T (T = %d)", e->train.K, e->train.T);
+  if (e->batch_size < 1 || e->epochs < 1)
+    return fail (error, source, "'batch_size' and 'epochs' must be at least 1");
+  if (e->train_subset < 0 || e->test_subset < 0)
+    return fail (error, source, "'dataset.train_subset' and 'dataset.test_subset' must be at least 0 (0: all)");
+  if (e->frame_size < 0)
+    return fail (error, source, "'dataset.frames.size' must be at least 0 (0: the sensor's size)");
+  if (!isfinite (o->lr) || o->lr <= 0)
+    return fail (error, source, "'optimizer.lr' must be a positive finite number");
+  if (!isfinite (o->momentum) || o->momentum < 0 || !isfinite (o->weight_decay) || o->weight_decay < 0)
+    return fail (error, source, "'optimizer.momentum' and 'optimizer.weight_decay' must be finite and at least 0");
+  if (!isfinite (o->beta1) || !isfinite (o->beta2) || !isfinite (o->eps) || o->beta1 < 0 || o->beta1 >= 1
+      || o->beta2 < 0 || o->beta2 >= 1 || o->eps <= 0)
+    return fail (error, source, "'optimizer.beta1' and 'beta2' must be in [0, 1), 'optimizer.eps' positive");
+  if (!isfinite (e->train.lambda) || e->train.lambda < 0 || e->train.lambda > 1)
+    return fail (error, source, "'loss.lambda' must be in [0, 1]");
+  if (!isfinite (e->train.mse_target))
+    return fail (error, source, "'loss.mse_target' must be finite");
+  if (e->seed > (guint64) G_MAXINT64)
+    return fail (error, source, "'seed' must be below 2^63");
+  return TRUE;
+}
+
 static gboolean
 resolve_model (SnnExperiment *e, const char *ref, const char *base_dir, GError **error)
 {
@@ -230,27 +311,34 @@ parse_dataset (SnnExperiment *e, JsonNode *n, GError **error)
   if (!JSON_NODE_HOLDS_OBJECT (n))
     return fail (error, e->source, "'dataset' must be an object");
   JsonObject *o = json_node_get_object (n);
-  const char *name = json_object_get_string_member_with_default (o, "name", "fashion-mnist");
+  const char *name, *path;
+  if (!str_member (o, "name", "dataset.name", "fashion-mnist", &name, e->source, error)
+      || !str_member (o, "path", "dataset.path", NULL, &path, e->source, error))
+    return FALSE;
   if (!snn_dataset_kind_from_name (name, &e->dataset))
     return fail (error, e->source,
                  "unknown dataset \"%s\" (fashion-mnist, mnist, synthetic, cifar10, cifar100, dvs-gesture, "
                  "cifar10-dvs, n-mnist, synthetic-events)", name);
-  const char *path = json_object_get_string_member_with_default (o, "path", NULL);
   if (path && *path)
     e->dataset_path = g_strdup (path);
-  e->normalize = json_object_get_boolean_member_with_default (o, "normalize", e->normalize);
-  e->augment = json_object_get_boolean_member_with_default (o, "augment", e->augment);
-  e->frame_cache = json_object_get_boolean_member_with_default (o, "cache", e->frame_cache);
+  if (!bool_member (o, "normalize", "dataset.normalize", &e->normalize, e->source, error)
+      || !bool_member (o, "augment", "dataset.augment", &e->augment, e->source, error)
+      || !bool_member (o, "cache", "dataset.cache", &e->frame_cache, e->source, error))
+    return FALSE;
   JsonNode *frames = json_object_get_member (o, "frames");
-  if (frames && JSON_NODE_HOLDS_OBJECT (frames))
+  if (frames && !JSON_NODE_HOLDS_OBJECT (frames))
+    return fail (error, e->source, "'dataset.frames' must be an object");
+  if (frames)
     {
       JsonObject *f = json_node_get_object (frames);
-      const char *split = json_object_get_string_member_with_default (f, "split", "number");
-      const char *resize = json_object_get_string_member_with_default (f, "resize", "area");
+      const char *split, *resize;
+      if (!str_member (f, "split", "dataset.frames.split", "number", &split, e->source, error)
+          || !str_member (f, "resize", "dataset.frames.resize", "area", &resize, e->source, error))
+        return FALSE;
       if (!g_str_equal (split, "number") && !g_str_equal (split, "time"))
-        return fail (error, e->source, "frames split must be \"number\" or \"time\"");
+        return fail (error, e->source, "'dataset.frames.split' must be \"number\" or \"time\"");
       if (!g_str_equal (resize, "area") && !g_str_equal (resize, "bilinear"))
-        return fail (error, e->source, "frames resize must be \"area\" or \"bilinear\"");
+        return fail (error, e->source, "'dataset.frames.resize' must be \"area\" or \"bilinear\"");
       e->frame_split_time = g_str_equal (split, "time");
       e->frame_resize_bilinear = g_str_equal (resize, "bilinear");
       if (!int_member (f, "size", 0, &e->frame_size, e->source, error))
@@ -263,17 +351,17 @@ parse_dataset (SnnExperiment *e, JsonNode *n, GError **error)
 static gboolean
 parse_method (SnnExperiment *e, JsonObject *root, GError **error)
 {
-  const char *m = json_object_get_string_member_with_default (root, "method", "sltt");
+  const char *m;
+  if (!str_member (root, "method", "method", "sltt", &m, e->source, error))
+    return FALSE;
   if (!snn_method_from_name (m, &e->train.method))
     return fail (error, e->source, "unknown method \"%s\" (bptt, sltt, sltt_k)", m);
   if (!int_member (root, "T", 1, &e->train.T, e->source, error) || !int_member (root, "K", 1, &e->train.K, e->source, error))
     return FALSE;
   if (e->train.T > 64)
     return fail (error, e->source, "T = %d is more than the 64 steps supported", e->train.T);
-  JsonNode *rc = json_object_get_member (root, "recompute");
-  if (rc && (!JSON_NODE_HOLDS_VALUE (rc) || json_node_get_value_type (rc) != G_TYPE_BOOLEAN))
-    return fail (error, e->source, "'recompute' must be true or false");
-  e->train.recompute = json_object_get_boolean_member_with_default (root, "recompute", e->train.recompute);
+  if (!bool_member (root, "recompute", "recompute", &e->train.recompute, e->source, error))
+    return FALSE;
   if (e->train.method == SNN_METHOD_SLTT_K && e->train.K > e->train.T)
     return fail (error, e->source, "K = %d is larger than T = %d", e->train.K, e->train.T);
   return TRUE;
@@ -318,7 +406,10 @@ parse_optim (SnnExperiment *e, JsonNode *n, GError **error)
   if (!JSON_NODE_HOLDS_OBJECT (n))
     return fail (error, e->source, "'optimizer' must be an object");
   JsonObject *o = json_node_get_object (n);
-  const char *type = json_object_get_string_member_with_default (o, "type", "sgd");
+  const char *type, *sched;
+  if (!str_member (o, "type", "optimizer.type", "sgd", &type, e->source, error)
+      || !str_member (o, "schedule", "optimizer.schedule", "cosine", &sched, e->source, error))
+    return FALSE;
   if (g_ascii_strcasecmp (type, "sgd") == 0)
     e->optim.type = SNN_OPTIM_SGD;
   else if (g_ascii_strcasecmp (type, "adam") == 0)
@@ -328,7 +419,6 @@ parse_optim (SnnExperiment *e, JsonNode *n, GError **error)
     }
   else
     return fail (error, e->source, "unknown optimizer \"%s\" (sgd, adam)", type);
-  const char *sched = json_object_get_string_member_with_default (o, "schedule", "cosine");
   if (g_str_equal (sched, "cosine"))
     e->optim.cosine = TRUE;
   else if (g_str_equal (sched, "constant"))
@@ -340,8 +430,6 @@ parse_optim (SnnExperiment *e, JsonNode *n, GError **error)
       || !num_member (o, "beta1", &e->optim.beta1, e->source, error) || !num_member (o, "beta2", &e->optim.beta2, e->source, error)
       || !num_member (o, "eps", &e->optim.eps, e->source, error))
     return FALSE;
-  if (e->optim.lr <= 0)
-    return fail (error, e->source, "the learning rate must be positive");
   return TRUE;
 }
 
@@ -371,6 +459,8 @@ snn_experiment_parse (const char *json, gssize len, const char *source, const ch
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   GError *local = NULL;
+  if (!snn_json_check_depth (json, len, source, error))
+    return NULL;
   if (!json_parser_load_from_data (parser, json, len, &local))
     {
       g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: not valid JSON: %s", source, local->message);
@@ -381,14 +471,17 @@ snn_experiment_parse (const char *json, gssize len, const char *source, const ch
   SnnExperiment *e = snn_experiment_new_default ();
   g_free (e->source);
   e->source = g_strdup (source);
-  if (!JSON_NODE_HOLDS_OBJECT (root))
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
     {
       fail (error, source, "an experiment must be a JSON object");
       goto bad;
     }
   JsonObject *o = json_node_get_object (root);
+  const char *name;
+  if (!str_member (o, "name", "name", "experiment", &name, source, error))
+    goto bad;
   g_free (e->name);
-  e->name = g_strdup (json_object_get_string_member_with_default (o, "name", "experiment"));
+  e->name = g_strdup (name);
   JsonNode *model = json_object_get_member (o, "model");
   if (!model)
     {
@@ -406,14 +499,12 @@ snn_experiment_parse (const char *json, gssize len, const char *source, const ch
     fail (error, source, "'model' must be a preset name, a path or an object");
   if (!e->model)
     goto bad;
-  double seed = (double) e->seed;
   if (!parse_dataset (e, json_object_get_member (o, "dataset"), error) || !parse_method (e, o, error)
       || !parse_loss (e, json_object_get_member (o, "loss"), error)
       || !parse_optim (e, json_object_get_member (o, "optimizer"), error)
       || !int_member (o, "batch_size", 1, &e->batch_size, source, error)
-      || !int_member (o, "epochs", 1, &e->epochs, source, error) || !num_member (o, "seed", &seed, source, error))
+      || !int_member (o, "epochs", 1, &e->epochs, source, error) || !seed_member (o, &e->seed, source, error) || !validate (e, source, error))
     goto bad;
-  e->seed = (guint64) seed;
   if (!parse_backend (e, json_object_get_member (o, "backend"), error))
     goto bad;
   return e;
@@ -438,6 +529,11 @@ snn_experiment_load (const char *path_or_preset, GError **error)
     }
   if (!path)
     path = g_strdup (path_or_preset);
+  if (g_file_test (path, G_FILE_TEST_EXISTS) && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_INVALID, "%s: not a regular file", path);
+      return NULL;
+    }
   g_autofree char *text = NULL;
   gsize len;
   GError *local = NULL;
@@ -570,6 +666,60 @@ snn_experiment_save (const SnnExperiment *e, const char *path, GError **error)
   return snn_file_write_atomic (path, text, -1, error);
 }
 
+/* One LIF override, applied by snn_model_foreach_lif to every LIF layer. */
+typedef struct {
+  const char *key, *val;
+  double num;
+  SnnSurrogate sg;
+} LifOverride;
+
+static void
+apply_lif_override (SnnLayerSpec *L, const char *path, gpointer data)
+{
+  const LifOverride *o = data;
+  SnnLifParams *p = &L->lif;
+  if (g_str_equal (o->key, "tau"))
+    p->tau = (float) o->num;
+  else if (g_str_equal (o->key, "vth"))
+    p->vth = (float) o->num;
+  else if (g_str_equal (o->key, "width"))
+    p->width = (float) o->num;
+  else if (g_str_equal (o->key, "surrogate"))
+    p->surrogate = o->sg;
+  else if (g_str_equal (o->key, "reset"))
+    p->reset = g_str_equal (o->val, "hard") ? SNN_RESET_HARD : SNN_RESET_SOFT;
+  else
+    p->detach_reset = g_str_equal (o->val, "true") || g_str_equal (o->val, "1");
+}
+
+static gboolean
+lif_override (SnnExperiment *e, const char *kv, const char *key, const char *val, gboolean is_num, double num,
+              GError **error)
+{
+  LifOverride o = { key, val, num, SNN_SURROGATE_TRIANGLE };
+  if (g_str_equal (key, "surrogate") && !snn_surrogate_from_name (val, &o.sg))
+    return fail (error, kv, "unknown surrogate \"%s\" (rectangle, triangle, sigmoid, atan)", val);
+  if (g_str_equal (key, "reset") && !g_str_equal (val, "soft") && !g_str_equal (val, "hard"))
+    return fail (error, kv, "reset must be soft or hard");
+  if (g_str_equal (key, "detach_reset") && !g_strv_contains ((const char *const[]) { "true", "false", "1", "0", NULL }, val))
+    return fail (error, kv, "detach_reset must be true or false");
+  if ((g_str_equal (key, "tau") && (!is_num || num < 1 || num > 1e6))
+      || ((g_str_equal (key, "vth") || g_str_equal (key, "width")) && (!is_num || num <= 0 || num > 1e6)))
+    return fail (error, kv, "'%s' needs a number (tau in [1, 1e6], vth and width in (0, 1e6])", key);
+  snn_model_foreach_lif (e->model, apply_lif_override, &o);
+  return TRUE;
+}
+
+/* A whole number in [min, 1e9] into *out, or an error naming the key. */
+static gboolean
+int_override (const char *kv, const char *key, gboolean is_num, double num, int min, int *out, GError **error)
+{
+  if (!is_num || num != floor (num) || num < min || num > 1e9)
+    return fail (error, kv, "'%s' needs a whole number of at least %d", key, min);
+  *out = (int) num;
+  return TRUE;
+}
+
 gboolean
 snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
 {
@@ -580,15 +730,16 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
   const char *val = eq + 1;
   char *end = NULL;
   double num = g_ascii_strtod (val, &end);
-  gboolean is_num = end && end != val && *end == '\0';
-#define NEED_NUM() if (!is_num) return fail (error, kv, "'%s' needs a number", key)
+  gboolean is_num = end && end != val && *end == '\0' && isfinite (num);
+#define NEED_NUM() if (!is_num) return fail (error, kv, "'%s' needs a finite number", key)
+#define INT(min, field) if (!int_override (kv, key, is_num, num, min, &(field), error)) return FALSE
   if (g_str_equal (key, "method"))
     {
       if (!snn_method_from_name (val, &e->train.method))
         return fail (error, kv, "unknown method \"%s\" (bptt, sltt, sltt_k)", val);
     }
-  else if (g_str_equal (key, "T")) { NEED_NUM (); e->train.T = (int) num; }
-  else if (g_str_equal (key, "K")) { NEED_NUM (); e->train.K = (int) num; }
+  else if (g_str_equal (key, "T")) { INT (1, e->train.T); }
+  else if (g_str_equal (key, "K")) { INT (1, e->train.K); }
   else if (g_str_equal (key, "recompute"))
     {
       if (!g_str_equal (val, "true") && !g_str_equal (val, "false"))
@@ -596,11 +747,17 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
       e->train.recompute = g_str_equal (val, "true");
     }
   else if (g_str_equal (key, "lr")) { NEED_NUM (); e->optim.lr = num; }
-  else if (g_str_equal (key, "epochs")) { NEED_NUM (); e->epochs = (int) num; }
-  else if (g_str_equal (key, "batch_size")) { NEED_NUM (); e->batch_size = (int) num; }
-  else if (g_str_equal (key, "seed")) { NEED_NUM (); e->seed = (guint64) num; }
-  else if (g_str_equal (key, "train_subset")) { NEED_NUM (); e->train_subset = (int) num; }
-  else if (g_str_equal (key, "test_subset")) { NEED_NUM (); e->test_subset = (int) num; }
+  else if (g_str_equal (key, "epochs")) { INT (1, e->epochs); }
+  else if (g_str_equal (key, "batch_size")) { INT (1, e->batch_size); }
+  else if (g_str_equal (key, "seed"))
+    {
+      guint64 seed;
+      if (!g_ascii_string_to_unsigned (val, 10, 0, G_MAXINT64, &seed, NULL))
+        return fail (error, kv, "'seed' needs a whole number from 0 to 2^63 - 1");
+      e->seed = seed;
+    }
+  else if (g_str_equal (key, "train_subset")) { INT (0, e->train_subset); }
+  else if (g_str_equal (key, "test_subset")) { INT (0, e->test_subset); }
   else if (g_str_equal (key, "lambda")) { NEED_NUM (); e->train.lambda = (float) num; }
   else if (g_str_equal (key, "momentum")) { NEED_NUM (); e->optim.momentum = num; }
   else if (g_str_equal (key, "weight_decay")) { NEED_NUM (); e->optim.weight_decay = num; }
@@ -623,46 +780,30 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
         return fail (error, kv, "unknown optimizer \"%s\"", val);
     }
   else if (g_str_equal (key, "schedule"))
-    e->optim.cosine = g_str_equal (val, "cosine");
+    {
+      if (!g_str_equal (val, "cosine") && !g_str_equal (val, "constant"))
+        return fail (error, kv, "unknown schedule \"%s\" (cosine, constant)", val);
+      e->optim.cosine = g_str_equal (val, "cosine");
+    }
   else if (g_str_equal (key, "dataset"))
     {
       if (!snn_dataset_kind_from_name (val, &e->dataset))
         return fail (error, kv, "unknown dataset \"%s\"", val);
     }
-  else if (g_str_equal (key, "frame_size")) { NEED_NUM (); e->frame_size = (int) num; }
+  else if (g_str_equal (key, "frame_size")) { INT (0, e->frame_size); }
   else if (g_str_equal (key, "frame_split"))
-    e->frame_split_time = g_str_equal (val, "time");
+    {
+      if (!g_str_equal (val, "time") && !g_str_equal (val, "number"))
+        return fail (error, kv, "frame_split must be number or time");
+      e->frame_split_time = g_str_equal (val, "time");
+    }
   else if (g_str_equal (key, "augment"))
     e->augment = g_str_equal (val, "true") || g_str_equal (val, "1");
   else if (g_str_equal (key, "tau") || g_str_equal (key, "vth") || g_str_equal (key, "width")
            || g_str_equal (key, "surrogate") || g_str_equal (key, "reset") || g_str_equal (key, "detach_reset"))
     {
-      /* Applies to every LIF layer of the model. */
-      SnnSurrogate sg = SNN_SURROGATE_TRIANGLE;
-      if (g_str_equal (key, "surrogate") && !snn_surrogate_from_name (val, &sg))
-        return fail (error, kv, "unknown surrogate \"%s\" (rectangle, triangle, sigmoid, atan)", val);
-      if (g_str_equal (key, "reset") && !g_str_equal (val, "soft") && !g_str_equal (val, "hard"))
-        return fail (error, kv, "reset must be soft or hard");
-      if ((g_str_equal (key, "tau") && (!is_num || num < 1)) || ((g_str_equal (key, "vth") || g_str_equal (key, "width")) && (!is_num || num <= 0)))
-        return fail (error, kv, "'%s' needs a number (tau >= 1, vth and width > 0)", key);
-      for (int i = 0; i < e->model->n_layers; i++)
-        {
-          SnnLifParams *p = &e->model->layers[i].lif;
-          if (e->model->layers[i].type != SNN_LAYER_LIF)
-            continue;
-          if (g_str_equal (key, "tau"))
-            p->tau = (float) num;
-          else if (g_str_equal (key, "vth"))
-            p->vth = (float) num;
-          else if (g_str_equal (key, "width"))
-            p->width = (float) num;
-          else if (g_str_equal (key, "surrogate"))
-            p->surrogate = sg;
-          else if (g_str_equal (key, "reset"))
-            p->reset = g_str_equal (val, "hard") ? SNN_RESET_HARD : SNN_RESET_SOFT;
-          else
-            p->detach_reset = g_str_equal (val, "true") || g_str_equal (val, "1");
-        }
+      if (!lif_override (e, kv, key, val, is_num, num, error))
+        return FALSE;
     }
   else if (g_str_equal (key, "backend"))
     {
@@ -679,8 +820,16 @@ snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error)
   else
     return fail (error, kv, "unknown setting '%s'", key);
 #undef NEED_NUM
-  if (e->train.T < 1 || e->train.T > 64 || e->batch_size < 1 || e->epochs < 1 || e->optim.lr <= 0
-      || (e->train.method == SNN_METHOD_SLTT_K && (e->train.K < 1 || e->train.K > e->train.T)))
-    return fail (error, kv, "value out of range (T in 1..64, 1 <= K <= T, positive batch_size, epochs, lr)");
-  return TRUE;
+#undef INT
+  return validate (e, kv, error);
+}
+
+gboolean
+snn_experiment_check_memory (const SnnExperiment *e, GError **error)
+{
+  int steps = e->train.method == SNN_METHOD_BPTT ? e->train.T : 1;
+  int states = e->optim.type == SNN_OPTIM_ADAM ? 2 : 1;
+  int64_t bytes = snn_model_predict_bytes (e->model, e->batch_size, steps, states);
+  g_autofree char *what = g_strdup_printf ("%s (batch_size %d, T %d)", e->source, e->batch_size, e->train.T);
+  return snn_memory_check (bytes, what, error);
 }

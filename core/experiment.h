@@ -58,6 +58,10 @@ gboolean       snn_experiment_save (const SnnExperiment *e, const char *path, GE
  * momentum, weight_decay, dataset, dataset_path, schedule, backend. */
 gboolean       snn_experiment_apply_override (SnnExperiment *e, const char *kv, GError **error);
 
+/* Refuses, before anything is allocated, an experiment whose network
+ * (parameters, optimizer state and activations at its batch size and T)
+ * would take more memory than is available; the message gives the bytes. */
+gboolean       snn_experiment_check_memory (const SnnExperiment *e, GError **error);
 /* The folders searched for presets: $SNNWB_MODELS_DIR, the source tree, the installed data. */
 char          *snn_preset_find (const char *name, const char *suffix);
 char         **snn_preset_list (void);  /* names of presets that have an experiment */

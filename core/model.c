@@ -41,7 +41,8 @@ snn_shape_numel (const SnnShape *s)
 {
   int64_t n = 1;
   for (int i = 0; i < s->ndim; i++)
-    n *= s->d[i];
+    if (__builtin_mul_overflow (n, (int64_t) s->d[i], &n))
+      return G_MAXINT64; /* saturates: shape inference refuses it */
   return n;
 }
 
@@ -395,6 +396,13 @@ parse_block (ParseCtx *ctx, JsonObject *obj, SnnLayerSpec *spec)
 {
   static const char *const known[] = { "pre", "main", "shortcut", "shortcut_from", "alpha", "skipinit", NULL };
   SnnBlock *b = spec->block = g_new0 (SnnBlock, 1);
+  /* Each level adds two parts to the path ("3.main.1"); every walk over a
+   * model recurses per level, so a bound keeps a crafted file off the stack. */
+  int depth = 0;
+  for (const char *c = ctx->path; c && *c; c++)
+    depth += *c == '.';
+  if (depth / 2 >= SNN_MAX_NESTING)
+    return parse_fail (ctx, SNN_ERROR_INVALID, "residual blocks nested more than %d deep", SNN_MAX_NESTING);
   b->alpha = 1.0f;
   gboolean ok;
   if (!check_known_fields (ctx, obj, known) || !parse_list (ctx, obj, "pre", FALSE, &b->pre)
@@ -582,11 +590,43 @@ snn_model_from_json_node (JsonNode *root, const char *source, GError **error)
   return model;
 }
 
+gboolean
+snn_json_check_depth (const char *json, gssize length, const char *source, GError **error)
+{
+  gsize n = length < 0 ? strlen (json) : (gsize) length;
+  int depth = 0;
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < n; i++)
+    {
+      char c = json[i];
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if ((c == '[' || c == '{') && ++depth > SNN_JSON_MAX_DEPTH)
+        {
+          g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: nested more than %d levels deep at byte offset %zu",
+                       source, SNN_JSON_MAX_DEPTH, i);
+          return FALSE;
+        }
+      else if (c == ']' || c == '}')
+        depth--;
+    }
+  return TRUE;
+}
+
 SnnModel *
 snn_model_parse (const char *json, gssize length, const char *source, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   GError *local = NULL;
+  if (!snn_json_check_depth (json, length, source, error))
+    return NULL;
   if (!json_parser_load_from_data (parser, json, length, &local))
     {
       g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_PARSE, "%s: not valid JSON: %s", source, local->message);
@@ -602,6 +642,11 @@ snn_model_load_file (const char *path, GError **error)
   g_autofree char *text = NULL;
   gsize len = 0;
   GError *local = NULL;
+  if (g_file_test (path, G_FILE_TEST_EXISTS) && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_INVALID, "%s: not a regular file", path);
+      return NULL;
+    }
   if (!g_file_get_contents (path, &text, &len, &local))
     {
       g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_MISSING, "%s: cannot read: %s", path, local->message);
@@ -661,15 +706,46 @@ infer_block (SnnLayerSpec *L, const char *path, SnnShape in, SnnShape *out, GErr
   return TRUE;
 }
 
+/* The output length of a window k with stride and padding over n, in 64
+ * bits (inputs are below 2^31, so nothing here overflows); 0: it does not fit. */
+static int64_t
+window_out (int64_t n, int64_t k, int64_t stride, int64_t pad)
+{
+  return n + 2 * pad < k ? 0 : (n + 2 * pad - k) / stride + 1;
+}
+
 static gboolean
 infer_pool (SnnLayerSpec *L, const char *path, const char *ins, SnnShape in, SnnShape *out)
 {
   for (int a = 1; a < 3; a++)
     {
-      if (in.d[a] + 2 * L->pool_pad < L->pool_k)
+      int64_t o = window_out (in.d[a], L->pool_k, L->pool_stride, L->pool_pad);
+      if (o < 1)
         return FALSE;
-      out->d[a] = (in.d[a] + 2 * L->pool_pad - L->pool_k) / L->pool_stride + 1;
+      out->d[a] = (int) o;
     }
+  return TRUE;
+}
+
+/* Activations per sample and parameter tensors stay below 2^31 elements,
+ * so every count the layers compute fits an int and every byte count an
+ * int64; bigger models are refused here, by name, not by a crash later. */
+#define SNN_MAX_NUMEL ((int64_t) G_MAXINT)
+
+static gboolean
+check_sizes (SnnLayerSpec *L, const char *path, const SnnShape *out, GError **error)
+{
+  if (snn_shape_numel (out) > SNN_MAX_NUMEL)
+    {
+      g_autofree char *os = snn_shape_to_string (out);
+      return shape_fail (error, path, "%s gives %s, more than 2^31 values per sample", snn_layer_type_name (L->type), os);
+    }
+  SnnParamInfo info[6];
+  int np = snn_layer_params (L, info);
+  for (int k = 0; k < np; k++)
+    if (info[k].numel > SNN_MAX_NUMEL)
+      return shape_fail (error, path, "%s has more than 2^31 values in its %s", snn_layer_type_name (L->type),
+                         info[k].name);
   return TRUE;
 }
 
@@ -694,10 +770,12 @@ infer_layer (SnnLayerSpec *L, const char *path, SnnShape in, GError **error)
         return shape_fail (error, path, "conv expects %d input channels, gets %d", L->in_ch, in.d[0]);
       for (int a = 1; a < 3; a++)
         {
-          int o = (in.d[a] + 2 * L->pad - L->k) / L->stride + 1;
-          if (in.d[a] + 2 * L->pad < L->k || o < 1)
+          int64_t o = window_out (in.d[a], L->k, L->stride, L->pad);
+          if (o < 1)
             return shape_fail (error, path, "conv kernel %d does not fit the input %s with padding %d", L->k, ins, L->pad);
-          out.d[a] = o;
+          if (o > SNN_MAX_NUMEL)
+            return shape_fail (error, path, "conv padding %d on the input %s gives more than 2^31 values", L->pad, ins);
+          out.d[a] = (int) o;
         }
       out.d[0] = L->out_ch;
       break;
@@ -714,6 +792,8 @@ infer_layer (SnnLayerSpec *L, const char *path, SnnShape in, GError **error)
       break;
     case SNN_LAYER_FLATTEN:
       out.ndim = 1;
+      if (snn_shape_numel (&in) > SNN_MAX_NUMEL)
+        return shape_fail (error, path, "flatten of %s gives more than 2^31 features", ins);
       out.d[0] = (int) snn_shape_numel (&in);
       break;
     case SNN_LAYER_BN_STEP:
@@ -727,6 +807,8 @@ infer_layer (SnnLayerSpec *L, const char *path, SnnShape in, GError **error)
     default:
       break;
     }
+  if (!check_sizes (L, path, &out, error))
+    return FALSE;
   L->in_shape = in;
   L->out_shape = out;
   return TRUE;
@@ -784,6 +866,42 @@ snn_model_infer_shapes (SnnModel *model, int *bad_layer, GError **error)
   return TRUE;
 }
 
+/* ---- walking the LIF layers ---- */
+
+static int
+list_foreach_lif (SnnLayerSpec *layers, int n, const char *prefix, SnnLifFunc fn, gpointer user_data)
+{
+  int count = 0;
+  for (int i = 0; i < n; i++)
+    {
+      SnnLayerSpec *L = &layers[i];
+      g_autofree char *path = prefix ? g_strdup_printf ("%s.%d", prefix, i) : g_strdup_printf ("%d", i);
+      if (L->type == SNN_LAYER_LIF)
+        {
+          if (fn)
+            fn (L, path, user_data);
+          count++;
+        }
+      else if (L->type == SNN_LAYER_RESIDUAL && L->block)
+        {
+          const SnnLayerList *lists[3] = { &L->block->pre, &L->block->main, &L->block->shortcut };
+          static const char *const names[3] = { "pre", "main", "shortcut" };
+          for (int k = 0; k < 3; k++)
+            {
+              g_autofree char *sub = g_strdup_printf ("%s.%s", path, names[k]);
+              count += list_foreach_lif (lists[k]->layers, lists[k]->n, sub, fn, user_data);
+            }
+        }
+    }
+  return count;
+}
+
+int
+snn_model_foreach_lif (SnnModel *model, SnnLifFunc fn, gpointer user_data)
+{
+  return list_foreach_lif (model->layers, model->n_layers, NULL, fn, user_data);
+}
+
 /* ---- parameters ---- */
 
 static void
@@ -796,7 +914,8 @@ param_info (SnnParamInfo *p, const char *name, int ndim, const int64_t *shape, g
   for (int i = 0; i < ndim; i++)
     {
       p->shape[i] = shape[i];
-      p->numel *= shape[i];
+      if (__builtin_mul_overflow (p->numel, shape[i], &p->numel))
+        p->numel = G_MAXINT64; /* saturates: shape inference refuses it */
     }
   p->trainable = trainable;
 }
@@ -832,12 +951,20 @@ snn_layer_params (const SnnLayerSpec *L, SnnParamInfo out[6])
   return n;
 }
 
+/* Sums saturate at G_MAXINT64 rather than wrap. */
+static int64_t
+add_sat (int64_t a, int64_t b)
+{
+  int64_t r;
+  return __builtin_add_overflow (a, b, &r) ? G_MAXINT64 : r;
+}
+
 static int64_t
 list_param_count (const SnnLayerList *list)
 {
   int64_t total = 0;
   for (int i = 0; i < list->n; i++)
-    total += snn_layer_param_count (&list->layers[i]);
+    total = add_sat (total, snn_layer_param_count (&list->layers[i]));
   return total;
 }
 
@@ -849,10 +976,11 @@ snn_layer_param_count (const SnnLayerSpec *spec)
   int64_t total = 0;
   for (int i = 0; i < n; i++)
     if (info[i].trainable)
-      total += info[i].numel;
+      total = add_sat (total, info[i].numel);
   if (spec->block)
-    total += list_param_count (&spec->block->pre) + list_param_count (&spec->block->main)
-             + list_param_count (&spec->block->shortcut);
+    total = add_sat (add_sat (add_sat (total, list_param_count (&spec->block->pre)),
+                              list_param_count (&spec->block->main)),
+                     list_param_count (&spec->block->shortcut));
   return total;
 }
 
@@ -861,7 +989,7 @@ snn_model_param_count (const SnnModel *model)
 {
   int64_t total = 0;
   for (int i = 0; i < model->n_layers; i++)
-    total += snn_layer_param_count (&model->layers[i]);
+    total = add_sat (total, snn_layer_param_count (&model->layers[i]));
   return total;
 }
 

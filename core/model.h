@@ -32,6 +32,7 @@ typedef enum {
 typedef enum { SNN_RESET_SOFT, SNN_RESET_HARD } SnnReset;
 
 #define SNN_MAX_DIMS 3
+#define SNN_MAX_NESTING 32  /* residual blocks inside residual blocks */
 
 typedef struct {
   int ndim;          /* 1: [F], 3: [C, H, W] */
@@ -117,6 +118,11 @@ void         snn_model_free (SnnModel *model);
 SnnModel    *snn_model_load_file (const char *path, GError **error);
 /* Parses and infers shapes; source names the input in messages. */
 SnnModel    *snn_model_parse (const char *json, gssize length, const char *source, GError **error);
+/* JSON nested deeper than SNN_JSON_MAX_DEPTH is refused before parsing:
+ * the parser recurses once per level, and a crafted file would take the
+ * whole stack. */
+#define SNN_JSON_MAX_DEPTH 256
+gboolean     snn_json_check_depth (const char *json, gssize length, const char *source, GError **error);
 /* From a JSON object node (e.g. embedded in an experiment file). */
 struct _JsonNode;
 SnnModel    *snn_model_from_json_node (struct _JsonNode *node, const char *source, GError **error);
@@ -129,6 +135,12 @@ gboolean     snn_model_save (const SnnModel *model, const char *path, GError **e
  * or -1 for a model-level problem. Messages look like
  * "layer 3: conv expects 8 input channels, gets 16". */
 gboolean     snn_model_infer_shapes (SnnModel *model, int *bad_layer, GError **error);
+
+/* Calls fn on every LIF layer of the model, those inside residual blocks
+ * (pre, main and shortcut, at any depth) too, in saving order. path is the
+ * layer's name as in parameter names ("3" or "3.main.1"). */
+typedef void (*SnnLifFunc) (SnnLayerSpec *lif, const char *path, gpointer user_data);
+int          snn_model_foreach_lif (SnnModel *model, SnnLifFunc fn, gpointer user_data); /* the count */
 
 /* Trainable parameters and buffers of a layer, in saving order. */
 typedef struct {

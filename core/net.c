@@ -1,4 +1,6 @@
 #include "net.h"
+#include <sys/resource.h>
+#include <unistd.h>
 #include "snn-error.h"
 #include <math.h>
 #include <string.h>
@@ -424,6 +426,20 @@ snn_net_host_scratch (SnnNet *net, size_t floats)
       net->loss_scratch_floats = floats;
     }
   return net->loss_scratch;
+}
+
+int
+snn_net_foreach_lif (SnnNet *net, SnnNetLifFunc fn, gpointer user_data)
+{
+  int n = 0;
+  for (int i = 0; i < net->nn; i++)
+    if (net->N[i].spec->type == SNN_LAYER_LIF)
+      {
+        if (fn)
+          fn (net->N[i].name, &net->N[i].lif, user_data);
+        n++;
+      }
+  return n;
 }
 
 void
@@ -1628,4 +1644,103 @@ snn_model_predict_memory (const SnnModel *model, int batch, int T, SnnMemoryPred
                                                    : snn_model_arena_bytes (model, batch, steps, rc);
       out[i].recomputes = rc;
     }
+
+/* ---- memory prediction ---- */
+
+static void
+list_predict (const SnnLayerSpec *layers, int n, double rows, double batch, int optim_states, double *params,
+              double *acts, double *widest, double *col)
+{
+  for (int i = 0; i < n; i++)
+    {
+      const SnnLayerSpec *s = &layers[i];
+      SnnParamInfo info[6];
+      int np = snn_layer_params (s, info);
+      for (int k = 0; k < np; k++)
+        *params += (double) info[k].numel * 4 * (info[k].trainable ? 2 + optim_states : 1);
+      if (s->ws && np > 0)
+        *params += (double) info[0].numel * 4 * 2; /* standardised weights and their gradient */
+      if (s->type == SNN_LAYER_LINEAR && np > 0 && i > 0
+          && (layers[i - 1].type == SNN_LAYER_LIF || layers[i - 1].type == SNN_LAYER_FLATTEN))
+        *params += (double) info[0].numel * 4;     /* the transposed copy for spike inputs */
+      double out = (double) snn_shape_numel (&s->out_shape);
+      *widest = MAX (*widest, out);
+      if (s->type != SNN_LAYER_FLATTEN)
+        *acts += rows * out * 4;
+      if (s->type == SNN_LAYER_LIF || s->type == SNN_LAYER_BN_STEP)
+        *acts += rows * out * 4 + batch * out * 4; /* u or xhat, and the state */
+      if (s->type == SNN_LAYER_DROPOUT)
+        *acts += batch * out * 8;                  /* the mask, here and on the host */
+      if (s->type == SNN_LAYER_CONV)
+        *col = MAX (*col, (double) conv_patch (s) * batch * s->out_shape.d[1] * s->out_shape.d[2] * 4
+                            + (double) s->out_ch * batch * s->out_shape.d[1] * s->out_shape.d[2] * 4);
+      if (s->block)
+        {
+          const SnnLayerList *l[3] = { &s->block->pre, &s->block->main, &s->block->shortcut };
+          for (int k = 0; k < 3; k++)
+            list_predict (l[k]->layers, l[k]->n, rows, batch, optim_states, params, acts, widest, col);
+        }
+    }
+}
+
+int64_t
+snn_model_predict_bytes (const SnnModel *model, int batch, int steps, int optim_states)
+{
+  double rows = (double) batch * steps, params = 0, acts = 0, col = 0;
+  double widest = (double) snn_shape_numel (&model->input_shape);
+  acts += rows * widest * 4; /* the input */
+  list_predict (model->layers, model->n_layers, rows, batch, optim_states, &params, &acts, &widest, &col);
+  int depth = list_depth (model->layers, model->n_layers);
+  double total = params + acts + col + MIN (N_GBUF, 3 + 2 * depth) * rows * widest * 4
+                 + rows * model->num_classes * 4 * 3; /* output, loss and its gradient on the host */
+  return total >= (double) G_MAXINT64 ? G_MAXINT64 : (int64_t) total;
+}
+
+static int64_t
+meminfo_available (void)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
+    return G_MAXINT64;
+  const char *line = strstr (text, "MemAvailable:");
+  if (!line)
+    return G_MAXINT64;
+  guint64 kb = g_ascii_strtoull (line + strlen ("MemAvailable:"), NULL, 10);
+  return kb > (guint64) (G_MAXINT64 / 1024) ? G_MAXINT64 : (int64_t) kb * 1024;
+}
+
+/* What RLIMIT_AS leaves above the address space this process has now. */
+static int64_t
+rlimit_available (void)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return G_MAXINT64;
+  g_autofree char *statm = NULL;
+  guint64 pages = 0;
+  if (g_file_get_contents ("/proc/self/statm", &statm, NULL, NULL))
+    pages = g_ascii_strtoull (statm, NULL, 10);
+  guint64 used = pages * (guint64) sysconf (_SC_PAGESIZE);
+  return used >= rl.rlim_cur ? 0 : (int64_t) MIN (rl.rlim_cur - used, (guint64) G_MAXINT64);
+}
+
+int64_t
+snn_memory_available (void)
+{
+  return MIN (meminfo_available (), rlimit_available ());
+}
+
+gboolean
+snn_memory_check (int64_t bytes, const char *what, GError **error)
+{
+  int64_t avail = snn_memory_available ();
+  /* A quarter to spare: the prediction leaves out the data set and the
+   * allocator's own overhead, and other processes take memory meanwhile. */
+  if ((double) bytes * 1.25 <= (double) avail)
+    return TRUE;
+  g_set_error (error, SNN_MODEL_ERROR, SNN_ERROR_INVALID,
+               "%s: needs about %" G_GINT64_FORMAT " bytes (%.1f GiB) but only %" G_GINT64_FORMAT
+               " bytes (%.1f GiB) are available; use a smaller model, batch_size or T", what, bytes,
+               bytes / 1073741824.0, avail, avail / 1073741824.0);
+  return FALSE;
 }

@@ -104,6 +104,10 @@ gboolean        snn_net_recomputes (const SnnNet *net);
 
 /* The run-time LIF parameters of a top-level LIF layer (analysis). */
 SnnLifParams   *snn_net_lif_params (SnnNet *net, int layer);
+/* Calls fn on the run-time parameters of every LIF layer, those inside
+ * residual blocks too, with the layer's name ("3.main.1"); returns the count. */
+typedef void (*SnnNetLifFunc) (const char *name, SnnLifParams *p, gpointer user_data);
+int             snn_net_foreach_lif (SnnNet *net, SnnNetLifFunc fn, gpointer user_data);
 /* Sets tau of every LIF layer, those inside residual blocks too. */
 void            snn_net_set_tau (SnnNet *net, float tau);
 
@@ -167,5 +171,20 @@ typedef struct {
 
 void            snn_model_predict_memory (const SnnModel *model, int batch, int T,
                                           SnnMemoryPrediction out[SNN_PREDICT_N]);
+
+/* What a network of the model takes, parameters and activation arena, for
+ * batches of `batch` samples and chunks of `steps` steps, without
+ * allocating anything: parameters, gradients, `optim_states` optimizer
+ * buffers per trainable value and the work buffers of every layer (those in
+ * residual blocks too), for the layout without recomputing (the larger).
+ * Computed in double and saturated, so no size overflows. */
+int64_t         snn_model_predict_bytes (const SnnModel *model, int batch, int steps, int optim_states);
+/* Memory this process can still take: MemAvailable of /proc/meminfo and,
+ * when set, what RLIMIT_AS leaves above the present address space;
+ * G_MAXINT64 when neither is known. */
+int64_t         snn_memory_available (void);
+/* An SNN_MODEL_ERROR naming `what` and both figures when bytes (and a
+ * quarter more, to spare) exceed the memory available. */
+gboolean        snn_memory_check (int64_t bytes, const char *what, GError **error);
 
 G_END_DECLS

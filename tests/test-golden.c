@@ -2,6 +2,7 @@
  * implementation (tests/golden/gen_golden.py), must be reproduced on every
  * backend this machine runs (others are skipped), in-process, as snnwb grad
  * computes it: spikes equal, gradients within 1e-4 of their largest value. */
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>

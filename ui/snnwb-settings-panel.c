@@ -44,13 +44,38 @@ G_DEFINE_FINAL_TYPE (SnnwbSettingsPanel, snnwb_settings_panel, GTK_TYPE_BOX)
 enum { CHANGED, MODEL_CHANGED, LIVE_CHANGED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
+static void
+note_first_lif (SnnLayerSpec *lif, const char *path, gpointer data)
+{
+  const SnnLifParams **first = data;
+  if (!*first)
+    *first = &lif->lif;
+}
+
 static const SnnLifParams *
 first_lif (const SnnModel *m)
 {
-  for (int l = 0; m && l < m->n_layers; l++)
-    if (m->layers[l].type == SNN_LAYER_LIF)
-      return &m->layers[l].lif;
-  return NULL;
+  const SnnLifParams *first = NULL;
+  if (m)
+    snn_model_foreach_lif ((SnnModel *) m, note_first_lif, &first);
+  return first;
+}
+
+/* What changed between the shown and the new settings goes to every LIF
+ * layer, those inside residual blocks too. */
+typedef struct {
+  const SnnLifParams *now, *old;
+  gboolean changed;
+} LifApply;
+
+static void
+apply_lif (SnnLayerSpec *lif, const char *path, gpointer data)
+{
+  LifApply *a = data;
+  SnnLifParams *p = &lif->lif;
+#define APPLY(f) if (a->now->f != a->old->f) { p->f = a->now->f; a->changed = TRUE; }
+  APPLY (surrogate) APPLY (width) APPLY (alpha) APPLY (tau) APPLY (vth) APPLY (reset)
+#undef APPLY
 }
 
 static void
@@ -155,16 +180,10 @@ store_lif (SnnwbSettingsPanel *self)
 
   read_lif_widgets (self, &now);
   snnwb_chart_view_set_surrogate (self->surrogate_view, &now);
-  for (int l = 0; m && l < m->n_layers; l++)
-    {
-      SnnLifParams *p = &m->layers[l].lif;
-
-      if (m->layers[l].type != SNN_LAYER_LIF)
-        continue;
-#define APPLY(f) if (now.f != old->f) { p->f = now.f; changed = TRUE; }
-      APPLY (surrogate) APPLY (width) APPLY (alpha) APPLY (tau) APPLY (vth) APPLY (reset)
-#undef APPLY
-    }
+  LifApply apply = { &now, old, FALSE };
+  if (m)
+    snn_model_foreach_lif (m, apply_lif, &apply);
+  changed = apply.changed;
   self->lif_shown = now;
   return changed;
 }
