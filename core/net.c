@@ -1644,8 +1644,9 @@ snn_model_predict_memory (const SnnModel *model, int batch, int T, SnnMemoryPred
                                                    : snn_model_arena_bytes (model, batch, steps, rc);
       out[i].recomputes = rc;
     }
+}
 
-/* ---- memory prediction ---- */
+/* ---- memory available ---- */
 
 static void
 list_predict (const SnnLayerSpec *layers, int n, double rows, double batch, int optim_states, double *params,

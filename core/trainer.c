@@ -190,6 +190,10 @@ snn_trainer_new (const SnnExperiment *e, GError **error)
   const SnnBackend *be = snn_backend_get (e->backend, error);
   if (!be)
     return NULL;
+  /* A network that cannot fit is refused before anything is allocated:
+   * the command line and the workbench alike. */
+  if (!snn_experiment_check_memory (e, error))
+    return NULL;
   SnnTrainer *tr = g_new0 (SnnTrainer, 1);
   tr->e = snn_experiment_copy (e);
   tr->train = snn_experiment_load_dataset (tr->e, TRUE, NULL, error);

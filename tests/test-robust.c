@@ -232,7 +232,7 @@ test_lif_walk (gconstpointer data)
   snn_model_foreach_lif (back->model, count_tau, m);
   g_assert_cmpint (m[1], ==, want);
   /* In the network that trains: one step, then every LIF layer still has tau 3. */
-  SnnNet *net = snn_net_new (back->model, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (back->model, tu_cpu ());
   int k[2] = { 0, 0 };
   snn_net_foreach_lif (net, count_net_tau, k);
   g_assert_cmpint (k[0], ==, want);
@@ -355,7 +355,7 @@ test_cli_grad_nan (Fixture *f, gconstpointer d)
   g_autofree char *mp = put (f, "m.json", "{\"input_shape\": [3], \"num_classes\": 2, \"layers\": [{\"type\": \"linear\", "
                                           "\"in\": 3, \"out\": 4}, {\"type\": \"lif\"}, {\"type\": \"linear\", \"in\": 4, \"out\": 2}]}");
   SnnModel *m = snn_model_load_file (mp, NULL);
-  SnnNet *net = snn_net_new (m, snn_backend_cpu ());
+  SnnNet *net = snn_net_new (m, tu_cpu ());
   g_autofree char *wp = g_build_filename (f->dir, "w.npz", NULL);
   g_assert_true (snn_net_save_npz (net, wp, NULL));
   int64_t xs[2] = { 2, 3 }, ys[1] = { 2 };
