@@ -1160,12 +1160,15 @@ snnwb_window_save_session_to (SnnwbWindow *self, const char *dir, GError **error
     for (guint i = 0; i < self->runs->len; i++)
       if (!move_run (self->runs->pdata[i], dir, error))
         return FALSE;
+  /* The active run's checkpoints follow its folder (again below, where it
+   * had to be written anew). */
+  if (self->session && snnwb_run_get_folder (snnwb_session_get_run (self->session)))
+    snnwb_session_set_run_dir (self->session, snnwb_run_get_folder (snnwb_session_get_run (self->session)));
   g_free (self->session_dir);
   self->session_dir = g_strdup (dir);
   self->session_chosen = TRUE;
   self->save_failed = FALSE;
   save_all (self);
-  /* The active run's checkpoints follow its folder. */
   if (self->session)
     snnwb_session_set_run_dir (self->session, snnwb_run_get_folder (snnwb_session_get_run (self->session)));
   if (self->save_failed)
