@@ -11,6 +11,8 @@
 #include "snnwb-walkthrough.h"
 #include <gdk/x11/gdkx.h>
 #include "optim.h"
+#include "trainer.h"
+#include "snnwb-run-store.h"
 
 static SnnwbWindow *win;
 static char *tmpdir;
@@ -857,6 +859,183 @@ test_quit_prompt (void)
   }
 }
 
+/* The final weights an uninterrupted run of e ends with. */
+static SnnNpz *
+uninterrupted_weights (const SnnExperiment *e, double *final_test_acc)
+{
+  g_autoptr (GError) error = NULL;
+  SnnTrainer *tr = snn_trainer_new (e, &error);
+  SnnIterInfo info;
+  SnnNpz *npz;
+  int n;
+
+  g_assert_no_error (error);
+  while (!snn_trainer_finished (tr))
+    {
+      g_assert_true (snn_trainer_step (tr, &info, &error));
+      g_assert_no_error (error);
+    }
+  *final_test_acc = snn_trainer_history (tr, &n)[n - 1].test_acc;
+  npz = snn_net_to_npz (snn_trainer_net (tr), FALSE);
+  snn_trainer_free (tr);
+  return npz;
+}
+
+static void
+assert_same_arrays (const SnnNpz *a, const SnnNpz *b)
+{
+  g_assert_cmpuint (snn_npz_count (a), ==, snn_npz_count (b));
+  for (guint i = 0; i < snn_npz_count (a); i++)
+    {
+      SnnArray *x = snn_npz_get (a, snn_npz_name (a, i));
+      SnnArray *y = snn_npz_get (b, snn_npz_name (a, i));
+
+      g_assert_nonnull (y);
+      g_assert_cmpint (x->dtype, ==, y->dtype);
+      g_assert_cmpint (snn_array_numel (x), ==, snn_array_numel (y));
+      g_assert_cmpmem (x->data, snn_array_numel (x) * snn_dtype_size (x->dtype), y->data,
+                       snn_array_numel (y) * snn_dtype_size (y->dtype));
+    }
+}
+
+/* As a workbench killed after the first epoch's checkpoint leaves the
+ * run's folder: the curves recorded beyond it, the checkpoint behind. */
+static void
+put_first_epoch_checkpoint (const SnnExperiment *e, const char *run_dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *tmp = g_build_filename (tmpdir, "epoch-1", NULL);
+  g_autofree char *from = g_build_filename (tmp, "checkpoint.npz", NULL);
+  g_autofree char *to = g_build_filename (run_dir, "checkpoint.npz", NULL);
+  SnnTrainer *tr = snn_trainer_new (e, &error);
+  SnnIterInfo info = { 0 };
+
+  g_assert_no_error (error);
+  while (!info.epoch_done)
+    g_assert_true (snn_trainer_step (tr, &info, &error));
+  g_assert_cmpint (g_mkdir_with_parents (tmp, 0755), ==, 0);
+  g_assert_true (snn_trainer_save_run (tr, tmp, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_rename (from, to), ==, 0);
+  snn_trainer_free (tr);
+}
+
+/* A run stopped mid-epoch (after a what-if tau while paused), its window
+ * closed, continues in a new window from the session folder and ends with
+ * the weights of a run that never stopped, bit for bit. killed: the folder
+ * is left as a kill after the first epoch would leave it. */
+static void
+continue_after_restart (gboolean killed)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_build_filename (tmpdir, killed ? "killed-session" : "resume-session", NULL);
+  g_autofree char *weights = NULL;
+  SnnExperiment *e;
+  SnnwbWindow *main_win = win, *w;
+  SnnwbRun *run;
+  SnnNpz *expected, *got;
+  const SnnwbEpochRecord *ep;
+  const SnnwbIterRecord *it;
+  double expected_acc;
+  guint n_ep, n_it;
+  long stopped_at;
+
+  win = w = snnwb_window_new (NULL);
+  g_object_add_weak_pointer (G_OBJECT (w), (gpointer *) &w);
+  gtk_window_present (GTK_WINDOW (win));
+  g_assert_true (snnwb_window_save_session_to (win, dir, &error));
+  g_assert_no_error (error);
+  use_fast_experiment ();
+  snnwb_window_get_experiment (win)->train_subset = 64;
+  snnwb_window_get_experiment (win)->test_subset = 32;
+  snnwb_window_get_experiment (win)->epochs = 3;   /* 4 iterations each */
+  snnwb_window_experiment_changed (win);
+  e = snn_experiment_copy (snnwb_window_get_experiment (win));
+  snnwb_window_set_pace (win, 10);
+  activate ("train");
+  iterate_until (iters_reached, GINT_TO_POINTER (6), 60, "6 iterations");
+  activate ("pause");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_PAUSED), 30, "the pause");
+  snnwb_gradient_view_set_tau (snnwb_window_get_gradient_view (win), 1.5);
+  wait_for_tau (1.5);
+  activate ("stop");
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_STOPPED), 30, "the stop");
+  stopped_at = snnwb_window_get_reported_iters (win);
+  g_assert_cmpint (stopped_at, <, 12);
+  run = snnwb_window_get_run (win, 0);
+  g_assert_true (snnwb_window_can_continue_run (win, run));
+  snnwb_window_set_ask_before_close (win, FALSE);
+  gtk_window_close (GTK_WINDOW (win));
+  iterate_until (is_null, &w, 30, "the window to close");
+
+  win = w = snnwb_window_new (NULL);
+  g_object_add_weak_pointer (G_OBJECT (w), (gpointer *) &w);
+  gtk_window_present (GTK_WINDOW (win));
+  g_assert_true (snnwb_window_open_session (win, dir, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (snnwb_window_get_n_runs (win), ==, 1);
+  run = snnwb_window_get_run (win, 0);
+  g_assert_cmpint (snnwb_run_get_state (run), ==, SNNWB_RUN_STOPPED);
+  snnwb_run_get_iters (run, &n_it);
+  g_assert_cmpint (n_it, ==, stopped_at);
+  if (killed)
+    put_first_epoch_checkpoint (e, snnwb_run_get_folder (run));
+  snnwb_window_set_pace (win, 0);
+  g_assert_true (snnwb_window_continue_run (win, run, &error));
+  g_assert_no_error (error);
+  iterate_until (state_is, GINT_TO_POINTER (SNNWB_RUN_FINISHED), 60, "the continued run to finish");
+  iterate_until (all_saved, NULL, 30, "the run written");
+  /* A finished run has nothing to continue. */
+  g_assert_false (snnwb_window_can_continue_run (win, run));
+  g_assert_false (snnwb_window_continue_run (win, run, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* The curves go on where they stopped: one record per iteration. */
+  it = snnwb_run_get_iters (run, &n_it);
+  g_assert_cmpuint (n_it, ==, 12);
+  for (guint i = 0; i < n_it; i++)
+    g_assert_cmpint (it[i].iter, ==, i);
+  ep = snnwb_run_get_epochs (run, &n_ep);
+  g_assert_cmpuint (n_ep, ==, 3);
+
+  expected = uninterrupted_weights (e, &expected_acc);
+  weights = g_build_filename (snnwb_run_get_folder (run), "weights.npz", NULL);
+  got = snn_npz_load (weights, &error);
+  g_assert_no_error (error);
+  assert_same_arrays (expected, got);
+  g_assert_cmpfloat (ep[n_ep - 1].test_acc, ==, expected_acc);
+  snn_npz_free (expected);
+  snn_npz_free (got);
+  snn_experiment_free (e);
+  /* The folder says the same once read again. */
+  {
+    g_autoptr (GPtrArray) runs = snnwb_store_load_session (dir, &error);
+
+    g_assert_no_error (error);
+    snnwb_run_get_iters (runs->pdata[0], &n_it);
+    g_assert_cmpuint (n_it, ==, 12);
+    g_assert_cmpint (snnwb_run_get_state (runs->pdata[0]), ==, SNNWB_RUN_FINISHED);
+  }
+
+  snnwb_window_set_ask_before_close (win, FALSE);
+  gtk_window_close (GTK_WINDOW (win));
+  iterate_until (is_null, &w, 30, "the window to close");
+  win = main_win;
+}
+
+static void
+test_continue_after_restart (void)
+{
+  continue_after_restart (FALSE);
+}
+
+static void
+test_continue_after_kill (void)
+{
+  continue_after_restart (TRUE);
+}
+
 /* A pace of a few iterations a second holds training to it, and every
  * iteration reaches the views; full speed lets it go. */
 static void
@@ -1156,6 +1335,8 @@ main (int argc, char **argv)
   g_test_add_func ("/gui/walkthrough", test_walkthrough);
   g_test_add_func ("/gui/session-save-restore", test_session_save_restore);
   g_test_add_func ("/gui/quit-prompt", test_quit_prompt);
+  g_test_add_func ("/gui/continue-after-restart", test_continue_after_restart);
+  g_test_add_func ("/gui/continue-after-kill", test_continue_after_kill);
   /* Other windows take the keyboard focus away: keys are pressed before. */
   g_test_add_func ("/gui/layout", test_layout);
   g_test_add_func ("/gui/close", test_close);

@@ -165,6 +165,8 @@ save_iters (SnnwbRun *run, const char *dir, GError **error)
   guint n, saved = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (run), SAVED_ITERS));
   const SnnwbIterRecord *it = snnwb_run_get_iters (run, &n);
 
+  /* Fewer than saved: the run was cut back to a checkpoint. */
+  saved = MIN (saved, n);
   for (guint c = saved / SNNWB_STORE_CHUNK; c * SNNWB_STORE_CHUNK < n; c++)
     {
       g_autoptr (GString) s = g_string_new (ITER_HEADER);
@@ -279,7 +281,8 @@ gboolean
 snnwb_store_delete_run (SnnwbRun *run, GError **error)
 {
   const char *dir = snnwb_run_get_folder (run);
-  static const char *const fixed[] = { "run.json", "experiment.json", "epochs.csv", "cosines.csv", "weights.npz" };
+  static const char *const fixed[] = { "run.json", "experiment.json", "epochs.csv", "cosines.csv", "weights.npz",
+                                       "checkpoint.npz", "metrics.csv", "weights-last-good.npz" };
   g_autoptr (GDir) d = NULL;
   const char *name;
 

@@ -352,6 +352,26 @@ snnwb_run_append_cosine (SnnwbRun *run, const SnnwbCosineRecord *rec)
   run->changes++;
 }
 
+void
+snnwb_run_truncate (SnnwbRun *run, long iter)
+{
+  guint n = run->iters->len, e = run->epochs->len, c = run->cosines->len;
+
+  while (n > 0 && g_array_index (run->iters, SnnwbIterRecord, n - 1).iter >= iter)
+    n--;
+  while (e > 0 && g_array_index (run->epochs, SnnwbEpochRecord, e - 1).end_iter >= iter)
+    e--;
+  while (c > 0 && g_array_index (run->cosines, SnnwbCosineRecord, c - 1).iter >= iter)
+    c--;
+  if (n == run->iters->len && e == run->epochs->len && c == run->cosines->len)
+    return;
+  g_array_set_size (run->iters, n);
+  g_array_set_size (run->epochs, e);
+  g_array_set_size (run->cosines, c);
+  run->changes++;
+  g_signal_emit (run, signals[CHANGED], 0);
+}
+
 const SnnwbCosineRecord *
 snnwb_run_get_cosines (SnnwbRun *run, guint *n)
 {

@@ -93,6 +93,9 @@ const SnnwbIterRecord  *snnwb_run_get_iters (SnnwbRun *run, guint *n);
 const SnnwbEpochRecord *snnwb_run_get_epochs (SnnwbRun *run, guint *n);
 void                 snnwb_run_append_cosine (SnnwbRun *run, const SnnwbCosineRecord *rec);
 const SnnwbCosineRecord *snnwb_run_get_cosines (SnnwbRun *run, guint *n);
+/* Drops what was recorded from iteration `iter` on (a run continued from
+ * an earlier checkpoint trains those again). */
+void                 snnwb_run_truncate (SnnwbRun *run, long iter);
 /* Test accuracy of the last finished epoch, or a negative value. */
 double               snnwb_run_get_final_accuracy (SnnwbRun *run);
 /* Iterations per second of wall time over the run so far. */

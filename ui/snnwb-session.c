@@ -67,6 +67,9 @@ struct _SnnwbSession {
   gint64 start_time;              /* of the first iteration; paused time and test evaluations excluded */
   double peak_bytes;
   char *initial_weights;
+  char *run_dir;                  /* checkpoints go here (guarded by lock); NULL: none */
+  gboolean resume;                /* the trainer comes from run_dir's checkpoint */
+  gboolean resumed_first;         /* main thread: the first hand-over of a resumed run is due */
   SnnAnalyzer *analyzer;         /* worker's, or the helper's once the worker ended */
   float *analysis_x;
   int32_t *analysis_y;
@@ -319,6 +322,13 @@ dispatch_cb (gpointer user_data)
   self->dispatch_pending = FALSE;
   g_mutex_unlock (&self->lock);
 
+  /* A run killed after its last checkpoint recorded iterations that are
+   * trained again now: the curves go on from the checkpoint. */
+  if (self->resumed_first && iters->len)
+    {
+      snnwb_run_truncate (self->run, g_array_index (iters, SnnwbIterRecord, 0).iter);
+      self->resumed_first = FALSE;
+    }
   for (guint i = 0; i < iters->len; i++)
     snnwb_run_append_iter (self->run, &g_array_index (iters, SnnwbIterRecord, i));
   for (guint i = 0; i < epochs->len; i++)
@@ -677,6 +687,19 @@ wait_for_slot_locked (SnnwbSession *self, gint64 started)
     }
 }
 
+/* Worker only, the trainer marked busy or not yet shared: a checkpoint in
+ * the run's folder (after a divergence, its last finite weights). */
+static gboolean
+save_checkpoint (SnnwbSession *self, SnnTrainer *tr, GError **error)
+{
+  g_autofree char *dir = NULL;
+
+  g_mutex_lock (&self->lock);
+  dir = g_strdup (self->run_dir);
+  g_mutex_unlock (&self->lock);
+  return !dir || snn_trainer_save_run (tr, dir, error);
+}
+
 static gboolean
 run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
 {
@@ -714,6 +737,9 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
     }
   if (ok)
     maybe_analyze (self, tr, &info, single || (paced && self->pace <= 5));
+  /* A checkpoint at each epoch's end, so a killed run loses at most one. */
+  if (ok && info.epoch_done)
+    ok = save_checkpoint (self, tr, &error);
 
   g_mutex_lock (&self->lock);
   self->in_step = FALSE;
@@ -738,16 +764,51 @@ run_one_iteration (SnnwbSession *self, SnnTrainer *tr)
   return ok && !snn_trainer_finished (tr);
 }
 
+/* A new trainer, or the one the run's checkpoint holds; either one owns
+ * the run's folder while it lives. */
+static SnnTrainer *
+open_trainer (SnnwbSession *self, GError **error)
+{
+  SnnTrainer *tr;
+
+  if (self->resume)
+    return snn_trainer_open_run (self->run_dir, error);
+  tr = snn_trainer_new (self->experiment, error);
+  if (tr && self->initial_weights && !snn_trainer_load_weights (tr, self->initial_weights, error))
+    g_clear_pointer (&tr, snn_trainer_free);
+  /* A checkpoint before the first iteration: Continue works from the start. */
+  if (tr && self->run_dir
+      && (!snn_trainer_lock_run (tr, self->run_dir, error) || !save_checkpoint (self, tr, error)))
+    g_clear_pointer (&tr, snn_trainer_free);
+  return tr;
+}
+
+/* On Stop, window close or divergence, the state the run ended in. */
+static void
+save_final (SnnwbSession *self, SnnTrainer *tr)
+{
+  GError *error = NULL;
+
+  g_mutex_lock (&self->lock);
+  self->in_step = TRUE;
+  g_mutex_unlock (&self->lock);
+  if (!save_checkpoint (self, tr, &error) && !self->error)
+    self->error = error;
+  else
+    g_clear_error (&error);
+  g_mutex_lock (&self->lock);
+  self->in_step = FALSE;
+  g_mutex_unlock (&self->lock);
+}
+
 static gpointer
 worker (gpointer data)
 {
   SnnwbSession *self = data;
   GError *error = NULL;
-  SnnTrainer *tr = snn_trainer_new (self->experiment, &error);
+  SnnTrainer *tr = open_trainer (self, &error);
   SnnwbRunState end = SNNWB_RUN_FAILED;
 
-  if (tr && self->initial_weights && !snn_trainer_load_weights (tr, self->initial_weights, &error))
-    g_clear_pointer (&tr, snn_trainer_free);
   if (tr)
     {
       snn_trainer_set_probe (tr, probe_chunk, self);
@@ -756,6 +817,8 @@ worker (gpointer data)
       g_mutex_unlock (&self->lock);
       while (run_one_iteration (self, tr))
         ;
+      if (!snn_trainer_finished (tr))
+        save_final (self, tr);
     }
 
   g_mutex_lock (&self->lock);
@@ -804,6 +867,7 @@ snnwb_session_finalize (GObject *object)
   g_clear_pointer (&self->gradient, snnwb_gradient_unref);
   g_array_unref (self->pending_cosines);
   g_free (self->initial_weights);
+  g_free (self->run_dir);
   g_free (self->analysis_x);
   g_free (self->analysis_y);
   g_clear_error (&self->error);
@@ -985,6 +1049,23 @@ snnwb_session_set_initial_weights (SnnwbSession *self, const char *npz_path)
   g_return_if_fail (self->thread == NULL);
   g_free (self->initial_weights);
   self->initial_weights = g_strdup (npz_path);
+}
+
+void
+snnwb_session_set_run_dir (SnnwbSession *self, const char *dir)
+{
+  g_mutex_lock (&self->lock);
+  g_free (self->run_dir);
+  self->run_dir = g_strdup (dir);
+  g_mutex_unlock (&self->lock);
+}
+
+void
+snnwb_session_set_resume (SnnwbSession *self)
+{
+  g_return_if_fail (self->thread == NULL && self->run_dir != NULL);
+  self->resume = TRUE;
+  self->resumed_first = TRUE;
 }
 
 SnnTrainer *

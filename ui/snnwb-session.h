@@ -138,6 +138,13 @@ guint         snnwb_session_get_tau_results (SnnwbSession *self);
 
 /* Weights loaded into the network before the first iteration. */
 void          snnwb_session_set_initial_weights (SnnwbSession *self, const char *npz_path);
+/* The run's folder: the worker keeps a checkpoint there (snn_trainer_save_run)
+ * at each epoch's end and when stopped, and holds the folder's lock. May
+ * change while training (the folder moved). */
+void          snnwb_session_set_run_dir (SnnwbSession *self, const char *dir);
+/* Before start: the trainer continues from the run folder's checkpoint,
+ * and the run's curves go on from its position. */
+void          snnwb_session_set_resume (SnnwbSession *self);
 
 /* The trainer at the last finished iteration, or NULL while the worker is
  * inside an iteration or still loading. Release with unlock_trainer. */

@@ -723,7 +723,7 @@ run_detail_text (SnnwbRun *run)
 typedef struct {
   GtkLabel *name, *state, *detail, *summary;
   GtkEntry *rename;
-  GtkWidget *delete;
+  GtkWidget *delete, *resume;
 } RunRow;
 
 static void
@@ -741,6 +741,7 @@ fill_run_row (GtkListBoxRow *row, SnnwbRun *run)
   gtk_widget_set_tooltip_text (GTK_WIDGET (row), summary);
   /* A run that is training or paused is deleted after it is stopped. */
   gtk_widget_set_sensitive (r->delete, state >= SNNWB_RUN_STOPPED);
+  gtk_widget_set_visible (r->resume, snnwb_window_can_continue_run (NULL, run));
 }
 
 static void schedule_save (SnnwbWindow *self);
@@ -777,9 +778,24 @@ delete_clicked_cb (GtkWidget *button, GtkListBoxRow *row)
 }
 
 static void
+continue_clicked_cb (GtkWidget *button, GtkListBoxRow *row)
+{
+  SnnwbWindow *self = SNNWB_WINDOW (gtk_widget_get_root (GTK_WIDGET (row)));
+  g_autoptr (GError) error = NULL;
+
+  gtk_popover_popdown (GTK_POPOVER (gtk_widget_get_ancestor (button, GTK_TYPE_POPOVER)));
+  if (!snnwb_window_continue_run (self, g_object_get_data (G_OBJECT (row), "run"), &error))
+    show_error (self, "Could not continue the run", error);
+}
+
+static void
 menu_shown_cb (GtkPopover *popover, GtkListBoxRow *row)
 {
   RunRow *r = g_object_get_data (G_OBJECT (row), "labels");
+  SnnwbWindow *self = SNNWB_WINDOW (gtk_widget_get_root (GTK_WIDGET (row)));
+
+  /* Another run may have started or stopped since the row was filled. */
+  gtk_widget_set_sensitive (r->resume, snnwb_window_can_continue_run (self, g_object_get_data (G_OBJECT (row), "run")));
 
   gtk_editable_set_text (GTK_EDITABLE (r->rename),
                          snnwb_run_get_name (g_object_get_data (G_OBJECT (row), "run")));
@@ -806,12 +822,16 @@ make_run_menu (GtkListBoxRow *row, RunRow *r)
   r->delete = gtk_button_new_with_label ("Delete Run");
   gtk_widget_add_css_class (r->delete, "destructive-action");
   gtk_widget_set_tooltip_text (r->delete, "Removes the run, and its folder in the session");
+  r->resume = gtk_button_new_with_label ("Continue Training");
+  gtk_widget_set_tooltip_text (r->resume, "Trains on from where the run stopped, exactly as if it had not");
+  g_signal_connect (r->resume, "clicked", G_CALLBACK (continue_clicked_cb), row);
   g_signal_connect (r->rename, "activate", G_CALLBACK (rename_activated_cb), row);
   g_signal_connect (ok, "clicked", G_CALLBACK (rename_activated_cb), row);
   g_signal_connect (r->delete, "clicked", G_CALLBACK (delete_clicked_cb), row);
   g_signal_connect (popover, "show", G_CALLBACK (menu_shown_cb), row);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (r->summary));
   gtk_box_append (GTK_BOX (box), name_box);
+  gtk_box_append (GTK_BOX (box), r->resume);
   gtk_box_append (GTK_BOX (box), r->delete);
   gtk_popover_set_child (GTK_POPOVER (popover), box);
   gtk_menu_button_set_popover (GTK_MENU_BUTTON (button), popover);
@@ -1140,11 +1160,17 @@ snnwb_window_save_session_to (SnnwbWindow *self, const char *dir, GError **error
     for (guint i = 0; i < self->runs->len; i++)
       if (!move_run (self->runs->pdata[i], dir, error))
         return FALSE;
+  /* The active run's checkpoints follow its folder (again below, where it
+   * had to be written anew). */
+  if (self->session && snnwb_run_get_folder (snnwb_session_get_run (self->session)))
+    snnwb_session_set_run_dir (self->session, snnwb_run_get_folder (snnwb_session_get_run (self->session)));
   g_free (self->session_dir);
   self->session_dir = g_strdup (dir);
   self->session_chosen = TRUE;
   self->save_failed = FALSE;
   save_all (self);
+  if (self->session)
+    snnwb_session_set_run_dir (self->session, snnwb_run_get_folder (snnwb_session_get_run (self->session)));
   if (self->save_failed)
     {
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: could not write every run", dir);
@@ -1405,6 +1431,41 @@ session_active (SnnwbWindow *self)
   return self->session && snnwb_session_is_active (self->session);
 }
 
+/* Trains run on a new worker: from the start, or from the checkpoint in
+ * its folder (resume). The previous run's weights go with it first. */
+static void
+begin_session (SnnwbWindow *self, SnnwbRun *run, gboolean paused, gboolean resume)
+{
+  /* A message about an earlier run does not stay up into this one. */
+  if (self->message)
+    info_bar_response_cb (self, GTK_RESPONSE_CLOSE);
+  if (self->session)
+    save_run (self, snnwb_session_get_run (self->session));
+  drop_session (self);
+  self->session = snnwb_session_new (run);
+  if (self->pending_weights && !resume)
+    snnwb_session_set_initial_weights (self->session, self->pending_weights);
+  if (!resume)
+    g_clear_pointer (&self->pending_weights, g_free);
+  g_signal_connect (self->session, "updated", G_CALLBACK (session_updated_cb), self);
+  g_signal_connect (self->session, "state-changed", G_CALLBACK (session_state_cb), self);
+  snnwb_session_set_pace (self->session, self->pace);
+  snnwb_session_set_analysis_interval (self->session, snnwb_gradient_view_get_interval (self->gradient_view));
+  snnwb_gradient_view_set_run (self->gradient_view, run);
+  rebuild_lif_choices (self, snnwb_run_get_experiment (run)->model);
+  if (!resume)
+    add_run_row (self, run, TRUE);
+  /* The folder first: the worker keeps its checkpoints there. */
+  save_run (self, run);
+  snnwb_session_set_run_dir (self->session, snnwb_run_get_folder (run));
+  if (resume)
+    snnwb_session_set_resume (self->session);
+  snnwb_session_start (self->session, paused);
+  refresh_curve_views (self);
+  update_actions (self);
+  update_status (self);
+}
+
 static void
 start_run (SnnwbWindow *self, gboolean paused)
 {
@@ -1419,31 +1480,41 @@ start_run (SnnwbWindow *self, gboolean paused)
       show_error (self, "Could not start from the weights", error);
       return;
     }
-  /* A message about an earlier run does not stay up into this one. */
-  if (self->message)
-    info_bar_response_cb (self, GTK_RESPONSE_CLOSE);
-  /* The last run's weights go with it before its trainer does. */
-  if (self->session)
-    save_run (self, snnwb_session_get_run (self->session));
-  drop_session (self);
   run = snnwb_run_new (self->experiment, ++self->run_counter);
   g_ptr_array_add (self->runs, g_object_ref (run));
-  self->session = snnwb_session_new (run);
-  if (self->pending_weights)
-    snnwb_session_set_initial_weights (self->session, self->pending_weights);
-  g_clear_pointer (&self->pending_weights, g_free);
-  g_signal_connect (self->session, "updated", G_CALLBACK (session_updated_cb), self);
-  g_signal_connect (self->session, "state-changed", G_CALLBACK (session_state_cb), self);
-  snnwb_session_set_pace (self->session, self->pace);
-  snnwb_session_set_analysis_interval (self->session, snnwb_gradient_view_get_interval (self->gradient_view));
-  snnwb_gradient_view_set_run (self->gradient_view, run);
-  rebuild_lif_choices (self, run ? snnwb_run_get_experiment (run)->model : NULL);
-  add_run_row (self, run, TRUE);
-  snnwb_session_start (self->session, paused);
-  save_run (self, run);
-  refresh_curve_views (self);
-  update_actions (self);
-  update_status (self);
+  begin_session (self, run, paused, FALSE);
+}
+
+gboolean
+snnwb_window_can_continue_run (SnnwbWindow *self, SnnwbRun *run)
+{
+  const char *dir = snnwb_run_get_folder (run);
+  g_autofree char *ck = dir ? g_build_filename (dir, "checkpoint.npz", NULL) : NULL;
+
+  if (self && session_active (self))
+    return FALSE;
+  return snnwb_run_get_state (run) == SNNWB_RUN_STOPPED && ck && g_file_test (ck, G_FILE_TEST_IS_REGULAR);
+}
+
+gboolean
+snnwb_window_continue_run (SnnwbWindow *self, SnnwbRun *run, GError **error)
+{
+  if (session_active (self))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%s: another run is training; stop it first",
+                   snnwb_run_get_name (run));
+      return FALSE;
+    }
+  if (!snnwb_window_can_continue_run (self, run))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s: nothing to continue (the run finished, failed, "
+                   "or its folder keeps no checkpoint.npz)", snnwb_run_get_name (run));
+      return FALSE;
+    }
+  gtk_list_box_unselect_all (self->run_list);
+  gtk_list_box_select_row (self->run_list, find_run_row (self, run));
+  begin_session (self, run, FALSE, TRUE);
+  return TRUE;
 }
 
 static void

@@ -67,6 +67,10 @@ GtkListBox    *snnwb_window_get_run_list (SnnwbWindow *self);
  * paused cannot be deleted (stop it first). */
 gboolean       snnwb_window_rename_run (SnnwbWindow *self, SnnwbRun *run, const char *name);
 gboolean       snnwb_window_delete_run (SnnwbWindow *self, SnnwbRun *run);
+/* A stopped run whose folder keeps a checkpoint trains on from exactly
+ * where it stopped, its curves going on (self NULL: whatever else runs). */
+gboolean       snnwb_window_can_continue_run (SnnwbWindow *self, SnnwbRun *run);
+gboolean       snnwb_window_continue_run (SnnwbWindow *self, SnnwbRun *run, GError **error);
 /* The message shown in the message bar, or NULL. */
 const char    *snnwb_window_get_message (SnnwbWindow *self);
 
