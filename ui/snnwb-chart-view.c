@@ -142,6 +142,44 @@ snnwb_chart_view_get_name (SnnwbChartView *self)
   return g_enum_get_value (klass, self->kind)->value_nick;
 }
 
+/* The style the views draw with: the light style, or the same with larger
+ * lettering in presentation mode. Two fixed styles and an atomic choice,
+ * as the render thread reads it while the main thread may switch. */
+static VizStyle view_styles[2];
+static gint view_style_large;
+
+static void
+init_view_styles (void)
+{
+  static gsize done;
+  if (g_once_init_enter (&done))
+    {
+      view_styles[0] = view_styles[1] = *viz_style_light ();
+      view_styles[1].font_size *= 1.4;
+      g_once_init_leave (&done, 1);
+    }
+}
+
+const VizStyle *
+snnwb_view_style (void)
+{
+  init_view_styles ();
+  return &view_styles[g_atomic_int_get (&view_style_large) ? 1 : 0];
+}
+
+void
+snnwb_view_style_set_large (gboolean large)
+{
+  init_view_styles ();
+  g_atomic_int_set (&view_style_large, large ? 1 : 0);
+}
+
+void
+snnwb_chart_view_restyle (SnnwbChartView *self)
+{
+  snnwb_offscreen_invalidate (self->offscreen);
+}
+
 static void
 got_data (SnnwbChartView *self)
 {
@@ -261,7 +299,7 @@ own_color (Prepared *p, int index)
 {
   VizColor *c = own (p, g_new (VizColor, 1));
 
-  *c = viz_style_series_color (viz_style_light (), index);
+  *c = viz_style_series_color (snnwb_view_style (), index);
   return c;
 }
 
@@ -727,7 +765,7 @@ paint_job (gpointer job, cairo_t *cr, int width, int height)
 {
   Prepared *p = job;
 
-  p->draw (cr, width, height, p->data, viz_style_light ());
+  p->draw (cr, width, height, p->data, snnwb_view_style ());
 }
 
 static void
@@ -740,7 +778,7 @@ free_job (gpointer job)
 void
 snnwb_chart_view_run_color (int index, GdkRGBA *color)
 {
-  VizColor c = viz_style_series_color (viz_style_light (), index);
+  VizColor c = viz_style_series_color (snnwb_view_style (), index);
 
   *color = (GdkRGBA) { c.r, c.g, c.b, c.a };
 }
@@ -779,7 +817,7 @@ snnwb_chart_view_export (SnnwbChartView *self, const char *path, GError **error)
   gboolean ok;
 
   prepare (self, &p);
-  ok = viz_export (path, w, h, p.draw, p.data, viz_style_light (), error);
+  ok = viz_export (path, w, h, p.draw, p.data, viz_style_light (), error); /* files keep the normal size */
   prepared_clear (&p);
   return ok;
 }
@@ -929,7 +967,7 @@ readout_chart (SnnwbChartView *self, Prepared *p, int w, int h)
   int lines = 0;
   SnnwbRun *last_run = NULL;
 
-  if (!viz_line_chart_layout (w, h, &p->u.chart, viz_style_light (), &map)
+  if (!viz_line_chart_layout (w, h, &p->u.chart, snnwb_view_style (), &map)
       || self->hover_x < map.area.x || self->hover_x > map.area.x + map.area.width
       || self->hover_y < map.area.y || self->hover_y > map.area.y + map.area.height)
     return NULL;
@@ -977,8 +1015,8 @@ readout_raster (SnnwbChartView *self, Prepared *p, int w, int h)
   VizRect c0, c1;
   int t, i, fired = 0;
 
-  if (!r->spikes || !viz_raster_cell_rect (w, h, r, viz_style_light (), 0, 0, &c0)
-      || !viz_raster_cell_rect (w, h, r, viz_style_light (), r->T - 1, r->n_neurons - 1, &c1))
+  if (!r->spikes || !viz_raster_cell_rect (w, h, r, snnwb_view_style (), 0, 0, &c0)
+      || !viz_raster_cell_rect (w, h, r, snnwb_view_style (), r->T - 1, r->n_neurons - 1, &c1))
     return NULL;
   t = (int) floor ((self->hover_x - c0.x) / ((c1.x + c1.width - c0.x) / r->T));
   i = (int) floor ((c0.y + c0.height - self->hover_y) / ((c0.y + c0.height - c1.y) / r->n_neurons));
@@ -999,7 +1037,7 @@ readout_traces (SnnwbChartView *self, Prepared *p, int w, int h)
   GString *s;
   int t;
 
-  if (!tr->u || !viz_traces_layout (w, h, tr, viz_style_light (), &map)
+  if (!tr->u || !viz_traces_layout (w, h, tr, snnwb_view_style (), &map)
       || self->hover_x < map.area.x || self->hover_x > map.area.x + map.area.width)
     return NULL;
   t = (int) round (viz_plot_map_unx (&map, self->hover_x));
@@ -1021,8 +1059,8 @@ readout_heatmap (SnnwbChartView *self, Prepared *p, int w, int h)
   int row, col;
   double v;
 
-  if (!hm->values || !viz_heatmap_cell_rect (w, h, hm, viz_style_light (), 0, 0, &c0)
-      || !viz_heatmap_cell_rect (w, h, hm, viz_style_light (), hm->rows - 1, hm->cols - 1, &c1))
+  if (!hm->values || !viz_heatmap_cell_rect (w, h, hm, snnwb_view_style (), 0, 0, &c0)
+      || !viz_heatmap_cell_rect (w, h, hm, snnwb_view_style (), hm->rows - 1, hm->cols - 1, &c1))
     return NULL;
   col = (int) floor ((self->hover_x - c0.x) / ((c1.x + c1.width - c0.x) / hm->cols));
   row = (int) floor ((self->hover_y - c0.y) / ((c1.y + c1.height - c0.y) / hm->rows));
@@ -1103,10 +1141,10 @@ draw_readout (SnnwbChartView *self, cairo_t *cr, int width, int height)
       Prepared p;
 
       prepare (self, &p);
-      line = viz_line_chart_layout (width, height, &p.u.chart, viz_style_light (), &map);
+      line = viz_line_chart_layout (width, height, &p.u.chart, snnwb_view_style (), &map);
       prepared_clear (&p);
     }
-  viz_draw_readout (cr, width, height, viz_style_light (), line ? &map.area : NULL,
+  viz_draw_readout (cr, width, height, snnwb_view_style (), line ? &map.area : NULL,
                     self->hover_x, self->hover_y, self->readout);
 }
 
@@ -1132,8 +1170,8 @@ raster_neuron_at (SnnwbChartView *self, double x, double y)
   int i = -1;
 
   prepare (self, &p);
-  if (p.u.raster.spikes && viz_raster_cell_rect (w, h, &p.u.raster, viz_style_light (), 0, 0, &c0)
-      && viz_raster_cell_rect (w, h, &p.u.raster, viz_style_light (), p.u.raster.T - 1, p.u.raster.n_neurons - 1, &c1)
+  if (p.u.raster.spikes && viz_raster_cell_rect (w, h, &p.u.raster, snnwb_view_style (), 0, 0, &c0)
+      && viz_raster_cell_rect (w, h, &p.u.raster, snnwb_view_style (), p.u.raster.T - 1, p.u.raster.n_neurons - 1, &c1)
       && x >= c0.x && x <= c1.x + c1.width)
     {
       int n = p.u.raster.n_neurons;
@@ -1236,7 +1274,7 @@ snnwb_chart_view_dup_legend (SnnwbChartView *self)
   VizPlotMap map = { 0 };
 
   prepare (self, &p);
-  if (p.draw == viz_draw_line_chart && viz_line_chart_layout (w, h, &p.u.chart, viz_style_light (), &map))
+  if (p.draw == viz_draw_line_chart && viz_line_chart_layout (w, h, &p.u.chart, snnwb_view_style (), &map))
     for (int i = 0; i < map.n_legend && i < (int) p.legend->len; i++)
       g_strv_builder_add (b, g_array_index (p.legend, VizLegendEntry, i).label);
   prepared_clear (&p);

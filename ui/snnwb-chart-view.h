@@ -6,6 +6,7 @@
 #include <gtk/gtk.h>
 #include "snnwb-run.h"
 #include "snnwb-session.h"
+#include "viz.h"
 
 G_BEGIN_DECLS
 
@@ -27,6 +28,12 @@ GType snnwb_chart_kind_get_type (void);
 G_DECLARE_FINAL_TYPE (SnnwbChartView, snnwb_chart_view, SNNWB, CHART_VIEW, GtkDrawingArea)
 
 GtkWidget     *snnwb_chart_view_new (SnnwbChartKind kind);
+/* The style every view draws with on screen; larger lettering in
+ * presentation mode (exports keep the normal style). Views repaint on
+ * snnwb_chart_view_restyle. */
+const VizStyle *snnwb_view_style (void);
+void           snnwb_view_style_set_large (gboolean large);
+void           snnwb_chart_view_restyle (SnnwbChartView *self);
 SnnwbChartKind snnwb_chart_view_get_kind (SnnwbChartView *self);
 const char    *snnwb_chart_view_get_name (SnnwbChartView *self);   /* "raster", "loss", ... */
 

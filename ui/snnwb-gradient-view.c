@@ -1,6 +1,7 @@
 #include "snnwb-gradient-view.h"
 #include <math.h>
 #include <string.h>
+#include "snnwb-chart-view.h"
 #include "snnwb-offscreen.h"
 #include "snnwb-resources.h"
 #include "viz.h"
@@ -259,7 +260,7 @@ add_series (Figure *f, const double *x, const double *y, int n, char *label, gbo
   VizColor *c = own (f, g_new (VizColor, 1));
   VizSeries s = { x, y, n, own (f, label), dashed, n <= 40, c };
 
-  *c = color < 0 ? viz_style_light ()->foreground : viz_style_series_color (viz_style_light (), color);
+  *c = color < 0 ? snnwb_view_style ()->foreground : viz_style_series_color (snnwb_view_style (), color);
   g_array_append_val (f->series, s);
 }
 
@@ -466,7 +467,7 @@ prepare_job (gpointer owner)
 static void
 paint_job (gpointer job, cairo_t *cr, int width, int height)
 {
-  draw_figure (cr, width, height, job, viz_style_light ());
+  draw_figure (cr, width, height, job, snnwb_view_style ());
 }
 
 static void
@@ -483,7 +484,7 @@ canvas_draw_cb (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpoint
 
   snnwb_offscreen_draw (self->offscreen, cr, width, height);
   if (self->hovering && self->readout)
-    viz_draw_readout (cr, width, height, viz_style_light (), NULL, self->hover_x, self->hover_y, self->readout);
+    viz_draw_readout (cr, width, height, snnwb_view_style (), NULL, self->hover_x, self->hover_y, self->readout);
 }
 
 /* Hover read-outs: the step under the pointer in the bars, or the
@@ -549,10 +550,10 @@ hover (SnnwbGradientView *self, double x, double y)
   if (w > 0 && h > 0)
     {
       figure_prepare (self, &f);
-      geometry (w, h, viz_style_light (), &g);
-      self->readout = readout_bars (&f, &g, viz_style_light (), x, y);
+      geometry (w, h, snnwb_view_style (), &g);
+      self->readout = readout_bars (&f, &g, snnwb_view_style (), x, y);
       if (!self->readout)
-        self->readout = readout_chart (&f, &g, viz_style_light (), x, y);
+        self->readout = readout_chart (&f, &g, snnwb_view_style (), x, y);
       figure_clear (&f);
     }
   gtk_widget_queue_draw (GTK_WIDGET (self->canvas));
@@ -639,6 +640,12 @@ static void
 redraw (SnnwbGradientView *self)
 {
   snnwb_offscreen_invalidate (self->offscreen);
+}
+
+void
+snnwb_gradient_view_restyle (SnnwbGradientView *self)
+{
+  redraw (self);
 }
 
 /* GObject */
@@ -834,7 +841,7 @@ snnwb_gradient_view_export (SnnwbGradientView *self, const char *path, GError **
   gboolean ok;
 
   figure_prepare (self, &f);
-  ok = viz_export (path, w, h, draw_figure, &f, viz_style_light (), error);
+  ok = viz_export (path, w, h, draw_figure, &f, viz_style_light (), error); /* files keep the normal size */
   figure_clear (&f);
   return ok;
 }

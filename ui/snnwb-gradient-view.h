@@ -49,4 +49,7 @@ const char    *snnwb_gradient_view_info_markup (void);
 void           snnwb_gradient_view_hover (SnnwbGradientView *self, double x, double y);
 const char    *snnwb_gradient_view_get_readout (SnnwbGradientView *self);
 
+/* Repaints with snnwb_view_style () (presentation mode switched). */
+void snnwb_gradient_view_restyle (SnnwbGradientView *self);
+
 G_END_DECLS

@@ -329,6 +329,14 @@ presentation_change_state (GSimpleAction *action, GVariant *value, gpointer user
   if (normal_dpi < 0)
     normal_dpi = dpi > 0 ? dpi : 96 * 1024;
   g_object_set (settings, "gtk-xft-dpi", g_variant_get_boolean (value) ? normal_dpi * 3 / 2 : normal_dpi, NULL);
+  /* The charts' own lettering (axes, legends, read-outs) grows too. */
+  SnnwbWindow *self = SNNWB_WINDOW (user_data);
+  snnwb_view_style_set_large (g_variant_get_boolean (value));
+  for (int k = 0; k < N_VIEWS; k++)
+    if (self->views[k])
+      snnwb_chart_view_restyle (self->views[k]);
+  if (self->gradient_view)
+    snnwb_gradient_view_restyle (self->gradient_view);
   if (g_variant_get_boolean (value))
     gtk_widget_add_css_class (GTK_WIDGET (user_data), "presentation");
   else
