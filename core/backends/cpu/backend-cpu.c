@@ -4,7 +4,7 @@
  * inside the pool's chunks, which split each GEMM into bands and each
  * elementwise loop into ranges. Chunk boundaries depend on the shapes
  * alone, so results do not depend on the number of threads. */
-#include "backend.h"
+#include "backend-cpu.h"
 #include "pool.h"
 #include "surrogate.h"
 #include <cblas.h>
@@ -1075,6 +1075,20 @@ cpu_scale (int64_t n, float a, const float *x, float *y)
   snn_pool_for (n, 1, 64, scale_range, &v);
 }
 
+/* Scalars by pointer are host memory here: read at once. */
+static void
+cpu_axpy_gain (int64_t n, float alpha, const float *gain, const float *x, float *y)
+{
+  cpu_axpy (n, alpha * (gain ? gain[0] : 1.0f), x, y);
+}
+
+static void
+cpu_scale_gain (int64_t n, float alpha, const float *gain, const float *x, float *y)
+{
+  cpu_scale (n, alpha * (gain ? gain[0] : 1.0f), x, y);
+}
+
+/* One sum in order on the calling thread: a split would change its rounding. */
 static double
 cpu_dot (int64_t n, const float *a, const float *b)
 {
@@ -1082,6 +1096,18 @@ cpu_dot (int64_t n, const float *a, const float *b)
   for (int64_t i = 0; i < n; i++)
     acc += (double) a[i] * b[i];
   return acc;
+}
+
+static void
+cpu_dot_add (int64_t n, float alpha, const float *a, const float *b, float *out)
+{
+  out[0] += (float) (alpha * cpu_dot (n, a, b));
+}
+
+/* Every op has finished when it returns. */
+static void
+cpu_finish (void)
+{
 }
 
 typedef struct { const float *x; float *y; int steps; int64_t count; gboolean accumulate; int n, c, hw; } SumArgs;
@@ -1184,6 +1210,11 @@ static const SnnBackend cpu_backend = {
   .sum_steps = cpu_sum_steps,
   .channel_mean = cpu_channel_mean,
   .bn_repeat_running = cpu_bn_repeat_running,
+  .axpy_gain = cpu_axpy_gain,
+  .scale_gain = cpu_scale_gain,
+  .dot_add = cpu_dot_add,
+  .finish = cpu_finish,
+  .device_memory = NULL, /* no device memory */
 };
 
 const SnnBackend *
