@@ -16,7 +16,7 @@ snn_analysis_options_init (SnnAnalysisOptions *opt)
 float
 snn_lif_epsilon (const SnnLifParams *p, float u)
 {
-  const float lam = 1.0f - 1.0f / p->tau;
+  const float lam = snn_lif_leak (p->tau);
   return snn_lif_epsilon_of (p->reset, p->detach_reset, lam, u, p->vth, snn_surrogate_grad (p, u - p->vth));
 }
 

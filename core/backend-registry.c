@@ -1,5 +1,5 @@
 /* The backends by name: the one place that knows which were built. */
-#include "backend-cpu.h"
+#include "backends/cpu/backend-cpu.h"
 #include "snn-config.h"
 #include "snn-error.h"
 #include <stdlib.h>
@@ -23,20 +23,6 @@ snn_backend_built (void)
 #else
   return "cpu";
 #endif
-}
-
-static const SnnBackend *
-cpu_full (void)
-{
-  static SnnBackend be;
-  static gsize done = 0;
-  if (g_once_init_enter (&done))
-    {
-      be = *snn_backend_cpu ();
-      snn_backend_cpu_complete (&be);
-      g_once_init_leave (&done, 1);
-    }
-  return &be;
 }
 
 #ifdef SNN_HAVE_CUDA
@@ -88,7 +74,7 @@ snn_backend_get (const char *name, GError **error)
   if (!name)
     name = snn_backend_default_name ();
   if (g_str_equal (name, "cpu"))
-    return cpu_full ();
+    return snn_backend_cpu ();
   if (g_str_equal (name, "cuda"))
     {
 #ifdef SNN_HAVE_CUDA

@@ -16,7 +16,14 @@
 enum { SNN_LIF_RECTANGLE, SNN_LIF_TRIANGLE, SNN_LIF_SIGMOID, SNN_LIF_ATAN };
 enum { SNN_LIF_SOFT, SNN_LIF_HARD };
 
-/* u[t] = lam * v[t-1] + x[t], lam = 1 - 1/tau */
+/* The leak: lam = 1 - 1/tau */
+SNN_HD float
+snn_lif_leak (float tau)
+{
+  return 1.0f - 1.0f / tau;
+}
+
+/* u[t] = lam * v[t-1] + x[t] */
 SNN_HD float
 snn_lif_charge (float lam, float v, float x)
 {
@@ -37,18 +44,23 @@ snn_lif_reset (int reset, float u, float s, float vth)
 }
 
 /* ds/du of the spike function at x = u - vth; width g (rectangle,
- * triangle), sharpness a (sigmoid, atan). */
+ * triangle), sharpness a (sigmoid, atan). The factors in g are computed
+ * whatever the branch, so that a loop over x computes them once and stays
+ * free of branches (the CPU loops inline this with a constant shape). */
 SNN_HD float
 snn_lif_surrogate (int shape, float g, float a, float x)
 {
   switch (shape)
     {
     case SNN_LIF_RECTANGLE:
-      return fabsf (x) < 0.5f * g ? 1.0f / g : 0.0f;
+      {
+        const float inv = 1.0f / g;
+        return fabsf (x) < 0.5f * g ? inv : 0.0f;
+      }
     case SNN_LIF_TRIANGLE:
       {
-        float d = g - fabsf (x);
-        return d > 0.0f ? d / (g * g) : 0.0f;
+        const float inv2 = 1.0f / (g * g), d = g - fabsf (x);
+        return (d > 0.0f ? d : 0.0f) * inv2;
       }
     case SNN_LIF_SIGMOID:
       {

@@ -622,7 +622,7 @@ __global__ void
 k_lif_forward (SnnCuLif p, const float *x, int x_repeats, float *v, int steps, int64_t count, float *u, float *s,
                uint64_t *bits, int64_t padded)
 {
-  const float lam = 1.0f - 1.0f / p.tau, vth = p.vth;
+  const float lam = snn_lif_leak (p.tau), vth = p.vth;
   const int64_t words = (count + 63) / 64;
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < padded;
        i += (int64_t) gridDim.x * blockDim.x)
@@ -663,7 +663,7 @@ snn_cu_lif_forward (const SnnCuLif *p, const float *x, int x_repeats, float *v, 
 __global__ void
 k_lif_backward (SnnCuLif p, const float *u, const float *ds, int steps, int64_t count, int temporal, float *dx)
 {
-  const float vth = p.vth, lam = 1.0f - 1.0f / p.tau;
+  const float vth = p.vth, lam = snn_lif_leak (p.tau);
   GRID_STRIDE (i, count)
     {
       float next = 0.0f;   /* dL/du[t+1] */

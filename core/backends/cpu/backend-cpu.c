@@ -4,9 +4,9 @@
  * inside the pool's chunks, which split each GEMM into bands and each
  * elementwise loop into ranges. Chunk boundaries depend on the shapes
  * alone, so results do not depend on the number of threads. */
-#include "backend.h"
+#include "backend-cpu.h"
 #include "pool.h"
-#include "surrogate.h"
+#include "surrogate.h" /* lif-math.h, its codes checked against SnnSurrogate */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -678,8 +678,8 @@ typedef struct {
 /* Words [lo, hi) of 64 neurons, every step: the neurons are independent. */
 RANGE (lif_forward_range, LifArgs)
   const SnnLifParams *p = A->p;
-  const float lam = 1.0f - 1.0f / p->tau, vth = p->vth;
-  const gboolean hard = p->reset == SNN_RESET_HARD;
+  const float lam = snn_lif_leak (p->tau), vth = p->vth;
+  const int reset = p->reset;
   const int64_t count = A->count, words = snn_spike_words (count);
   float *v = A->v;
   for (int t = 0; t < A->steps; t++)
@@ -694,13 +694,12 @@ RANGE (lif_forward_range, LifArgs)
           for (int k = 0; k < n; k++)
             {
               const int64_t i = i0 + k;
-              float ui = lam * v[i] + xt[i];
-              float si = ui >= vth ? 1.0f : 0.0f;
+              const float ui = snn_lif_charge (lam, v[i], xt[i]), si = snn_lif_fire (ui, vth);
               ut[i] = ui;
               if (st)
                 st[i] = si;
-              v[i] = hard ? ui * (1.0f - si) : ui - vth * si;
-              fired[k] = ui >= vth;
+              v[i] = snn_lif_reset (reset, ui, si, vth);
+              fired[k] = si != 0.0f;
             }
           if (A->bits)
             A->bits[(size_t) t * words + w] = flags_to_word (fired, n);
@@ -717,48 +716,40 @@ cpu_lif_forward (const SnnLifParams *p, const float *x, gboolean x_repeats, floa
   snn_pool_for (snn_spike_words (count), 64.0 * 2 * steps, 1, lif_forward_range, &a);
 }
 
-/* The surrogate derivative at x = u - vth, expanded per shape so that the
- * inner loops have no branch on the shape. */
+/* The loop BODY (SHAPE) once per surrogate shape, the shape a constant in
+ * each, so that the inlined lif-math.h leaves the loops without a branch
+ * on it. */
 #define SG_LOOP(BODY)                                                                \
   switch (p->surrogate)                                                              \
     {                                                                                \
     case SNN_SURROGATE_RECTANGLE:                                                    \
-      { const float half = 0.5f * p->width, inv = 1.0f / p->width;                   \
-        BODY (fabsf (x_) < half ? inv : 0.0f) break; }                               \
+      BODY (SNN_LIF_RECTANGLE) break;                                                \
     case SNN_SURROGATE_TRIANGLE:                                                     \
-      { const float g = p->width, inv2 = 1.0f / (p->width * p->width);               \
-        BODY ((g - fabsf (x_) > 0.0f ? g - fabsf (x_) : 0.0f) * inv2) break; }                          \
+      BODY (SNN_LIF_TRIANGLE) break;                                                 \
     case SNN_SURROGATE_ATAN:                                                         \
-      { const float a = p->alpha, za = (float) M_PI_2 * p->alpha;                     \
-        BODY (a / (2.0f * (1.0f + (za * x_) * (za * x_)))) break; }                  \
+      BODY (SNN_LIF_ATAN) break;                                                     \
     default:                                                                         \
-      BODY (snn_surrogate_grad (p, x_)) break;                                       \
+      BODY (p->surrogate) break;                                                     \
     }
 
 /* Neurons [lo, hi), every step from the last: dL/dv[t] arrives from step
  * t+1 as lam * dL/du[t+1], already in dx. */
 RANGE (lif_backward_range, LifArgs)
   const SnnLifParams *p = A->p;
-  const float vth = p->vth, lam = 1.0f - 1.0f / p->tau;
-  const gboolean hard = p->reset == SNN_RESET_HARD, detach = p->detach_reset;
+  const float vth = p->vth, lam = snn_lif_leak (p->tau), g = p->width, a = p->alpha;
+  const int reset = p->reset, detach = p->detach_reset;
   const int64_t count = A->count;
   for (int t = A->steps - 1; t >= 0; t--)
     {
       const float *ut = A->u_in + (size_t) t * count, *dst = A->ds + (size_t) t * count;
       const float *next = A->temporal && t + 1 < A->steps ? A->dx + (size_t) (t + 1) * count : NULL;
       float *dxt = A->dx + (size_t) t * count;
-#define BODY(SG)                                                                     \
+#define BODY(SHAPE)                                                                  \
   for (int64_t i = lo; i < hi; i++)                                                  \
     {                                                                                \
-      float x_ = ut[i] - vth, sg = SG, dv = next ? lam * next[i] : 0.0f, du;          \
-      if (!hard)                                                                     \
-        du = dv + (detach ? dst[i] : dst[i] - vth * dv) * sg;                        \
-      else                                                                           \
-        {                                                                            \
-          float si = ut[i] >= vth ? 1.0f : 0.0f;                                     \
-          du = dv * (1.0f - si) + (detach ? dst[i] : dst[i] - ut[i] * dv) * sg;       \
-        }                                                                            \
-      dxt[i] = du;                                                                   \
+      const float sg = snn_lif_surrogate (SHAPE, g, a, ut[i] - vth);                 \
+      const float dv = next ? lam * next[i] : 0.0f;                                  \
+      dxt[i] = snn_lif_backward_step (reset, detach, ut[i], vth, dst[i], dv, sg);    \
     }
       SG_LOOP (BODY)
 #undef BODY
@@ -1083,6 +1074,20 @@ cpu_scale (int64_t n, float a, const float *x, float *y)
   snn_pool_for (n, 1, 64, scale_range, &v);
 }
 
+/* Scalars by pointer are host memory here: read at once. */
+static void
+cpu_axpy_gain (int64_t n, float alpha, const float *gain, const float *x, float *y)
+{
+  cpu_axpy (n, alpha * (gain ? gain[0] : 1.0f), x, y);
+}
+
+static void
+cpu_scale_gain (int64_t n, float alpha, const float *gain, const float *x, float *y)
+{
+  cpu_scale (n, alpha * (gain ? gain[0] : 1.0f), x, y);
+}
+
+/* One sum in order on the calling thread: a split would change its rounding. */
 static double
 cpu_dot (int64_t n, const float *a, const float *b)
 {
@@ -1090,6 +1095,18 @@ cpu_dot (int64_t n, const float *a, const float *b)
   for (int64_t i = 0; i < n; i++)
     acc += (double) a[i] * b[i];
   return acc;
+}
+
+static void
+cpu_dot_add (int64_t n, float alpha, const float *a, const float *b, float *out)
+{
+  out[0] += (float) (alpha * cpu_dot (n, a, b));
+}
+
+/* Every op has finished when it returns. */
+static void
+cpu_finish (void)
+{
 }
 
 typedef struct { const float *x; float *y; int steps; int64_t count; gboolean accumulate; int n, c, hw; } SumArgs;
@@ -1192,6 +1209,11 @@ static const SnnBackend cpu_backend = {
   .sum_steps = cpu_sum_steps,
   .channel_mean = cpu_channel_mean,
   .bn_repeat_running = cpu_bn_repeat_running,
+  .axpy_gain = cpu_axpy_gain,
+  .scale_gain = cpu_scale_gain,
+  .dot_add = cpu_dot_add,
+  .finish = cpu_finish,
+  .device_memory = NULL, /* no device memory */
 };
 
 const SnnBackend *
