@@ -890,8 +890,8 @@ test_line_marks (Canvas *c, gconstpointer style)
   g_assert_cmpint (hits, ==, 0);
 }
 
-/* A small chart with several runs keeps its legend (over the plot); a tiny
- * one drops it rather than hide the data under it. */
+/* A small chart with several runs keeps its legend (beside the plot);
+ * a tiny one drops it rather than hide the data under it. */
 static void
 test_line_legend_kept (Canvas *c, gconstpointer style)
 {
@@ -919,11 +919,11 @@ test_line_legend_kept (Canvas *c, gconstpointer style)
   g_assert_cmpint (map.n_legend, ==, 5);
   g_assert_true (viz_line_chart_layout (240, 170, &d, c->style, &map));
   g_assert_cmpint (map.n_legend, ==, 5);
-  /* Drawn: the first entry's swatch in its colour near the plot's top left. */
+  /* Drawn: the first entry's swatch in its colour right of the plot. */
   viz_line_chart_draw (c->cr, 240, 170, &d, c->style);
   int hits = 0;
   for (int yy = (int) map.area.y; yy < map.area.y + 20; yy++)
-    for (int xx = (int) map.area.x; xx < map.area.x + 30; xx++)
+    for (int xx = (int) (map.area.x + map.area.width); xx < 240; xx++)
       hits += same_color (pixel (c, xx, yy), &col[0], 40);
   g_assert_cmpint (hits, >, 5);
   g_assert_true (viz_line_chart_layout (150, 90, &d, c->style, &map));
@@ -951,25 +951,65 @@ test_line_log_x (Canvas *c, gconstpointer style)
   g_assert_true (same_color (pixel (c, viz_plot_map_x (&map, 10), viz_plot_map_y (&map, 2)), &blue, 40));
 }
 
-/* A legend over the plot gets headroom: the data stays below its rows, and
- * the axis is labelled over the data's range only. */
-static void
-test_legend_headroom (void)
+static gboolean
+in_rect (const VizRect *r, double x, double y, double margin)
 {
-  VizFrame f;
-  VizLegendItem items[2] = { { "Run 1 · SLTT", { 0, 0, 1, 1 }, VIZ_LEGEND_LINE },
-                             { "Run 2 · BPTT", { 1, 0, 0, 1 }, VIZ_LEGEND_LINE } };
-  viz_frame_init (&f);
-  f.legend = items;
-  f.n_legend = 2;
-  f.legend_inside = TRUE;
-  viz_scale_set (&f.y, 0, 10, 0, FALSE);
-  viz_frame_layout (&f, 300, 240, viz_style_light ());
-  g_assert_true (f.ok && f.legend_inside);
-  viz_frame_legend_headroom (&f);
-  g_assert_cmpfloat (viz_frame_y (&f, 10), >, f.area.y + f.legend_row_h);
-  g_assert_cmpint (f.y.n_ticks, >=, 3);
-  g_assert_cmpfloat (f.y.ticks[f.y.n_ticks - 1], <=, 10);
+  return x >= r->x - margin && x < r->x + r->width + margin
+         && y >= r->y - margin && y < r->y + r->height + margin;
+}
+
+/* A card-sized chart comparing four runs: the legend is drawn, and no data
+ * point's pixel lies in its box; each point shows its own series' colour. */
+static void
+test_line_legend_clear_of_data (Canvas *c, gconstpointer style)
+{
+  double x[40], y[4][40];
+  const char *labels[4] = { "Run 2 · BPTT (stored)", "Run 3 · SLTT", "Run 4 · BPTT (stored)", "Run 5 · SLTT" };
+  VizColor col[4];
+  VizSeries s[4];
+  for (int k = 0; k < 4; k++)
+    {
+      for (int i = 0; i < 40; i++)
+        x[i] = i + 1, y[k][i] = 2.5 - 0.04 * i + 0.1 * k;   /* highest at the top left */
+      col[k] = viz_style_series_color (c->style, k);
+      s[k] = (VizSeries) { .x = x, .y = y[k], .n = 40, .label = labels[k], .color = &col[k] };
+    }
+  VizLineChart d = { .series = s, .n_series = 4, .x_title = "iteration", .y_title = "loss" };
+  VizPlotMap map;
+  g_assert_true (viz_line_chart_layout (280, 120, &d, c->style, &map));
+  g_assert_cmpint (map.n_legend, ==, 4);
+  viz_line_chart_draw (c->cr, 280, 120, &d, c->style);
+  int legend_px = 0;
+  for (int yy = (int) map.legend_box.y; yy < map.legend_box.y + map.legend_box.height; yy++)
+    for (int xx = (int) map.legend_box.x; xx < map.legend_box.x + map.legend_box.width; xx++)
+      legend_px += same_color (pixel (c, xx, yy), &col[0], 40);
+  g_assert_cmpint (legend_px, >, 3);
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < 40; i++)
+      {
+        double px = viz_plot_map_x (&map, x[i]), py = viz_plot_map_y (&map, y[k][i]);
+        g_assert_false (in_rect (&map.legend_box, px, py, 1));
+      }
+  /* The top series' first point is its own colour, not a legend's box. */
+  Px p = pixel (c, viz_plot_map_x (&map, x[0]), viz_plot_map_y (&map, y[3][0]));
+  g_assert_true (same_color (p, &col[3], 60));
+}
+
+/* The same for the bar chart's series legend in a card-sized chart. */
+static void
+test_bars_legend_clear_of_data (Canvas *c, gconstpointer style)
+{
+  double v[2 * 7];
+  for (int g = 0; g < 7; g++)
+    v[g] = 0.002, v[7 + g] = 0.0005;
+  const char *labels[2] = { "spatial (SLTT keeps)", "temporal (BPTT only)" };
+  VizBars d = { .values = v, .n_series = 2, .n_groups = 7, .series_labels = labels, .mode = VIZ_BARS_STACKED };
+  VizPlotMap map;
+  g_assert_true (viz_bars_layout (420, 90, &d, c->style, &map));
+  g_assert_cmpint (map.n_legend, ==, 2);
+  for (int g = 0; g < 7; g++)
+    for (double yv = 0; yv <= 0.0025; yv += 0.00025)
+      g_assert_false (in_rect (&map.legend_box, viz_plot_map_x (&map, g), viz_plot_map_y (&map, yv), 1));
 }
 
 /* Log ticks on a short axis: more than the two ends of a two-decade span. */
@@ -1067,7 +1107,8 @@ main (int argc, char **argv)
   add_styled ("/viz/readout", test_readout);
   add_styled ("/viz/raster/large-shaded", test_raster_large_shaded);
   g_test_add_func ("/viz/log-ticks", test_log_ticks);
-  g_test_add_func ("/viz/legend-headroom", test_legend_headroom);
+  add_styled ("/viz/line/legend-clear-of-data", test_line_legend_clear_of_data);
+  add_styled ("/viz/bars/legend-clear-of-data", test_bars_legend_clear_of_data);
   add_styled ("/viz/bars", test_bars);
   add_styled ("/viz/no-data", test_no_data);
   add_styled ("/viz/state-kept", test_state_kept);

@@ -88,7 +88,6 @@ bars_layout (BarsLayout *L, double width, double height, const VizBars *d, const
         f->y.lo -= span * room;
     }
   viz_frame_layout (f, width, height, style);
-  viz_frame_legend_headroom (f);
 }
 
 gboolean

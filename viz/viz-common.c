@@ -511,17 +511,17 @@ has_text (const char *s)
   return s && *s;
 }
 
-/* Over the plot the legend packs tighter: shorter swatches, less space. */
+/* Beside the plot the legend packs tighter: shorter swatches, less space. */
 static double
 swatch_w (const VizFrame *f)
 {
-  return f->m.fs * (f->legend_inside ? 1.2 : 1.8);
+  return f->m.fs * (f->legend_side ? 1.2 : 1.8);
 }
 
 static double
 item_space (const VizFrame *f)
 {
-  return f->m.fs * (f->legend_inside ? 0.8 : 1.2);
+  return f->m.fs * (f->legend_side ? 0.8 : 1.2);
 }
 
 static double
@@ -546,6 +546,17 @@ legend_rows (const VizFrame *f, double avail, int *row_of)
       x += w + item_space (f);
     }
   return rows;
+}
+
+/* The column right of the plot: as wide as its widest entry, at most 40 %
+ * of the chart (longer labels are shortened there). */
+static double
+side_width (const VizFrame *f, double width)
+{
+  double w = 0;
+  for (int i = 0; i < f->n_legend; i++)
+    w = MAX (w, item_width (f, &f->legend[i]));
+  return MIN (w, width * 0.4);
 }
 
 static double
@@ -577,13 +588,15 @@ frame_layout_once (VizFrame *f, double width, double height, const VizStyle *sty
   f->width = width;
   f->height = height;
   double top = layout_header (f, m->pad);
-  f->legend_row_h = m->fs * 1.5;
-  if (f->n_legend > 0 && !f->legend_inside)
+  f->legend_row_h = m->fs * (f->legend_side ? 1.2 : 1.5);
+  f->legend_side_w = 0;
+  if (f->n_legend > 0 && !f->legend_side)
     {
-      f->legend_row_h = m->fs * 1.5;
       f->legend_y = top;
       top += legend_rows (f, width - 2 * m->pad, NULL) * f->legend_row_h + m->gap;
     }
+  if (f->n_legend > 0 && f->legend_side)
+    f->legend_side_w = side_width (f, width);
   top += f->extra_top;
   double bottom = m->pad + m->tick_len + m->gap + m->tick_fs * 1.2
                   + (has_text (f->x_title) ? m->fs * 1.7 : 0);
@@ -593,11 +606,12 @@ frame_layout_once (VizFrame *f, double width, double height, const VizStyle *sty
   double left = m->pad + (has_text (f->y_title) ? m->fs * 1.7 : 0)
                 + viz_scale_max_label_width (&f->y, m->tick_fs) + m->tick_len + m->gap;
   /* Half of the last x label may hang past the plot. */
-  double right = m->pad + f->extra_right + m->fs;
+  double right = m->pad + f->extra_right + m->fs + (f->legend_side_w > 0 ? f->legend_side_w + m->gap : 0);
   f->area.x = round (left);
   f->area.width = floor (width - right) - f->area.x;
   viz_scale_make_ticks (&f->x, f->area.width, TRUE, m);
   f->ok = f->area.width >= 4 && f->area.height >= 4;
+  f->legend_y = f->legend_side ? f->area.y : f->legend_y;
 }
 
 static gboolean
@@ -607,20 +621,10 @@ roomy (const VizFrame *f)
          && f->area.width >= MAX (f->m.fs * 6, f->width * 0.35);
 }
 
-/* Rows the legend takes inside the plot, wrapped to most of its width. It
- * stays while it fits the plot's height: a legend naming the runs matters
- * more than the strip of data under it, which shows through and which the
- * hover read-out gives. */
-static int
-inside_rows (const VizFrame *f)
-{
-  return legend_rows (f, f->area.width * 0.9 - 2 * f->m.gap, NULL);
-}
-
 /* When the plot would be squeezed, extras go first: the caption, the axis
- * titles; the legend (which says what is compared) then moves over the
- * plot's top left, and goes only when it would cover most of it; then the
- * title. */
+ * titles; the legend (which says what is compared) then moves from above
+ * the plot into a column right of it, one entry a row, never over the
+ * data; then the title. */
 static void
 frame_layout_steps (VizFrame *f, double width, double height, const VizStyle *style)
 {
@@ -633,47 +637,25 @@ frame_layout_steps (VizFrame *f, double width, double height, const VizStyle *st
         {
         case 0: f->caption = NULL; break;
         case 1: f->x_title = f->y_title = NULL; break;
-        case 2: f->legend_inside = f->n_legend > 0; break;
+        case 2: f->legend_side = f->n_legend > 0; break;
         case 3: f->title = NULL; break;
         default: return;
         }
     }
 }
 
+/* The column runs from the plot's top down past its x labels; one taller
+ * than that goes, and gives its width back. */
 void
 viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *style)
 {
   frame_layout_steps (f, width, height, style);
-  if (f->legend_inside)
-    f->legend_row_h = f->m.fs * 1.25;
-  if (f->legend_inside && inside_rows (f) * f->legend_row_h + f->m.gap > f->area.height)
+  if (f->legend_side && f->n_legend * f->legend_row_h > height - f->m.pad - f->area.y)
     {
       f->n_legend = 0;
-      f->legend_inside = FALSE;
+      f->legend_side = FALSE;
+      frame_layout_once (f, width, height, style);
     }
-}
-
-void
-viz_frame_legend_headroom (VizFrame *f)
-{
-  if (!f->ok || !f->legend_inside || f->n_legend == 0)
-    return;
-  double frac = (inside_rows (f) * f->legend_row_h + 1.5 * f->m.gap) / f->area.height;
-  /* A legend taller than half the plot would squash the data: it stays
-   * over it, partly see-through, instead. */
-  if (frac > 0.5)
-    return;
-  VizScale *s = &f->y, data = *s;
-  if (s->log)
-    s->hi = pow (10, log10 (s->lo) + (log10 (s->hi) - log10 (s->lo)) / (1 - frac));
-  else
-    s->hi = s->lo + (s->hi - s->lo) / (1 - frac);
-  /* Ticks only over the data's range, as dense as its height allows: above
-   * is the legend's. */
-  viz_scale_make_ticks (&data, f->area.height * (1 - frac), FALSE, &f->m);
-  s->n_ticks = data.n_ticks;
-  s->step = data.step;
-  memcpy (s->ticks, data.ticks, sizeof s->ticks);
 }
 
 double
@@ -699,6 +681,13 @@ viz_frame_map (const VizFrame *f, VizPlotMap *map)
   map->log_y = f->y.log;
   map->log_x = f->x.log;
   map->n_legend = f->n_legend;
+  map->legend_box = (VizRect) { 0, 0, 0, 0 };
+  if (f->n_legend > 0 && f->legend_side)
+    map->legend_box = (VizRect) { f->width - f->m.pad - f->legend_side_w, f->legend_y,
+                                  f->legend_side_w, f->n_legend * f->legend_row_h };
+  else if (f->n_legend > 0)
+    map->legend_box = (VizRect) { f->m.pad, f->legend_y, f->width - 2 * f->m.pad,
+                                  legend_rows (f, f->width - 2 * f->m.pad, NULL) * f->legend_row_h };
 }
 
 void
@@ -751,32 +740,34 @@ draw_legend (cairo_t *cr, const VizFrame *f, const VizStyle *style)
   draw_legend_at (cr, f, style, f->m.pad, f->legend_y, f->width - 2 * f->m.pad);
 }
 
-/* Over the plot: a box of the background colour, slightly see-through,
- * as wide as its widest row. */
+/* A label too long for its room keeps its first and last " · " parts (a
+ * run's number and method), dropping those between; an ellipsis ends what
+ * is still too long. */
+static char *
+short_label (const char *label, double room, double fs)
+{
+  const char *sep = " · ";
+  const char *first = strstr (label, sep), *last = g_strrstr (label, sep);
+  if (viz_est_width (label, fs) <= room || !first || first == last)
+    return g_strdup (label);
+  return g_strdup_printf ("%.*s%s", (int) (first - label), label, last);
+}
+
+/* Right of the plot, one entry a row from its top. */
 static void
-draw_legend_inside (cairo_t *cr, const VizFrame *f, const VizStyle *style)
+draw_legend_side (cairo_t *cr, const VizFrame *f, const VizStyle *style)
 {
   const VizMetrics *m = &f->m;
-  double avail = f->area.width * 0.9 - 2 * m->gap;
-  g_autofree int *row_of = g_new (int, f->n_legend);
-  int rows = legend_rows (f, avail, row_of);
-  double w = 0, row_w = 0;
+  double x0 = f->width - m->pad - f->legend_side_w, sw = swatch_w (f);
   for (int i = 0; i < f->n_legend; i++)
     {
-      if (i > 0 && row_of[i] != row_of[i - 1])
-        row_w = 0;
-      row_w += item_width (f, &f->legend[i]) + (row_w > 0 ? item_space (f) : 0);
-      w = MAX (w, MIN (row_w, avail));
+      double cy = f->legend_y + (i + 0.5) * f->legend_row_h;
+      viz_draw_swatch (cr, &f->legend[i], x0, cy, sw, m->fs * 0.8);
+      double tx = x0 + sw + m->gap * 1.5, room = x0 + f->legend_side_w - tx;
+      g_autofree char *label = short_label (f->legend[i].label, room, m->fs);
+      viz_text (cr, style, &style->foreground, m->fs, FALSE, tx, cy, 0,
+                VIZ_ALIGN_START, VIZ_ALIGN_CENTER, room, label);
     }
-  double x = f->area.x + m->gap, y = f->area.y + m->gap * 0.5;
-  VizColor bg = style->background;
-  bg.a = 0.8;
-  cairo_save (cr);
-  viz_set_color (cr, &bg);
-  cairo_rectangle (cr, x, y, w + 2 * m->gap, rows * f->legend_row_h + m->gap);
-  cairo_fill (cr);
-  cairo_restore (cr);
-  draw_legend_at (cr, f, style, x + m->gap, y + m->gap * 0.5, avail);
 }
 
 void
@@ -798,7 +789,7 @@ viz_frame_draw_header (cairo_t *cr, const VizFrame *f, const VizStyle *style)
                 f->caption_y, 0, right ? VIZ_ALIGN_END : VIZ_ALIGN_START, VIZ_ALIGN_CENTER,
                 inner, f->caption);
     }
-  if (f->n_legend > 0 && !f->legend_inside)
+  if (f->n_legend > 0 && !f->legend_side)
     draw_legend (cr, f, style);
 }
 
@@ -908,9 +899,8 @@ viz_frame_draw_axes (cairo_t *cr, const VizFrame *f, const VizStyle *style)
                      - viz_scale_max_label_width (&f->y, m->tick_fs) - m->fs * 0.85;
   viz_draw_x_axis (cr, style, m, &f->x, &f->area, f->x_title, x_title_y);
   viz_draw_y_axis (cr, style, m, &f->y, &f->area, f->y_title, y_title_x);
-  /* Last, so it lies over the data. */
-  if (f->n_legend > 0 && f->legend_inside)
-    draw_legend_inside (cr, f, style);
+  if (f->n_legend > 0 && f->legend_side)
+    draw_legend_side (cr, f, style);
 }
 
 void

@@ -133,7 +133,6 @@ line_layout (LineLayout *L, double width, double height, const VizLineChart *d,
   else
     viz_scale_set (&f->y, d->log_y ? 1 : 0, d->log_y ? 10 : 1, 0, d->log_y);
   viz_frame_layout (f, width, height, style);
-  viz_frame_legend_headroom (f);
 }
 
 gboolean

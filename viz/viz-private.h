@@ -102,16 +102,14 @@ typedef struct {
   gboolean caption_own_line;
   double legend_y;            /* top of the first legend row */
   double legend_row_h;
-  gboolean legend_inside;     /* no room above the plot: drawn over its top left */
+  gboolean legend_side;       /* no room above the plot: a column right of it */
+  double legend_side_w;       /* that column's width */
   gboolean ok;                /* room for a plot */
 } VizFrame;
 
 void viz_frame_init (VizFrame *f);
 void viz_frame_layout (VizFrame *f, double width, double height, const VizStyle *style);
 void viz_frame_map (const VizFrame *f, VizPlotMap *map);
-/* With the legend over the plot, raises the top of the y range so the
- * data stays below it (charts whose y range is free to grow). */
-void viz_frame_legend_headroom (VizFrame *f);
 double viz_frame_x (const VizFrame *f, double x);
 double viz_frame_y (const VizFrame *f, double y);
 

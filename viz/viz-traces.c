@@ -95,7 +95,6 @@ traces_layout (TracesLayout *L, double width, double height, const VizTraces *d,
       f->extra_top = strip + m.gap * 2;
     }
   viz_frame_layout (f, width, height, style);
-  viz_frame_legend_headroom (f);
 }
 
 static void

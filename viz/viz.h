@@ -64,6 +64,7 @@ typedef struct {
   gboolean log_y;
   gboolean log_x;
   int n_legend;                   /* legend entries drawn (0: dropped for room) */
+  VizRect legend_box;             /* where they are (never over area) */
 } VizPlotMap;
 
 double viz_plot_map_x (const VizPlotMap *map, double x);
