@@ -217,6 +217,7 @@ test_editor_memory (void)
   g_assert_nonnull (strstr (text, "\nBPTT (stored): "));
   g_assert_nonnull (strstr (text, "\nSLTT-K: "));
   g_object_unref (ed);
+  snn_model_free (m);   /* the editor shows a model it does not own */
 }
 
 /* In the window, after some training: the raster's read-out names the
