@@ -7,16 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static SnnExperiment *
-load_experiment (int argc, char **argv, GError **error)
-{
-  SnnExperiment *e = snn_experiment_load (argv[1], error);
-  for (int i = 2; e && i < argc; i++)
-    if (!snn_experiment_apply_override (e, argv[i], error))
-      g_clear_pointer (&e, snn_experiment_free);
-  return e;
-}
-
 static gboolean
 run_export (int argc, char **argv, const char *model_path, const char *weights_path, const char *out, GError **error)
 {
@@ -25,7 +15,7 @@ run_export (int argc, char **argv, const char *model_path, const char *weights_p
   SnnModel *m = NULL;
   SnnNpz *w = NULL;
   gboolean ok = FALSE;
-  if (model_path ? !(m = snn_model_load_file (model_path, error)) : !(e = load_experiment (argc, argv, error)))
+  if (model_path ? !(m = snn_model_load_file (model_path, error)) : !(e = snnwb_load_experiment (argc, argv, NULL, error)))
     goto done;
   if (weights_path && !(w = snn_npz_load (weights_path, error)))
     goto done;
@@ -107,7 +97,7 @@ save_split (const SnnDataset *ds, const SnnModel *m, const char *dir, const char
 static gboolean
 run_frames (int argc, char **argv, const char *out, gboolean force, GError **error)
 {
-  SnnExperiment *e = load_experiment (argc, argv, error);
+  SnnExperiment *e = snnwb_load_experiment (argc, argv, NULL, error);
   if (!e)
     return FALSE;
   SnnDataset *train = snn_experiment_load_dataset (e, TRUE, NULL, error), *test = NULL;

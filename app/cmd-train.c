@@ -271,14 +271,8 @@ snnwb_cmd_train (int argc, char **argv)
     }
   else
     {
-      SnnExperiment *e = snn_experiment_load (argv[1], &error);
-      for (int i = 2; e && i < argc; i++)
-        if (!snn_experiment_apply_override (e, argv[i], &error))
-          g_clear_pointer (&e, snn_experiment_free);
-      if (e && backend)
-        g_free (e->backend), e->backend = g_strdup (backend);
-      if (e && !snn_experiment_check_memory (e, &error))
-        g_clear_pointer (&e, snn_experiment_free);
+      /* The trainer refuses what cannot fit before it allocates. */
+      SnnExperiment *e = snnwb_load_experiment (argc, argv, backend, &error);
       rc = e ? train_run (e, out, quiet, &error) : 2;
       snn_experiment_free (e);
     }
@@ -309,14 +303,7 @@ snnwb_cmd_eval (int argc, char **argv)
       fprintf (stderr, "snnwb: eval needs EXPERIMENT and --weights W.npz\n");
       return 2;
     }
-  SnnExperiment *e = snn_experiment_load (argv[1], &error);
-  for (int i = 2; e && i < argc; i++)
-    if (!snn_experiment_apply_override (e, argv[i], &error))
-      g_clear_pointer (&e, snn_experiment_free);
-  if (e && backend)
-    g_free (e->backend), e->backend = g_strdup (backend);
-  if (e && !snn_experiment_check_memory (e, &error))
-    g_clear_pointer (&e, snn_experiment_free);
+  SnnExperiment *e = snnwb_load_experiment (argc, argv, backend, &error);
   SnnTrainer *tr = e ? snn_trainer_new (e, &error) : NULL;
   int rc;
   if (tr && snn_trainer_load_weights (tr, weights, &error))

@@ -56,6 +56,18 @@ snnwb_check_new_file (const char *path, gboolean force, GError **error)
   return TRUE;
 }
 
+SnnExperiment *
+snnwb_load_experiment (int argc, char **argv, const char *backend, GError **error)
+{
+  SnnExperiment *e = snn_experiment_load (argv[1], error);
+  for (int i = 2; e && i < argc; i++)
+    if (!snn_experiment_apply_override (e, argv[i], error))
+      g_clear_pointer (&e, snn_experiment_free);
+  if (e && backend)
+    g_free (e->backend), e->backend = g_strdup (backend);
+  return e;
+}
+
 gboolean
 snnwb_check_new_dir (const char *dir, GError **error)
 {

@@ -2,6 +2,7 @@
  * status: 0 success, 1 failure while running, 2 bad input or usage. */
 #pragma once
 #include <glib.h>
+#include "experiment.h"
 #include "npy.h"
 
 int snnwb_cmd_train (int argc, char **argv);
@@ -17,6 +18,9 @@ int snnwb_cmd_frames (int argc, char **argv);
 #define SNNWB_BACKEND_OPTION(var) \
   { "backend", 0, 0, G_OPTION_ARG_STRING, &(var), "Backend: cpu or cuda [$SNNWB_BACKEND, else cpu]", "NAME" }
 
+/* EXPERIMENT (argv[1], a file or a preset), the key=value overrides of
+ * argv[2..], and --backend when given (NULL: the experiment's own). */
+SnnExperiment *snnwb_load_experiment (int argc, char **argv, const char *backend, GError **error);
 /* Prints "snnwb: <message>" to stderr and returns 2 (bad input) or 1. */
 int snnwb_fail (GError *error);
 /* Refuses to replace a file the user already has. */

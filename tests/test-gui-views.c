@@ -10,27 +10,7 @@
 #include "snnwb-gradient-view.h"
 #include "snnwb-layer-editor.h"
 #include "snnwb-window.h"
-
-static gboolean
-wake_up (gpointer data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-iterate_until (gboolean (*cond) (gpointer), gpointer data, double timeout_s, const char *what)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) (timeout_s * G_USEC_PER_SEC);
-  guint tick = g_timeout_add (10, wake_up, NULL);
-
-  while (!cond (data))
-    {
-      if (g_get_monotonic_time () > end)
-        g_error ("timed out waiting for %s", what);
-      g_main_context_iteration (NULL, TRUE);
-    }
-  g_source_remove (tick);
-}
+#include "test-gui-util.h"
 
 static gboolean
 allocated (gpointer widget)

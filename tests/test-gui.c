@@ -13,31 +13,10 @@
 #include "optim.h"
 #include "trainer.h"
 #include "snnwb-run-store.h"
+#include "test-gui-util.h"
 
 static SnnwbWindow *win;
 static char *tmpdir;
-
-static gboolean
-wake_up (gpointer data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop until cond holds; fails after timeout_s. */
-static void
-iterate_until (gboolean (*cond) (gpointer), gpointer data, double timeout_s, const char *what)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) (timeout_s * G_USEC_PER_SEC);
-  guint tick = g_timeout_add (10, wake_up, NULL);
-
-  while (!cond (data))
-    {
-      if (g_get_monotonic_time () > end)
-        g_error ("timed out waiting for %s", what);
-      g_main_context_iteration (NULL, TRUE);
-    }
-  g_source_remove (tick);
-}
 
 static gboolean
 never (gpointer data)
@@ -49,7 +28,7 @@ static void
 iterate_for (double seconds)
 {
   gint64 end = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
-  guint tick = g_timeout_add (10, wake_up, NULL);
+  guint tick = g_timeout_add (10, tgu_wake_up, NULL);
 
   while (g_get_monotonic_time () < end && !never (NULL))
     g_main_context_iteration (NULL, TRUE);

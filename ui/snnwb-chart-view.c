@@ -910,11 +910,17 @@ snnwb_chart_view_info_markup (SnnwbChartKind kind)
 GtkWidget *
 snnwb_chart_view_make_info_button (SnnwbChartKind kind)
 {
+  return snnwb_info_button_new (snnwb_chart_view_info_markup (kind));
+}
+
+GtkWidget *
+snnwb_info_button_new (const char *markup)
+{
   GtkWidget *button = gtk_menu_button_new ();
   GtkWidget *popover = gtk_popover_new ();
   GtkWidget *label = gtk_label_new (NULL);
 
-  gtk_label_set_markup (GTK_LABEL (label), snnwb_chart_view_info_markup (kind));
+  gtk_label_set_markup (GTK_LABEL (label), markup);
   gtk_label_set_selectable (GTK_LABEL (label), FALSE);
   gtk_widget_set_margin_start (label, 6);
   gtk_widget_set_margin_end (label, 6);

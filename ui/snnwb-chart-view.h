@@ -67,6 +67,8 @@ gboolean       snnwb_chart_view_has_data (SnnwbChartView *self);
  * that shows it in a popover. */
 const char    *snnwb_chart_view_info_markup (SnnwbChartKind kind);
 GtkWidget     *snnwb_chart_view_make_info_button (SnnwbChartKind kind);
+/* The info button of a view's header: its popover shows markup. */
+GtkWidget     *snnwb_info_button_new (const char *markup);
 
 /* The hover read-out: what the pointer at (x, y) (widget coordinates)
  * points at, as shown beside it; NULL when nothing is under it. The motion

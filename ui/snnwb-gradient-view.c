@@ -612,22 +612,9 @@ add_info_button (SnnwbGradientView *self)
 {
   GtkWidget *menu = GTK_WIDGET (self->menu_button);
   GtkWidget *header = gtk_widget_get_parent (menu);
-  GtkWidget *button = gtk_menu_button_new ();
-  GtkWidget *popover = gtk_popover_new ();
-  GtkWidget *label = gtk_label_new (NULL);
+  GtkWidget *button = snnwb_info_button_new (info_markup);
   GtkEventController *motion = gtk_event_controller_motion_new ();
 
-  gtk_label_set_markup (GTK_LABEL (label), info_markup);
-  gtk_widget_set_margin_start (label, 6);
-  gtk_widget_set_margin_end (label, 6);
-  gtk_widget_set_margin_top (label, 6);
-  gtk_widget_set_margin_bottom (label, 6);
-  gtk_popover_set_child (GTK_POPOVER (popover), label);
-  gtk_menu_button_set_popover (GTK_MENU_BUTTON (button), popover);
-  gtk_menu_button_set_icon_name (GTK_MENU_BUTTON (button), "dialog-information-symbolic");
-  gtk_menu_button_set_has_frame (GTK_MENU_BUTTON (button), FALSE);
-  gtk_widget_set_tooltip_text (button, "What this view shows");
-  gtk_widget_add_css_class (button, "view-info");
   gtk_box_insert_child_after (GTK_BOX (header), button, gtk_widget_get_prev_sibling (menu));
 
   g_signal_connect (motion, "motion", G_CALLBACK (motion_cb), self);
