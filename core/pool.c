@@ -18,6 +18,8 @@
 #ifdef __linux__
 #include <linux/futex.h>
 #include <sched.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -34,10 +36,18 @@
  * submitter runs its job inline. */
 enum { SLOTS = 4 };
 /* How long an idle worker, or a submitter waiting for a claimed chunk,
- * spins before it sleeps: long enough to catch the next job of a training
- * step, short enough not to burn a core another program wants. */
-#define WORKER_SPIN_US 40
-#define WAIT_SPIN_US 10
+ * spins before it sleeps. With the machine to ourselves, long enough to
+ * catch the next job of a training step (waking a sleeping thread costs
+ * tens of microseconds, more in a virtual machine); beside other work,
+ * short, so as not to burn a core another program wants. */
+#define QUIET_WORKER_SPIN_US 300
+#define QUIET_WAIT_SPIN_US 300
+#define BUSY_WORKER_SPIN_US 20
+#define BUSY_WAIT_SPIN_US 5
+/* How often the load is sampled, and the weight of a new sample in its
+ * running average. */
+#define LOAD_SAMPLE_US 10000
+#define LOAD_WEIGHT 0.2
 
 /* A cache line each, so that jobs of different threads do not share one. */
 typedef struct {
@@ -53,9 +63,16 @@ typedef struct {
 
 static struct {
   int threads;
+  gboolean adaptive;       /* follows the load (see sample_load) */
   Slot slot[SLOTS];
   _Alignas (64) atomic_uint epoch; /* bumped at every job published */
   atomic_int sleepers;     /* workers asleep on epoch */
+  atomic_int awake;        /* workers not asleep: the kernel counts them as running */
+  _Alignas (64) atomic_uint active; /* threads that take chunks now, the submitter included */
+  atomic_int worker_spin_us, wait_spin_us;
+  _Alignas (64) _Atomic int64_t next_sample; /* when the load is next read */
+  int loadavg_fd;
+  double others;           /* running average of other runnable threads (the sampler's) */
 } pool;
 
 /* Sleeps while *word == seen (or not: a spurious return is fine, callers
@@ -131,9 +148,23 @@ spin_while_equal (atomic_uint *word, unsigned seen, int us)
     }
 }
 
-static gpointer
-worker (gpointer unused)
+/* Worker `index` (1, 2, ...) takes chunks only while fewer threads than
+ * pool.active come before it; otherwise it sleeps until that changes. */
+static void
+sleep_while_inactive (int index)
 {
+  for (unsigned a; index >= (int) (a = atomic_load (&pool.active));)
+    {
+      atomic_fetch_sub (&pool.awake, 1);
+      sleep_while (&pool.active, a);
+      atomic_fetch_add (&pool.awake, 1);
+    }
+}
+
+static gpointer
+worker (gpointer data)
+{
+  const int index = GPOINTER_TO_INT (data);
 #if defined(__linux__) && defined(SCHED_IDLE)
   /* Workers inherit the policy of the thread that started the pool; one
    * started from an idle-priority thread must still train at full speed. */
@@ -145,16 +176,20 @@ worker (gpointer unused)
 #endif
   for (;;)
     {
+      sleep_while_inactive (index);
       unsigned seen = atomic_load (&pool.epoch);
       gboolean worked = FALSE;
       for (int k = 0; k < SLOTS; k++)
         for (int i; (i = claim (&pool.slot[k])) >= 0;)
           run_chunk (&pool.slot[k], i), worked = TRUE;
-      if (worked || spin_while_equal (&pool.epoch, seen, WORKER_SPIN_US))
+      if (worked || spin_while_equal (&pool.epoch, seen, atomic_load_explicit (&pool.worker_spin_us,
+                                                                               memory_order_relaxed)))
         continue;
       atomic_fetch_add (&pool.sleepers, 1);
-      while (atomic_load (&pool.epoch) == seen)
+      atomic_fetch_sub (&pool.awake, 1);
+      while (atomic_load (&pool.epoch) == seen && index < (int) atomic_load (&pool.active))
         sleep_while (&pool.epoch, seen);
+      atomic_fetch_add (&pool.awake, 1);
       atomic_fetch_sub (&pool.sleepers, 1);
     }
   return NULL;
@@ -169,8 +204,19 @@ pool_init (void)
   const char *env = g_getenv ("SNNWB_THREADS");
   int n = env ? atoi (env) : (int) g_get_num_processors ();
   pool.threads = CLAMP (n, 1, 64);
+  const char *adapt = g_getenv ("SNNWB_POOL_ADAPT");
+  pool.adaptive = !adapt || atoi (adapt) != 0;
+#ifdef __linux__
+  pool.loadavg_fd = pool.adaptive ? open ("/proc/loadavg", O_RDONLY | O_CLOEXEC) : -1;
+#else
+  pool.loadavg_fd = -1;
+#endif
+  atomic_store (&pool.active, (unsigned) pool.threads);
+  atomic_store (&pool.worker_spin_us, QUIET_WORKER_SPIN_US);
+  atomic_store (&pool.wait_spin_us, QUIET_WAIT_SPIN_US);
+  atomic_store (&pool.awake, pool.threads - 1);
   for (int t = 1; t < pool.threads; t++)
-    g_thread_unref (g_thread_new ("snnwb-pool", worker, NULL));
+    g_thread_unref (g_thread_new ("snnwb-pool", worker, GINT_TO_POINTER (t)));
   g_once_init_leave (&done, 1);
 }
 
@@ -179,6 +225,62 @@ snn_pool_threads (void)
 {
   pool_init ();
   return pool.threads;
+}
+
+/* Other runnable threads on the machine now: the kernel's count of running
+ * threads (/proc/loadavg) less this one and the workers that are awake; -1
+ * when it cannot be read. */
+static int
+others_running (void)
+{
+#ifdef __linux__
+  char buf[128];
+  ssize_t len = pread (pool.loadavg_fd, buf, sizeof buf - 1, 0);
+  if (len <= 0)
+    return -1;
+  buf[len] = 0;
+  /* "0.80 0.33 0.12 2/76 6735": the fourth field is running/total. */
+  const char *p = buf;
+  for (int field = 0; field < 3 && p; field++)
+    p = strchr (p + 1, ' ');
+  if (!p)
+    return -1;
+  int running = atoi (p + 1);
+  return MAX (0, running - 1 - atomic_load (&pool.awake));
+#else
+  return -1;
+#endif
+}
+
+/* Every LOAD_SAMPLE_US, one submitting thread reads the load. With other
+ * threads runnable, ours would share cores with them, and a chunk held by
+ * a preempted thread holds up its whole job: the pool then takes chunks on
+ * one thread fewer per other runnable thread (the average over the last few
+ * samples, so that a passing blip changes nothing) and spins less. This
+ * changes who runs a chunk, never the chunks, so results stay the same. */
+static void
+sample_load (void)
+{
+  int64_t now = g_get_monotonic_time (), next = atomic_load_explicit (&pool.next_sample, memory_order_relaxed);
+  if (now < next || !atomic_compare_exchange_strong (&pool.next_sample, &next, now + LOAD_SAMPLE_US))
+    return;
+  int others = others_running ();
+  if (others < 0)
+    return;
+  pool.others += LOAD_WEIGHT * (others - pool.others);
+  const int busy = (int) floor (pool.others + 0.5);
+  const unsigned active = (unsigned) CLAMP (pool.threads - busy, 1, pool.threads);
+  atomic_store (&pool.worker_spin_us, busy ? BUSY_WORKER_SPIN_US : QUIET_WORKER_SPIN_US);
+  atomic_store (&pool.wait_spin_us, busy ? BUSY_WAIT_SPIN_US : QUIET_WAIT_SPIN_US);
+  if (atomic_exchange (&pool.active, active) != active)
+    wake ((atomic_uint *) &pool.active, INT_MAX);
+}
+
+int
+snn_pool_active (void)
+{
+  pool_init ();
+  return (int) atomic_load (&pool.active);
 }
 
 static Slot *
@@ -205,7 +307,7 @@ publish (Slot *s, int chunks, SnnPoolChunkFunc fn, void *data)
   atomic_fetch_add (&pool.epoch, 1);
   /* One worker per chunk beyond the submitter's own is enough. */
   if (atomic_load (&pool.sleepers) > 0)
-    wake (&pool.epoch, chunks - 1);
+    wake (&pool.epoch, MIN (chunks, (int) atomic_load (&pool.active)) - 1);
 }
 
 /* Waits for the chunks other threads claimed: a short spin, then sleep,
@@ -214,13 +316,14 @@ static void
 wait_done (Slot *s, int chunks)
 {
   gint64 until = 0;
+  const int spin_us = atomic_load_explicit (&pool.wait_spin_us, memory_order_relaxed);
   for (unsigned n = 1; atomic_load (&s->done) != (unsigned) chunks; n++)
     {
       if ((n & 63) == 0)
         {
           gint64 now = g_get_monotonic_time ();
           if (!until)
-            until = now + WAIT_SPIN_US;
+            until = now + spin_us;
           else if (now >= until)
             break;
         }
@@ -240,7 +343,9 @@ snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data)
   if (chunks <= 0)
     return;
   pool_init ();
-  Slot *s = chunks > 1 && !in_chunk && pool.threads > 1 ? take_slot () : NULL;
+  if (pool.adaptive && pool.threads > 1 && !in_chunk)
+    sample_load ();
+  Slot *s = chunks > 1 && !in_chunk && atomic_load_explicit (&pool.active, memory_order_relaxed) > 1 ? take_slot () : NULL;
   if (!s)
     {
       for (int i = 0; i < chunks; i++)

@@ -4,7 +4,9 @@
  * the submitting thread and by any idle worker. The submitter works through
  * chunks itself and waits only for chunks another thread has already
  * claimed, so a worker the scheduler puts aside costs at most one chunk,
- * never the whole job. Idle workers spin briefly, then sleep.
+ * never the whole job. Idle workers spin briefly, then sleep. Beside other
+ * runnable threads (another program, a second training) the pool stands
+ * aside: it takes chunks on fewer threads, down to the submitter alone.
  *
  * Chunk boundaries depend on the job alone, never on the number of threads,
  * so a loop whose chunks write disjoint outputs (or keep per-chunk partial
@@ -32,6 +34,11 @@ typedef void (*SnnPoolRangeFunc) (void *data, int64_t lo, int64_t hi);
 /* Threads working on a job (the caller included): SNNWB_THREADS, or one per
  * processor. */
 int  snn_pool_threads (void);
+/* Threads that take chunks now: snn_pool_threads() less one for every other
+ * thread the machine keeps runnable (sampled every 10 ms and averaged over a
+ * few samples), at least 1. SNNWB_POOL_ADAPT=0 keeps it at
+ * snn_pool_threads(). */
+int  snn_pool_active (void);
 /* Runs fn for every chunk in [0, chunks), in parallel, and returns when all
  * have run. */
 void snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data);

@@ -177,6 +177,32 @@ op_gemm (const SnnBackend *be, Out *o)
       }
 }
 
+/* A C too small to split into bands and a long inner dimension, as a
+ * convolution's weight gradient has (the CPU backend splits k and adds the
+ * parts in order); with beta = 0, C's old values must not count. */
+static void
+op_gemm_long_k (const SnnBackend *be, Out *o)
+{
+  const int m = 19, n = 37, k = 9001, pad = 5;
+  o->abs_tol = 1e-6, o->rel_tol = 2e-5;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      {
+        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        float beta = ta == tb ? 0.0f : -0.5f;
+        float *a = rnd ((int64_t) (ta ? k : m) * lda, 61 + ta, -1, 1), *b = rnd ((int64_t) (tb ? n : k) * ldb, 63 + tb, -1, 1);
+        float *c = rnd ((int64_t) m * ldc, 65, -1, 1);
+        Dev d;
+        dev_init (&d, be);
+        float *da = putf (&d, a, (int64_t) (ta ? k : m) * lda), *db = putf (&d, b, (int64_t) (tb ? n : k) * ldb);
+        float *dc = putf (&d, c, (int64_t) m * ldc);
+        (be ? be->gemm : ref_gemm) (ta, tb, m, n, k, 0.75f, da, lda, db, ldb, beta, dc, ldc);
+        get (&d, o, 0, "C", dc, (int64_t) m * ldc);
+        dev_clear (&d);
+        g_free (a), g_free (b), g_free (c);
+      }
+}
+
 /* Three GEMMs at once, the first operand shared (stride 0) as the
  * convolution's forward pass does: each C_i as one gemm would give. */
 static void
@@ -264,8 +290,11 @@ op_bias_channels (const SnnBackend *be, Out *o)
 /* ---- convolution layout ---- */
 
 typedef struct { int n, c, h, w, k, stride, pad; } ConvShape;
+/* Stride 1 with the output as wide as the input takes a path of its own on
+ * the CPU: kernels of 1, 3 and 5, and images smaller than the kernel. */
 static const ConvShape conv_shapes[] = { { 3, 5, 7, 9, 3, 1, 1 }, { 2, 3, 8, 7, 3, 2, 1 }, { 1, 2, 5, 5, 1, 1, 0 },
-                                         { 2, 4, 6, 6, 2, 2, 0 }, { 1, 1, 4, 3, 3, 1, 2 } };
+                                         { 2, 4, 6, 6, 2, 2, 0 }, { 1, 1, 4, 3, 3, 1, 2 }, { 2, 3, 6, 8, 5, 1, 2 },
+                                         { 2, 2, 1, 1, 3, 1, 1 }, { 1, 2, 2, 1, 3, 1, 1 }, { 1, 1, 3, 2, 5, 1, 2 } };
 
 static void
 op_im2col_col2im (const SnnBackend *be, Out *o)
@@ -855,7 +884,7 @@ op_memory (const SnnBackend *be, Out *o)
 
 typedef void (*OpFunc) (const SnnBackend *be, Out *o);
 static const struct { const char *name; OpFunc fn; } ops[] = {
-  { "gemm", op_gemm }, { "gemm-batched", op_gemm_batched }, { "bias-rows", op_bias_rows }, { "bias-channels", op_bias_channels },
+  { "gemm", op_gemm }, { "gemm-long-k", op_gemm_long_k }, { "gemm-batched", op_gemm_batched }, { "bias-rows", op_bias_rows }, { "bias-channels", op_bias_channels },
   { "im2col-col2im", op_im2col_col2im }, { "cn-nchw", op_cn_nchw }, { "avgpool", op_avgpool },
   { "global-avgpool", op_global_avgpool }, { "batch-norm", op_batch_norm }, { "lif", op_lif },
   { "weight-standardisation", op_ws }, { "pack-unpack", op_pack_unpack }, { "spike-linear", op_spike_linear },

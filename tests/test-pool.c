@@ -232,6 +232,79 @@ test_busy_workers (void)
   g_assert_cmpint (atomic_load (&busy_in), ==, THREADS * 4);
 }
 
+/* ---- standing aside for other runnable threads ---- */
+
+static atomic_int spin_stop;
+
+static gpointer
+spinner (gpointer data)
+{
+  while (!atomic_load_explicit (&spin_stop, memory_order_relaxed))
+    ;
+  return NULL;
+}
+
+/* Runs small jobs until snn_pool_active() satisfies ok or `seconds` pass. */
+static int
+run_until (gboolean (*ok) (int), double seconds)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  int active;
+  while (!ok (active = snn_pool_active ()) && g_get_monotonic_time () < end)
+    {
+      check_chunks (16);
+      g_usleep (500);
+    }
+  return active;
+}
+
+static gboolean
+is_alone (int active)
+{
+  return active == 1;
+}
+
+static gboolean
+is_shared (int active)
+{
+  return active > 1;
+}
+
+/* More runnable threads than the pool has: within a few samples the pool
+ * takes chunks on the submitter alone, and jobs still complete; when they
+ * stop, it takes more threads again. (In a child: the rest of this program
+ * runs with the load left out, SNNWB_POOL_ADAPT=0.) */
+static void
+test_stands_aside (void)
+{
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 150 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+  if (!g_file_test ("/proc/loadavg", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("no /proc/loadavg to read the load from");
+      return;
+    }
+  g_setenv ("SNNWB_POOL_ADAPT", "1", TRUE);
+  g_assert_cmpint (snn_pool_threads (), ==, THREADS);
+  enum { SPINNERS = THREADS + 4 };
+  GThread *spinners[SPINNERS];
+  for (int i = 0; i < SPINNERS; i++)
+    spinners[i] = g_thread_new ("spinner", spinner, NULL);
+  g_assert_cmpint (run_until (is_alone, 20), ==, 1);
+  for (int rep = 0; rep < 200; rep++)
+    check_chunks (1 + rep % 100);
+  atomic_store (&spin_stop, 1);
+  for (int i = 0; i < SPINNERS; i++)
+    g_thread_join (spinners[i]);
+  /* Other programs may keep the machine busy for a while (tests run side
+   * by side): wait long enough for a quieter moment. */
+  g_assert_cmpint (run_until (is_shared, 100), >, 1);
+}
+
 /* ---- training on one thread and on several ---- */
 
 /* Trains conv-small for an epoch of a small subset on `threads` threads;
@@ -244,6 +317,9 @@ train (const char *dir, const char *method, const char *threads)
   const char *argv[] = { g_getenv ("SNNWB"), "train", "conv-small", m, "epochs=1", "train_subset=384",
                          "test_subset=64", "--quiet", "--out", out, NULL };
   g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "SNNWB_THREADS", threads, TRUE);
+  /* Whoever runs the chunks, the bits must be the same: the trainings
+   * follow the load, as users' do. */
+  env = g_environ_unsetenv (env, "SNNWB_POOL_ADAPT");
   int status;
   g_autofree char *err = NULL;
   g_assert_true (g_spawn_sync (NULL, (char **) argv, env, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
@@ -291,6 +367,9 @@ main (int argc, char **argv)
   /* Before the pool starts: more threads than this machine may have cores,
    * so that workers are also preempted. */
   g_setenv ("SNNWB_THREADS", G_STRINGIFY (THREADS), TRUE);
+  /* The tests below need every worker taking chunks, whatever else runs
+   * (/pool/stands-aside turns the load back on in a child). */
+  g_setenv ("SNNWB_POOL_ADAPT", "0", TRUE);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/pool/coverage", test_coverage);
   g_test_add_func ("/pool/fixed-boundaries", test_fixed_boundaries);
@@ -298,6 +377,7 @@ main (int argc, char **argv)
   g_test_add_func ("/pool/concurrent", test_concurrent);
   g_test_add_func ("/pool/stopped-worker", test_stopped_worker);
   g_test_add_func ("/pool/busy-workers", test_busy_workers);
+  g_test_add_func ("/pool/stands-aside", test_stands_aside);
   g_test_add_func ("/pool/threads-same-weights", test_threads_same_weights);
   return g_test_run ();
 }

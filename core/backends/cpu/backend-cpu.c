@@ -9,6 +9,7 @@
 #include "surrogate.h" /* lif-math.h, its codes checked against SnnSurrogate */
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +76,12 @@ typedef struct {
   int bands;              /* per GEMM, for batches */
 } GemmJob;
 
+static void warm_blas (void);
+
 static void
 gemm_band_of (const GemmJob *g, int p, int parts)
 {
+  warm_blas ();
   const CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans, tb = g->tb ? CblasTrans : CblasNoTrans;
   int64_t lo64, hi64;
   snn_pool_range (g->len, 16, p, parts, &lo64, &hi64);
@@ -134,6 +138,85 @@ cpu_gemm_batched (gboolean ta, gboolean tb, int m, int n, int k, float alpha, co
   snn_pool_run (count * bands, gemm_batch_chunk, &g);
 }
 
+/* A GEMM whose C is too small to split into bands but whose inner
+ * dimension is long (a convolution's weight gradient: out_ch x k*k*in_ch
+ * over every output pixel of the batch) is split along k instead: chunk i
+ * computes alpha * A[:, k_i] B[k_i, :] into a partial C of its own, and the
+ * partials are then added in chunk order. Chunks are at least
+ * GEMM_K_CHUNK long and GEMM_K_CHUNK_FLOPS of work. */
+#define GEMM_K_CHUNK 1024
+#define GEMM_K_CHUNK_FLOPS 1e6
+
+typedef struct {
+  GemmJob g;
+  int parts;
+  float *partial;         /* parts x m x n */
+} GemmSplitK;
+
+static int
+gemm_k_parts (int m, int n, int k)
+{
+  double flops = 2.0 * m * n * k;
+  return (int) MAX (1.0, MIN (MIN ((double) (k / GEMM_K_CHUNK), flops / GEMM_K_CHUNK_FLOPS), GEMM_MAX_CHUNKS));
+}
+
+static void
+gemm_k_part (void *data, int p, int parts)
+{
+  const GemmSplitK *j = data;
+  const GemmJob *g = &j->g;
+  warm_blas ();
+  int64_t lo, hi;
+  snn_pool_range (g->k, 16, p, parts, &lo, &hi);
+  float *c = j->partial + (size_t) p * g->m * g->n;
+  if (hi <= lo)
+    {
+      memset (c, 0, (size_t) g->m * g->n * sizeof (float));
+      return;
+    }
+  const float *a = g->ta ? g->a + lo * g->lda : g->a + lo, *b = g->tb ? g->b + lo : g->b + lo * g->ldb;
+  cblas_sgemm (CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, g->m, g->n,
+               (int) (hi - lo), g->alpha, a, g->lda, b, g->ldb, 0.0f, c, g->n);
+}
+
+/* Rows [lo, hi) of C: beta C plus the partials, in chunk order. */
+static void
+gemm_k_sum (void *data, int64_t lo, int64_t hi)
+{
+  const GemmSplitK *j = data;
+  const GemmJob *g = &j->g;
+  const size_t plane = (size_t) g->m * g->n;
+  for (int64_t r = lo; r < hi; r++)
+    {
+      float *c = g->c + r * g->ldc;
+      const float *p0 = j->partial + r * g->n;
+      for (int x = 0; x < g->n; x++)
+        {
+          float sum = g->beta == 0.0f ? p0[x] : g->beta * c[x] + p0[x];
+          for (int p = 1; p < j->parts; p++)
+            sum += p0[p * plane + x];
+          c[x] = sum;
+        }
+    }
+}
+
+/* The partials' memory: per submitting thread, kept and grown as needed,
+ * so that a training step allocates once. */
+static GPrivate gemm_scratch = G_PRIVATE_INIT (g_free);
+static GPrivate gemm_scratch_len = G_PRIVATE_INIT (NULL);
+
+static float *
+scratch_floats (size_t count)
+{
+  size_t have = GPOINTER_TO_SIZE (g_private_get (&gemm_scratch_len));
+  if (count > have)
+    {
+      g_private_replace (&gemm_scratch, g_malloc (count * sizeof (float)));
+      g_private_set (&gemm_scratch_len, GSIZE_TO_POINTER (count));
+    }
+  return g_private_get (&gemm_scratch);
+}
+
 static void
 cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const float *a, int lda,
           const float *b, int ldb, float beta, float *c, int ldc)
@@ -144,7 +227,15 @@ cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const floa
    * by one call, and the bands depend on the shape alone. */
   gboolean split_m = m >= n;
   GemmJob g = { ta, tb, split_m, m, n, k, split_m ? m : n, alpha, beta, a, b, c, lda, ldb, ldc };
-  snn_pool_run (gemm_bands (m, n, k, GEMM_MAX_CHUNKS), gemm_band, &g);
+  int bands = gemm_bands (m, n, k, GEMM_MAX_CHUNKS), parts = bands == 1 ? gemm_k_parts (m, n, k) : 1;
+  if (parts == 1)
+    {
+      snn_pool_run (bands, gemm_band, &g);
+      return;
+    }
+  GemmSplitK j = { g, parts, scratch_floats ((size_t) parts * m * n) };
+  snn_pool_run (parts, gemm_k_part, &j);
+  snn_pool_for (m, (double) n * parts, 1, gemm_k_sum, &j);
 }
 
 /* Items in [lo, hi) of a job (pool.h): each backend loop below is such a
@@ -283,10 +374,40 @@ typedef struct {
   int n, c, h, w, k, stride, pad, oh, ow;
 } ConvArgs;
 
+/* One (channel, ki, kj) row of the patches of one image, for stride 1 and
+ * output as wide as the input: then the row is the image shifted by
+ * (ki - pad, kj - pad), so one copy of the rows that land inside, then
+ * zeros at the ends of each row where the shift wrapped around, and zero
+ * rows above and below. */
+static inline void
+im2col_shifted (const float *img, int h, int w, int oh, int pad, int ki, int kj, float *dst)
+{
+  const int ow = w, oi_lo = CLAMP (pad - ki, 0, oh), oi_hi = CLAMP (h + pad - ki, oi_lo, oh);
+  const int64_t shift = (int64_t) (ki - pad) * w + (kj - pad);
+  int64_t x_lo = (int64_t) oi_lo * ow, x_hi = (int64_t) oi_hi * ow;
+  /* The copy stops at the image's ends: what it leaves out there is a
+   * wrapped column of the first or last row, zeroed below. */
+  int64_t c_lo = MAX (x_lo, -shift), c_hi = MIN (x_hi, (int64_t) h * w - shift);
+  memset (dst, 0, (size_t) x_lo * sizeof (float));
+  if (c_hi > c_lo)
+    memcpy (dst + c_lo, img + c_lo + shift, (size_t) (c_hi - c_lo) * sizeof (float));
+  memset (dst + x_hi, 0, (size_t) ((int64_t) oh * ow - x_hi) * sizeof (float));
+  const int left = CLAMP (pad - kj, 0, ow), right = CLAMP (w + pad - kj, left, ow);
+  for (int oi = oi_lo; oi < oi_hi; oi++)
+    {
+      float *d = dst + (size_t) oi * ow;
+      for (int oj = 0; oj < left; oj++)
+        d[oj] = 0.0f;
+      for (int oj = right; oj < ow; oj++)
+        d[oj] = 0.0f;
+    }
+}
+
 /* Rows [lo, hi) of col, a row per (channel, ki, kj) */
 RANGE (im2col_range, ConvArgs)
   const int n = A->n, c = A->c, h = A->h, w = A->w, k = A->k, oh = A->oh, ow = A->ow;
   const size_t np = (size_t) n * oh * ow;
+  const gboolean shifted = A->stride == 1 && ow == w;
   for (int64_t r = lo; r < hi; r++)
     {
       const int ch = (int) (r / (k * k)), ki = (int) (r / k % k), kj = (int) (r % k);
@@ -295,6 +416,11 @@ RANGE (im2col_range, ConvArgs)
         {
           const float *img = A->x + ((size_t) s * c + ch) * h * w;
           float *dst = row + (size_t) s * oh * ow;
+          if (shifted)
+            {
+              im2col_shifted (img, h, w, oh, A->pad, ki, kj, dst);
+              continue;
+            }
           for (int oi = 0; oi < oh; oi++)
             {
               int ii = oi * A->stride - A->pad + ki;
@@ -313,11 +439,45 @@ cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int p
   snn_pool_for ((int64_t) c * k * k, (double) n * oh * ow, 1, im2col_range, &a);
 }
 
+/* Stride 1: each row of dx in turn gathers the k*k rows of dcol that land
+ * on it, while it stays in the L1 cache. Every element gets its terms in
+ * the same (ki, kj) order as the general loop below, so the same bits. */
+static inline void
+col2im_rows (const float *dcol, size_t np, int k, int h, int w, int oh, int ow, int pad, int64_t ch, int s,
+             float *img)
+{
+  for (int ii = 0; ii < h; ii++)
+    {
+      float *d = img + (size_t) ii * w;
+      for (int ki = 0; ki < k; ki++)
+        {
+          const int oi = ii + pad - ki;
+          if (oi < 0 || oi >= oh)
+            continue;
+          for (int kj = 0; kj < k; kj++)
+            {
+              const float *sr = dcol + ((size_t) (ch * k + ki) * k + kj) * np + ((size_t) s * oh + oi) * ow;
+              int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
+              float *dd = d - pad + kj;
+              for (int oj = lo; oj < hi; oj++)
+                dd[oj] += sr[oj];
+            }
+        }
+    }
+}
+
 /* Channels [lo, hi) of dx: each gathers its own k*k rows of dcol. */
 RANGE (col2im_range, ConvArgs)
   const int n = A->n, c = A->c, h = A->h, w = A->w, k = A->k, oh = A->oh, ow = A->ow;
   const int stride = A->stride, pad = A->pad;
   const size_t np = (size_t) n * oh * ow;
+  if (stride == 1)
+    {
+      for (int64_t ch = lo; ch < hi; ch++)
+        for (int s = 0; s < n; s++)
+          col2im_rows (A->dcol, np, k, h, w, oh, ow, pad, ch, s, A->dx + ((size_t) s * c + ch) * h * w);
+      return;
+    }
   for (int64_t ch = lo; ch < hi; ch++)
     for (int ki = 0; ki < k; ki++)
       for (int kj = 0; kj < k; kj++)
@@ -1223,6 +1383,44 @@ snn_backend_cpu (void)
   return &cpu_backend;
 }
 
+/* OpenBLAS's kernels prefetch far into the packing buffer that each
+ * calling thread holds. Until a GEMM large enough to fill it has run, those
+ * pages are not yet mapped, and on a 2-core AMD EPYC virtual machine every
+ * such prefetch then cost a page walk: each GEMM of a training step ran 2.4
+ * times slower, for the life of the process (perf: the stalls sit on the
+ * prefetch; an SGEMM of 512^3 first in every thread removes them). So each
+ * thread that calls OpenBLAS runs one such SGEMM first: the pool's threads
+ * all at once when the backend starts (so that each holds a buffer of its
+ * own), any other thread at its first GEMM. */
+enum { WARM_N = 512 };
+static _Thread_local gboolean blas_warm;
+
+static void
+warm_blas (void)
+{
+  if (blas_warm)
+    return;
+  blas_warm = TRUE;
+  float *a = g_new0 (float, (size_t) 3 * WARM_N * WARM_N);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, WARM_N, WARM_N, WARM_N, 1.0f, a, WARM_N,
+               a + WARM_N * WARM_N, WARM_N, 0.0f, a + 2 * WARM_N * WARM_N, WARM_N);
+  g_free (a);
+}
+
+static atomic_int warm_arrived;
+
+/* Waits (briefly) until every chunk has begun, so that each runs on a
+ * thread of its own and holds its own buffer, then warms it. */
+static void
+warm_chunk (void *data, int i, int chunks)
+{
+  atomic_fetch_add (&warm_arrived, 1);
+  gint64 until = g_get_monotonic_time () + 50000;
+  while (atomic_load (&warm_arrived) < chunks && g_get_monotonic_time () < until)
+    g_thread_yield ();
+  warm_blas ();
+}
+
 static void
 init_threads (void)
 {
@@ -1231,6 +1429,7 @@ init_threads (void)
     return;
   /* The pool's chunks call OpenBLAS, which must not start threads of its own. */
   openblas_set_num_threads (1);
+  snn_pool_run (snn_pool_threads (), warm_chunk, NULL);
   cpu_threads = snn_pool_threads ();
   init_spike_table ();
   g_once_init_leave (&done, 1);
