@@ -227,9 +227,80 @@ snn_pool_threads (void)
   return pool.threads;
 }
 
+/* Threads of this program that are not workers but whose work is part of
+ * its own (every thread that submits jobs, and any that asks, such as a
+ * window's drawing thread): they are not "others" to stand aside for. Each
+ * keeps its /proc stat file open, so that the sampler can see whether it
+ * is running; a slot whose thread has ended is taken again. */
+enum { OWN_MAX = 16 };
+static struct {
+  GMutex lock;
+  int fd[OWN_MAX];         /* 0: free */
+} own;
+static _Thread_local gboolean own_counted;
+
+void
+snn_pool_count_as_own (void)
+{
+#ifdef __linux__
+  if (own_counted)
+    return;
+  own_counted = TRUE;
+  char path[64];
+  g_snprintf (path, sizeof path, "/proc/self/task/%ld/stat", (long) syscall (SYS_gettid));
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  g_mutex_lock (&own.lock);
+  int k = 0;
+  while (k < OWN_MAX && own.fd[k] > 0)
+    k++;
+  if (k < OWN_MAX)
+    own.fd[k] = fd;
+  else
+    close (fd);
+  g_mutex_unlock (&own.lock);
+#endif
+}
+
+#ifdef __linux__
+/* Whether the thread behind a /proc/.../stat file is running or runnable
+ * ("pid (comm) R ..."); -1 when it has ended. */
+static int
+stat_running (int fd)
+{
+  char buf[512];
+  ssize_t len = pread (fd, buf, sizeof buf - 1, 0);
+  if (len <= 0)
+    return -1;
+  buf[len] = 0;
+  const char *paren = strrchr (buf, ')');
+  return paren && paren[1] == ' ' && paren[2] == 'R';
+}
+
+static int
+own_running (void)
+{
+  int n = 0;
+  g_mutex_lock (&own.lock);
+  for (int k = 0; k < OWN_MAX; k++)
+    if (own.fd[k] > 0)
+      {
+        int r = stat_running (own.fd[k]);
+        if (r < 0)
+          close (own.fd[k]), own.fd[k] = 0;
+        else
+          n += r;
+      }
+  g_mutex_unlock (&own.lock);
+  return n;
+}
+#endif
+
 /* Other runnable threads on the machine now: the kernel's count of running
- * threads (/proc/loadavg) less this one and the workers that are awake; -1
- * when it cannot be read. */
+ * threads (/proc/loadavg) less this program's own (the workers that are
+ * awake, the threads counted as its own, this one); -1 when it cannot be
+ * read. */
 static int
 others_running (void)
 {
@@ -246,7 +317,7 @@ others_running (void)
   if (!p)
     return -1;
   int running = atoi (p + 1);
-  return MAX (0, running - 1 - atomic_load (&pool.awake));
+  return MAX (0, running - MAX (own_running (), 1) - atomic_load (&pool.awake));
 #else
   return -1;
 #endif
@@ -344,7 +415,10 @@ snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data)
     return;
   pool_init ();
   if (pool.adaptive && pool.threads > 1 && !in_chunk)
-    sample_load ();
+    {
+      snn_pool_count_as_own ();
+      sample_load ();
+    }
   Slot *s = chunks > 1 && !in_chunk && atomic_load_explicit (&pool.active, memory_order_relaxed) > 1 ? take_slot () : NULL;
   if (!s)
     {

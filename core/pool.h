@@ -39,6 +39,10 @@ int  snn_pool_threads (void);
  * few samples), at least 1. SNNWB_POOL_ADAPT=0 keeps it at
  * snn_pool_threads(). */
 int  snn_pool_active (void);
+/* Counts the calling thread as part of this program's work, not as other
+ * load to stand aside for (a window's drawing thread, say). Threads that
+ * submit jobs are counted so without asking. */
+void snn_pool_count_as_own (void);
 /* Runs fn for every chunk in [0, chunks), in parallel, and returns when all
  * have run. */
 void snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data);

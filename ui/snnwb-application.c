@@ -2,6 +2,7 @@
 #include "snnwb-walkthrough.h"
 #include "snnwb-window.h"
 #include "snn-config.h"
+#include "pool.h"
 
 struct _SnnwbApplication {
   GtkApplication parent_instance;
@@ -83,6 +84,9 @@ static void
 snnwb_application_startup (GApplication *app)
 {
   G_APPLICATION_CLASS (snnwb_application_parent_class)->startup (app);
+  /* Drawing is part of the workbench's work: the training's thread pool
+   * does not stand aside for it as it does for other programs. */
+  snn_pool_count_as_own ();
 
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_entries, G_N_ELEMENTS (app_entries), app);
   set_accels (GTK_APPLICATION (app));

@@ -396,18 +396,17 @@ firing_neurons (const SnnwbProbeLayer *pl, int T, int *out, int max)
   for (int t = 0; t < T; t++)
     for (int i = 0; i < pl->neurons; i++)
       count[i] += pl->spikes[(gsize) t * pl->neurons + i] > 0.5f;
+  /* Most spikes first, ties by index: a counting sort on the spike count
+   * (at most T), as a large layer has tens of thousands of neurons firing. */
+  g_autofree int *start = g_new0 (int, T + 2);
   for (int i = 0; i < pl->neurons; i++)
     if (count[i] > 0)
-      order[n_firing++] = i;
-  /* Most spikes first; ties by index. */
-  for (int a = 1; a < n_firing; a++)
-    for (int b = a; b > 0 && count[order[b]] > count[order[b - 1]]; b--)
-      {
-        int tmp = order[b];
-
-        order[b] = order[b - 1];
-        order[b - 1] = tmp;
-      }
+      start[T - MIN (count[i], T) + 1]++, n_firing++;
+  for (int c = 1; c <= T + 1; c++)
+    start[c] += start[c - 1];
+  for (int i = 0; i < pl->neurons; i++)
+    if (count[i] > 0)
+      order[start[T - MIN (count[i], T)]++] = i;
   for (int k = 0; k < max && k < n_firing; k++)
     out[n++] = order[(gint64) k * n_firing / MIN (max, n_firing)];
   for (int i = 0; n < max && i < pl->neurons; i++)

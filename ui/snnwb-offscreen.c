@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "snnwb-offscreen.h"
+#include "pool.h"
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -131,6 +132,7 @@ render_thread (gpointer data)
   GSList *done = NULL;
 
   become_idle ();
+  snn_pool_count_as_own ();
   g_mutex_lock (&lock);
   for (;;)
     {
