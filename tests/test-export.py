@@ -162,7 +162,9 @@ def golden_cases(work):
           % (len(names), len(exported), worst), flush=True)
 
 
-PRESETS = [("mlp", None, 4), ("conv-small", None, 4), ("vgg11-bn", None, 4), ("resnet18-w16", None, 2),
+# (vgg11-bn at batch 2: at 4, none of ten draws keeps its hundreds of
+# thousands of membrane potentials MARGIN clear of the threshold)
+PRESETS = [("mlp", None, 4), ("conv-small", None, 4), ("vgg11-bn", None, 2), ("resnet18-w16", None, 2),
            ("nf-resnet34", [3, 32, 32], 2)]
 METHODS = [{"method": "bptt"}, {"method": "sltt"}, {"method": "sltt_k", "k_steps": [1]}]
 
@@ -203,11 +205,16 @@ def presets(work):
             margin, rate = lif_margin(mod, d, x, T)
             if rate >= 0.02:
                 break
+        # (the draw with the widest margin is kept should none reach MARGIN)
+        best = (margin, rate, x)
         for attempt in range(10):
-            if margin > MARGIN:
+            if best[0] > MARGIN:
                 break
             x = (gain * rng.uniform(0.0, 1.0, [B] + model["input_shape"])).astype(np.float32)
             margin, rate = lif_margin(mod, d, x, T)
+            if margin > best[0]:
+                best = (margin, rate, x)
+        margin, rate, x = best
         y = rng.integers(0, model["num_classes"], B).astype(np.int64)
         xp, yp = os.path.join(d, "x.npy"), os.path.join(d, "y.npy")
         np.save(xp, x)
