@@ -6,9 +6,10 @@
  * job is still live (its submitter cannot return before every chunk has
  * run), so the claimer may read the job's function and data. The submitter
  * claims chunks like any worker and then waits for the ones others hold.
- * Nothing takes a lock: sleeping and waking go through futexes on the job
- * counter and the chunks-done counter, so a thread stopped anywhere delays
- * at most the chunk it holds. */
+ * Nothing on a job's path takes a lock: sleeping and waking go through
+ * futexes on the job counter and the chunks-done counter, so a thread
+ * stopped anywhere delays at most the chunk it holds. (Reading the load,
+ * every 10 ms, takes one for the table of the program's own threads.) */
 #define _GNU_SOURCE /* SCHED_IDLE */
 #include "pool.h"
 #include <limits.h>
