@@ -7,23 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-typedef struct {
-  const SnnModel *model;
-  int T, B;
-  SnnArray **spikes, **u;   /* per layer, NULL for non-LIF layers */
-} GradProbe;
-
-static void
-probe_lif (SnnNet *net, int l, int first_step, int steps, gpointer data)
-{
-  GradProbe *p = data;
-  if (!p->spikes[l])
-    return;
-  size_t per_step = (size_t) p->B * snn_net_layer_size (net, l);
-  snn_net_read_lif (net, l, TRUE, (float *) p->spikes[l]->data + first_step * per_step);
-  snn_net_read_lif (net, l, FALSE, (float *) p->u[l]->data + first_step * per_step);
-}
-
 static gboolean
 parse_k_steps (const char *text, int T, int *out, int *n, GError **error)
 {
@@ -74,15 +57,6 @@ bad:
                  want);
     return FALSE;
   }
-}
-
-static SnnArray *
-state_array (int T, int B, const SnnShape *s)
-{
-  int64_t shape[5] = { T, B };
-  for (int i = 0; i < s->ndim; i++)
-    shape[2 + i] = s->d[i];
-  return snn_array_new (SNN_DTYPE_F32, 2 + s->ndim, shape);
 }
 
 typedef struct {
@@ -192,7 +166,7 @@ run_grad (GradArgs *a, GError **error)
   SnnArray *x = NULL, *y = NULL;
   gboolean ok = FALSE, sequence;
   int B = 0;
-  GradProbe probe = { 0 };
+  SnnLifRecord *record = NULL;
   SnnNpz *out = NULL;
   int32_t *labels = NULL;
   if (!load_inputs (a, &model, &net, &x, &y, error) || !check_input (x, model, a->T, a->input, &B, &sequence, error)
@@ -202,21 +176,15 @@ run_grad (GradArgs *a, GError **error)
   labels = g_new (int32_t, B);
   if (!check_labels (y, B, model->num_classes, a->labels, labels, error))
     goto done;
-  probe = (GradProbe) { model, a->T, B, g_new0 (SnnArray *, model->n_layers), g_new0 (SnnArray *, model->n_layers) };
-  for (int l = 0; l < model->n_layers; l++)
-    if (model->layers[l].type == SNN_LAYER_LIF)
-      {
-        probe.spikes[l] = state_array (a->T, B, &model->layers[l].out_shape);
-        probe.u[l] = state_array (a->T, B, &model->layers[l].out_shape);
-      }
+  record = snn_lif_record_new (model, a->T, B);
   int64_t oshape[3] = { a->T, B, model->num_classes };
   SnnArray *o = snn_array_new (SNN_DTYPE_F32, 3, oshape);
   SnnRng rng;
   snn_rng_seed (&rng, (uint64_t) a->seed);
   SnnBatchResult res;
   snn_net_zero_grad (net);
-  if (!snn_train_batch (net, &cfg, x->data, sequence, B, labels, n_k ? k_steps : NULL, n_k, &rng, probe_lif, &probe,
-                        o->data, &res, error))
+  if (!snn_train_batch (net, &cfg, x->data, sequence, B, labels, n_k ? k_steps : NULL, n_k, &rng, snn_lif_record_probe,
+                        record, o->data, &res, error))
     {
       snn_array_free (o);
       goto done;
@@ -233,25 +201,10 @@ run_grad (GradArgs *a, GError **error)
       snn_npz_add (out, name, copy);
     }
   snn_npz_free (grads);
-  for (int l = 0; l < model->n_layers; l++)
-    if (probe.spikes[l])
-      {
-        g_autofree char *sn = g_strdup_printf ("spikes.%d", l);
-        g_autofree char *vn = g_strdup_printf ("v.%d", l);
-        snn_npz_add (out, sn, probe.spikes[l]);
-        snn_npz_add (out, vn, probe.u[l]);
-        probe.spikes[l] = probe.u[l] = NULL;
-      }
+  snn_lif_record_move_to_npz (record, out);
   ok = snn_npz_save (a->out, out, error);
 done:
-  if (probe.spikes)
-    for (int l = 0; l < model->n_layers; l++)
-      {
-        snn_array_free (probe.spikes[l]);
-        snn_array_free (probe.u[l]);
-      }
-  g_free (probe.spikes);
-  g_free (probe.u);
+  snn_lif_record_free (record);
   g_free (labels);
   snn_npz_free (out);
   snn_array_free (x);

@@ -127,15 +127,15 @@ run_chunk (Slot *s, int i)
     wake (&s->done, INT_MAX);
 }
 
-/* Spins until *word differs from seen or `us` microseconds have passed;
- * returns whether it changed. */
+/* Spins until (*word == value) == equal, or `us` microseconds have
+ * passed; returns whether it got there. */
 static gboolean
-spin_while_equal (atomic_uint *word, unsigned seen, int us)
+spin_until (atomic_uint *word, unsigned value, gboolean equal, int us)
 {
   gint64 until = 0;
   for (unsigned n = 1;; n++)
     {
-      if (atomic_load_explicit (word, memory_order_relaxed) != seen)
+      if ((atomic_load_explicit (word, memory_order_acquire) == value) == equal)
         return TRUE;
       if ((n & 63) == 0)
         {
@@ -183,8 +183,8 @@ worker (gpointer data)
       for (int k = 0; k < SLOTS; k++)
         for (int i; (i = claim (&pool.slot[k])) >= 0;)
           run_chunk (&pool.slot[k], i), worked = TRUE;
-      if (worked || spin_while_equal (&pool.epoch, seen, atomic_load_explicit (&pool.worker_spin_us,
-                                                                               memory_order_relaxed)))
+      const int spin_us = atomic_load_explicit (&pool.worker_spin_us, memory_order_relaxed);
+      if (worked || spin_until (&pool.epoch, seen, FALSE, spin_us))
         continue;
       atomic_fetch_add (&pool.sleepers, 1);
       atomic_fetch_sub (&pool.awake, 1);
@@ -387,21 +387,8 @@ publish (Slot *s, int chunks, SnnPoolChunkFunc fn, void *data)
 static void
 wait_done (Slot *s, int chunks)
 {
-  gint64 until = 0;
   const int spin_us = atomic_load_explicit (&pool.wait_spin_us, memory_order_relaxed);
-  for (unsigned n = 1; atomic_load (&s->done) != (unsigned) chunks; n++)
-    {
-      if ((n & 63) == 0)
-        {
-          gint64 now = g_get_monotonic_time ();
-          if (!until)
-            until = now + spin_us;
-          else if (now >= until)
-            break;
-        }
-      cpu_relax ();
-    }
-  if (atomic_load (&s->done) == (unsigned) chunks)
+  if (spin_until (&s->done, (unsigned) chunks, TRUE, spin_us))
     return;
   atomic_store (&s->waiting, 1);
   for (unsigned d; (d = atomic_load (&s->done)) != (unsigned) chunks;)

@@ -205,3 +205,64 @@ snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch
   snn_net_set_lif_forward_hook (net, NULL, NULL);
   count_correct (o_all, T, batch, C, y, res);
 }
+
+SnnLifRecord *
+snn_lif_record_new (const SnnModel *model, int T, int batch)
+{
+  SnnLifRecord *r = g_new0 (SnnLifRecord, 1);
+  r->n_layers = model->n_layers, r->T = T, r->batch = batch;
+  r->spikes = g_new0 (SnnArray *, model->n_layers);
+  r->u = g_new0 (SnnArray *, model->n_layers);
+  for (int l = 0; l < model->n_layers; l++)
+    if (model->layers[l].type == SNN_LAYER_LIF)
+      {
+        const SnnShape *s = &model->layers[l].out_shape;
+        int64_t shape[2 + G_N_ELEMENTS (s->d)];
+        shape[0] = T, shape[1] = batch;
+        for (int i = 0; i < s->ndim; i++)
+          shape[2 + i] = s->d[i];
+        r->spikes[l] = snn_array_new (SNN_DTYPE_F32, 2 + s->ndim, shape);
+        r->u[l] = snn_array_new (SNN_DTYPE_F32, 2 + s->ndim, shape);
+      }
+  return r;
+}
+
+void
+snn_lif_record_probe (SnnNet *net, int layer, int first_step, int steps, gpointer record)
+{
+  SnnLifRecord *r = record;
+  if (!r->spikes[layer])
+    return;
+  size_t per_step = (size_t) r->batch * snn_net_layer_size (net, layer);
+  snn_net_read_lif (net, layer, TRUE, (float *) r->spikes[layer]->data + first_step * per_step);
+  snn_net_read_lif (net, layer, FALSE, (float *) r->u[layer]->data + first_step * per_step);
+}
+
+void
+snn_lif_record_move_to_npz (SnnLifRecord *r, SnnNpz *npz)
+{
+  for (int l = 0; l < r->n_layers; l++)
+    if (r->spikes[l])
+      {
+        g_autofree char *sn = g_strdup_printf ("spikes.%d", l);
+        g_autofree char *vn = g_strdup_printf ("v.%d", l);
+        snn_npz_add (npz, sn, r->spikes[l]);
+        snn_npz_add (npz, vn, r->u[l]);
+        r->spikes[l] = r->u[l] = NULL;
+      }
+}
+
+void
+snn_lif_record_free (SnnLifRecord *r)
+{
+  if (!r)
+    return;
+  for (int l = 0; l < r->n_layers; l++)
+    {
+      snn_array_free (r->spikes[l]);
+      snn_array_free (r->u[l]);
+    }
+  g_free (r->spikes);
+  g_free (r->u);
+  g_free (r);
+}

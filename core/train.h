@@ -35,6 +35,20 @@ typedef struct {
  * step, steps) so a caller can read its state with snn_net_read_lif. */
 typedef SnnLifForwardHook SnnProbeFunc;
 
+/* Every top-level LIF layer's spikes and membrane potentials u over one
+ * batch, each a [T][B][layer shape] array: pass snn_lif_record_probe and
+ * the record to snn_train_batch or snn_eval_batch. */
+typedef struct {
+  int n_layers, T, batch;
+  SnnArray **spikes, **u;  /* per layer, NULL for layers that are not LIF */
+} SnnLifRecord;
+
+SnnLifRecord *snn_lif_record_new (const SnnModel *model, int T, int batch);
+void          snn_lif_record_probe (SnnNet *net, int layer, int first_step, int steps, gpointer record);
+/* Moves the arrays into npz as "spikes.L" and "v.L" (L the layer index). */
+void          snn_lif_record_move_to_npz (SnnLifRecord *r, SnnNpz *npz);
+void          snn_lif_record_free (SnnLifRecord *r);
+
 /* One batch: x is host memory, static [B][input] or a sequence [T][B][input].
  * Gradients accumulate into the parameters' grad (zero them first). k_steps
  * (SLTT-K) lists the steps to backpropagate; NULL draws K without replacement

@@ -61,31 +61,6 @@ compare_equal (const char *case_name, const char *name, const SnnArray *got, con
   snn_array_free (r);
 }
 
-typedef struct {
-  int T, B;
-  SnnArray **spikes, **u;   /* per layer, NULL for non-LIF layers */
-} Probe;
-
-static void
-probe_lif (SnnNet *net, int l, int first_step, int steps, gpointer data)
-{
-  Probe *p = data;
-  if (!p->spikes[l])
-    return;
-  size_t per_step = (size_t) p->B * snn_net_layer_size (net, l);
-  snn_net_read_lif (net, l, TRUE, (float *) p->spikes[l]->data + first_step * per_step);
-  snn_net_read_lif (net, l, FALSE, (float *) p->u[l]->data + first_step * per_step);
-}
-
-static SnnArray *
-state_array (int T, int B, const SnnShape *s)
-{
-  int64_t shape[5] = { T, B };
-  for (int i = 0; i < s->ndim; i++)
-    shape[2 + i] = s->d[i];
-  return snn_array_new (SNN_DTYPE_F32, 2 + s->ndim, shape);
-}
-
 /* The case's args.json as a training configuration (and its K steps). */
 static void
 case_config (const char *dir, SnnTrainConfig *cfg, int *k_steps, int *n_k)
@@ -142,34 +117,22 @@ run_batch (const SnnBackend *be, const char *dir)
   int32_t *labels = g_new (int32_t, B);
   for (int b = 0; b < B; b++)
     labels[b] = (int32_t) ((int64_t *) y->data)[b];
-  Probe probe = { cfg.T, B, g_new0 (SnnArray *, m->n_layers), g_new0 (SnnArray *, m->n_layers) };
-  for (int l = 0; l < m->n_layers; l++)
-    if (m->layers[l].type == SNN_LAYER_LIF)
-      {
-        probe.spikes[l] = state_array (cfg.T, B, &m->layers[l].out_shape);
-        probe.u[l] = state_array (cfg.T, B, &m->layers[l].out_shape);
-      }
+  SnnLifRecord *record = snn_lif_record_new (m, cfg.T, B);
   int64_t oshape[3] = { cfg.T, B, m->num_classes };
   SnnArray *o = snn_array_new (SNN_DTYPE_F32, 3, oshape);
   SnnRng rng;
   snn_rng_seed (&rng, 0);
   SnnBatchResult res;
   snn_net_zero_grad (net);
-  g_assert_true (snn_train_batch (net, &cfg, x->data, sequence, B, labels, n_k ? k_steps : NULL, n_k, &rng, probe_lif,
-                                  &probe, o->data, &res, &error));
+  g_assert_true (snn_train_batch (net, &cfg, x->data, sequence, B, labels, n_k ? k_steps : NULL, n_k, &rng,
+                                  snn_lif_record_probe, record, o->data, &res, &error));
   g_assert_no_error (error);
   SnnNpz *out = snn_net_to_npz (net, TRUE);
   snn_npz_add (out, "loss", snn_array_new_scalar_f32 ((float) res.loss));
   snn_npz_add (out, "o", o);
-  for (int l = 0; l < m->n_layers; l++)
-    if (probe.spikes[l])
-      {
-        g_autofree char *sn = g_strdup_printf ("spikes.%d", l);
-        g_autofree char *vn = g_strdup_printf ("v.%d", l);
-        snn_npz_add (out, sn, probe.spikes[l]);
-        snn_npz_add (out, vn, probe.u[l]);
-      }
-  g_free (probe.spikes), g_free (probe.u), g_free (labels);
+  snn_lif_record_move_to_npz (record, out);
+  snn_lif_record_free (record);
+  g_free (labels);
   snn_array_free (x), snn_array_free (y);
   snn_net_free (net);
   snn_model_free (m);

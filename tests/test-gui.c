@@ -777,20 +777,29 @@ test_session_save_restore (void)
 /* Closing with runs that were never saved asks first; Cancel keeps the
  * window, Delete Runs closes it and removes the scratch folder. A saved
  * session closes without a question. */
+/* A window of its own on the synthetic temporal set, 64 / 32 samples;
+ * *w is cleared when the window goes. */
+static void
+open_small_window (SnnwbWindow **w)
+{
+  *w = snnwb_window_new (NULL);
+  g_object_add_weak_pointer (G_OBJECT (*w), (gpointer *) w);
+  gtk_window_present (GTK_WINDOW (*w));
+  g_assert_true (snnwb_window_load_experiment (*w, "temporal-mlp", NULL));
+  snnwb_window_get_experiment (*w)->dataset = SNN_DATASET_SYNTHETIC;
+  snnwb_window_get_experiment (*w)->train_subset = 64;
+  snnwb_window_get_experiment (*w)->test_subset = 32;
+  snnwb_window_experiment_changed (*w);
+}
+
 static void
 test_quit_prompt (void)
 {
-  SnnwbWindow *w = snnwb_window_new (NULL);
+  SnnwbWindow *w;
   GtkWidget *prompt;
   g_autofree char *scratch = NULL;
 
-  g_object_add_weak_pointer (G_OBJECT (w), (gpointer *) &w);
-  gtk_window_present (GTK_WINDOW (w));
-  g_assert_true (snnwb_window_load_experiment (w, "temporal-mlp", NULL));
-  snnwb_window_get_experiment (w)->dataset = SNN_DATASET_SYNTHETIC;
-  snnwb_window_get_experiment (w)->train_subset = 64;
-  snnwb_window_get_experiment (w)->test_subset = 32;
-  snnwb_window_experiment_changed (w);
+  open_small_window (&w);
   g_action_group_activate_action (G_ACTION_GROUP (w), "step", NULL);
   while (snnwb_window_get_reported_iters (w) < 1)
     g_main_context_iteration (NULL, TRUE);
@@ -815,14 +824,7 @@ test_quit_prompt (void)
   g_assert_false (g_file_test (scratch, G_FILE_TEST_EXISTS));
 
   /* A window whose session was saved closes without a question. */
-  w = snnwb_window_new (NULL);
-  g_object_add_weak_pointer (G_OBJECT (w), (gpointer *) &w);
-  gtk_window_present (GTK_WINDOW (w));
-  g_assert_true (snnwb_window_load_experiment (w, "temporal-mlp", NULL));
-  snnwb_window_get_experiment (w)->dataset = SNN_DATASET_SYNTHETIC;
-  snnwb_window_get_experiment (w)->train_subset = 64;
-  snnwb_window_get_experiment (w)->test_subset = 32;
-  snnwb_window_experiment_changed (w);
+  open_small_window (&w);
   g_free (scratch);
   scratch = g_build_filename (tmpdir, "kept-session", NULL);
   g_assert_true (snnwb_window_save_session_to (w, scratch, NULL));

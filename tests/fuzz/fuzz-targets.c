@@ -205,6 +205,18 @@ fuzz_experiment_json (const uint8_t *data, size_t size)
   snn_experiment_free (e);
 }
 
+/* A dataset a reader accepted has every label among its classes; frees it. */
+static void
+check_labels (SnnDataset *ds)
+{
+  if (!ds)
+    return;
+  for (int i = 0; i < ds->n; i++)
+    if (ds->y[i] < 0 || ds->y[i] >= ds->num_classes)
+      abort ();
+  snn_dataset_free (ds);
+}
+
 /* Byte 0: bit 0 gzips the images, bit 1 the labels; bytes 1-2: the length
  * of the image file; the rest: the image file, then the label file. */
 static void
@@ -226,12 +238,7 @@ fuzz_idx (const uint8_t *data, size_t size)
   else
     put (lp, lab, n_lab);
   SnnDataset *ds = snn_dataset_load_idx (ip, lp, NULL);
-  if (!ds)
-    return;
-  for (int i = 0; i < ds->n; i++)
-    if (ds->y[i] < 0 || ds->y[i] >= ds->num_classes)
-      abort ();
-  snn_dataset_free (ds);
+  check_labels (ds);
 }
 
 /* Byte 0: bit 0 picks CIFAR-100 (test.bin) over CIFAR-10 (test_batch.bin). */
@@ -248,12 +255,7 @@ fuzz_cifar (const uint8_t *data, size_t size)
   g_unlink (other);
   put (path, data + 1, size - 1);
   SnnDataset *ds = snn_dataset_load_cifar (dir, classes, FALSE, NULL);
-  if (!ds)
-    return;
-  for (int i = 0; i < ds->n; i++)
-    if (ds->y[i] < 0 || ds->y[i] >= ds->num_classes)
-      abort ();
-  snn_dataset_free (ds);
+  check_labels (ds);
 }
 
 /* Events a reader accepts are integrated both ways, as a dataset would. */
