@@ -49,6 +49,13 @@ enum { SLOTS = 4 };
  * running average. */
 #define LOAD_SAMPLE_US 10000
 #define LOAD_WEIGHT 0.2
+/* How far the average must pass a whole number of other threads before the
+ * pool stands aside for one more (or takes one back). Short-lived threads
+ * (kernel workers, a daemon's timer, a shell's fork) show up in a few
+ * samples in a hundred on a quiet machine; without this margin, a few of them in a row
+ * would cost a quiet machine a thread for a while. A busy program counts in
+ * every sample and passes it within 70 ms. */
+#define LOAD_MARGIN 0.25
 
 /* A cache line each, so that jobs of different threads do not share one. */
 typedef struct {
@@ -74,29 +81,56 @@ static struct {
   _Alignas (64) _Atomic int64_t next_sample; /* when the load is next read */
   int loadavg_fd;
   double others;           /* running average of other runnable threads (the sampler's) */
+  int aside;               /* threads the pool stands aside for (the sampler's) */
 } pool;
 
 /* Sleeps while *word == seen (or not: a spurious return is fine, callers
- * check again); wakes up to n sleepers. Without futexes, a short nap. */
-static void
+ * check again). TRUE when a wake() took it off the futex, which wake()
+ * then counted; FALSE when it did not sleep or something else woke it.
+ * Without futexes, a short nap (FALSE). */
+static gboolean
 sleep_while (atomic_uint *word, unsigned seen)
 {
 #ifdef __linux__
-  syscall (SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+  return syscall (SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0) == 0;
 #else
   if (atomic_load (word) == seen)
     g_usleep (50);
+  return FALSE;
 #endif
 }
 
-static void
+/* Wakes up to n sleepers; returns how many it woke. */
+static int
 wake (atomic_uint *word, int n)
 {
 #ifdef __linux__
-  syscall (SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+  long woken = syscall (SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+  return woken > 0 ? (int) woken : 0;
 #else
   (void) word, (void) n;
+  return 0;
 #endif
+}
+
+/* A worker going to sleep on word: it stops counting as awake, and counts
+ * again from the moment a wake() takes it off the futex (the waker counts
+ * it, as the kernel does from then on: it is runnable before it runs). */
+static void
+worker_sleep (atomic_uint *word, unsigned seen)
+{
+  atomic_fetch_sub (&pool.awake, 1);
+  if (!sleep_while (word, seen))
+    atomic_fetch_add (&pool.awake, 1);
+}
+
+/* Wakes up to n sleeping workers on word and counts them awake. */
+static void
+wake_workers (atomic_uint *word, int n)
+{
+  int woken = wake (word, n);
+  if (woken)
+    atomic_fetch_add (&pool.awake, woken);
 }
 
 /* Chunks the current thread is running (nested jobs run inline). */
@@ -155,11 +189,7 @@ static void
 sleep_while_inactive (int index)
 {
   for (unsigned a; index >= (int) (a = atomic_load (&pool.active));)
-    {
-      atomic_fetch_sub (&pool.awake, 1);
-      sleep_while (&pool.active, a);
-      atomic_fetch_add (&pool.awake, 1);
-    }
+    worker_sleep (&pool.active, a);
 }
 
 static gpointer
@@ -187,10 +217,8 @@ worker (gpointer data)
       if (worked || spin_until (&pool.epoch, seen, FALSE, spin_us))
         continue;
       atomic_fetch_add (&pool.sleepers, 1);
-      atomic_fetch_sub (&pool.awake, 1);
       while (atomic_load (&pool.epoch) == seen && index < (int) atomic_load (&pool.active))
-        sleep_while (&pool.epoch, seen);
-      atomic_fetch_add (&pool.awake, 1);
+        worker_sleep (&pool.epoch, seen);
       atomic_fetch_sub (&pool.sleepers, 1);
     }
   return NULL;
@@ -340,12 +368,16 @@ sample_load (void)
   if (others < 0)
     return;
   pool.others += LOAD_WEIGHT * (others - pool.others);
-  const int busy = (int) floor (pool.others + 0.5);
+  while (pool.others > pool.aside + 0.5 + LOAD_MARGIN)
+    pool.aside++;
+  while (pool.aside > 0 && pool.others < pool.aside - 0.5 - LOAD_MARGIN)
+    pool.aside--;
+  const int busy = pool.aside;
   const unsigned active = (unsigned) CLAMP (pool.threads - busy, 1, pool.threads);
   atomic_store (&pool.worker_spin_us, busy ? BUSY_WORKER_SPIN_US : QUIET_WORKER_SPIN_US);
   atomic_store (&pool.wait_spin_us, busy ? BUSY_WAIT_SPIN_US : QUIET_WAIT_SPIN_US);
   if (atomic_exchange (&pool.active, active) != active)
-    wake ((atomic_uint *) &pool.active, INT_MAX);
+    wake_workers ((atomic_uint *) &pool.active, INT_MAX);
 }
 
 int
@@ -379,7 +411,7 @@ publish (Slot *s, int chunks, SnnPoolChunkFunc fn, void *data)
   atomic_fetch_add (&pool.epoch, 1);
   /* One worker per chunk beyond the submitter's own is enough. */
   if (atomic_load (&pool.sleepers) > 0)
-    wake (&pool.epoch, MIN (chunks, (int) atomic_load (&pool.active)) - 1);
+    wake_workers (&pool.epoch, MIN (chunks, (int) atomic_load (&pool.active)) - 1);
 }
 
 /* Waits for the chunks other threads claimed: a short spin, then sleep,

@@ -18,6 +18,8 @@
 #include "snn-config.h"
 #ifdef SNN_HAVE_CUDA
 #include "backends/cuda/backend-cuda.h"
+#include "backends/cpu/backend-cpu.h"
+#include "pool.h"
 #include <gmodule.h>
 #endif
 
@@ -987,10 +989,35 @@ test_table (gconstpointer data)
       g_error ("%s: op %zu of the table is missing", name, i);
 }
 
+/* Once the CPU backend has started, the process runs the pool's threads
+ * and no others: OpenBLAS's would spin beside them, and the pool would
+ * take them for another program's load and stand aside. In a child, so
+ * that no other backend's threads are there. */
+static void
+test_cpu_threads_only_pool (void)
+{
+  if (g_test_subprocess ())
+    {
+      snn_backend_cpu_threads ();
+      g_autoptr (GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+      int threads = 0;
+      while (dir && g_dir_read_name (dir))
+        threads++;
+      if (!dir)
+        g_test_skip ("no /proc/self/task");
+      else
+        g_assert_cmpint (threads, ==, snn_pool_threads ());
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/backend-ops/cpu/threads-only-pool", test_cpu_threads_only_pool);
   const char *backends[] = { "cpu", "cuda" };
   for (guint b = 0; b < G_N_ELEMENTS (backends); b++)
     {

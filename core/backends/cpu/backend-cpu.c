@@ -1421,14 +1421,23 @@ warm_chunk (void *data, int i, int chunks)
   warm_blas ();
 }
 
+/* OpenBLAS's pthread build ends its threads with this (it is not in its
+ * headers); other builds lack it. */
+extern int blas_thread_shutdown_ (void) __attribute__ ((weak));
+
 static void
 init_threads (void)
 {
   static gsize done = 0;
   if (!g_once_init_enter (&done))
     return;
-  /* The pool's chunks call OpenBLAS, which must not start threads of its own. */
+  /* The pool's chunks call OpenBLAS, which must not start threads of its
+   * own. Its threaded build has already started them when it loaded, and
+   * each spins for about 0.1 s before it sleeps: runnable threads the pool
+   * would take for another program's. They are ended here. */
   openblas_set_num_threads (1);
+  if (blas_thread_shutdown_)
+    blas_thread_shutdown_ ();
   snn_pool_run (snn_pool_threads (), warm_chunk, NULL);
   cpu_threads = snn_pool_threads ();
   init_spike_table ();
