@@ -47,9 +47,12 @@ struct _SnnBackend {
   /* col[(c*k + i)*k + j][s*oh*ow + p] from x[s][c][h][w] for s in 0..n */
   void (*im2col) (const float *x, int n, int c, int h, int w, int k, int stride, int pad,
                   int oh, int ow, float *col);
-  /* dx += scatter of dcol (dx must be zeroed by the caller) */
-  void (*col2im) (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad,
-                  int oh, int ow, float *dx);
+  /* A convolution's input gradient: dx [n][c][h][w] = the scatter
+   * (col2im) of dcol = W^T dy back to where im2col took each patch entry
+   * from, for w [o][c*k*k] and dy in nchw_to_cn's layout [o][n*oh*ow]; col
+   * is scratch for dcol ([c*k*k][n*oh*ow]). Overwrites dx. */
+  void (*conv_input_grad) (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
+                           int pad, int oh, int ow, float *col, float *dx);
   /* y[s][o][p] = m[o][s*hw + p] (and back): GEMM output to NCHW */
   void (*cn_to_nchw) (const float *m, int n, int c, int hw, float *y);
   void (*nchw_to_cn) (const float *y, int n, int c, int hw, float *m);

@@ -1319,10 +1319,8 @@ conv_backward (SnnNet *net, Node *r, const float *x, const float *dy, float *dx,
       if (!dx)
         continue;
       net->col_node = -1;
-      be->gemm (TRUE, FALSE, kk, np, s->out_ch, 1.0f, node_weight (r), kk, net->cm, np, 0.0f, net->col, np);
-      float *dxc = dx + (size_t) c0 * r->in_size;
-      be->zero (dxc, (size_t) m * r->in_size * sizeof (float));
-      be->col2im (net->col, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, dxc);
+      be->conv_input_grad (node_weight (r), net->cm, s->out_ch, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow,
+                           net->col, dx + (size_t) c0 * r->in_size);
     }
 }
 

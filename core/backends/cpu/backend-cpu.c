@@ -370,7 +370,7 @@ im2col_row (const float *src, int w, int ow, int stride, int pad, int kj, float 
 }
 
 typedef struct {
-  const float *x; float *col; const float *dcol; float *dx;
+  const float *x; float *col;
   int n, c, h, w, k, stride, pad, oh, ow;
 } ConvArgs;
 
@@ -439,88 +439,102 @@ cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int p
   snn_pool_for ((int64_t) c * k * k, (double) n * oh * ow, 1, im2col_range, &a);
 }
 
-/* Stride 1: each row of dx in turn gathers the k*k rows of dcol that land
- * on it, while it stays in the L1 cache. Every element gets its terms in
- * the same (ki, kj) order as the general loop below, so the same bits. */
-static inline void
-col2im_rows (const float *dcol, size_t np, int k, int h, int w, int oh, int ow, int pad, int64_t ch, int s,
-             float *img)
+/* One image's dx from the patch gradients dcol ([c*k*k][np], the image's
+ * columns from s * oh*ow), overwriting it. Stride 1: each row of dx in turn
+ * is zeroed and gathers the k*k rows of dcol that land on it, while it
+ * stays in the L1 cache. Otherwise the image is zeroed and each row of
+ * dcol is added where it came from. Both give every element its terms in
+ * the same (ki, kj) order, so the same bits. */
+SNN_CLONES static void
+col2im_image (const float *dcol, size_t np, int s, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
+              float *img)
 {
-  for (int ii = 0; ii < h; ii++)
+  const size_t plane = (size_t) h * w;
+  for (int ch = 0; ch < c; ch++, img += plane)
     {
-      float *d = img + (size_t) ii * w;
-      for (int ki = 0; ki < k; ki++)
+      const float *rows = dcol + (size_t) ch * k * k * np + (size_t) s * oh * ow;
+      if (stride != 1)
+        memset (img, 0, plane * sizeof (float));
+      for (int ii = 0; ii < h && stride == 1; ii++)
         {
-          const int oi = ii + pad - ki;
-          if (oi < 0 || oi >= oh)
-            continue;
-          for (int kj = 0; kj < k; kj++)
+          float *d = img + (size_t) ii * w;
+          memset (d, 0, (size_t) w * sizeof (float));
+          for (int ki = 0; ki < k; ki++)
             {
-              const float *sr = dcol + ((size_t) (ch * k + ki) * k + kj) * np + ((size_t) s * oh + oi) * ow;
-              int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
-              float *dd = d - pad + kj;
-              for (int oj = lo; oj < hi; oj++)
-                dd[oj] += sr[oj];
-            }
-        }
-    }
-}
-
-/* Channels [lo, hi) of dx: each gathers its own k*k rows of dcol. */
-RANGE (col2im_range, ConvArgs)
-  const int n = A->n, c = A->c, h = A->h, w = A->w, k = A->k, oh = A->oh, ow = A->ow;
-  const int stride = A->stride, pad = A->pad;
-  const size_t np = (size_t) n * oh * ow;
-  if (stride == 1)
-    {
-      for (int64_t ch = lo; ch < hi; ch++)
-        for (int s = 0; s < n; s++)
-          col2im_rows (A->dcol, np, k, h, w, oh, ow, pad, ch, s, A->dx + ((size_t) s * c + ch) * h * w);
-      return;
-    }
-  for (int64_t ch = lo; ch < hi; ch++)
-    for (int ki = 0; ki < k; ki++)
-      for (int kj = 0; kj < k; kj++)
-        {
-          const float *row = A->dcol + ((size_t) (ch * k + ki) * k + kj) * np;
-          for (int s = 0; s < n; s++)
-            {
-              float *img = A->dx + ((size_t) s * c + ch) * h * w;
-              const float *src = row + (size_t) s * oh * ow;
-              for (int oi = 0; oi < oh; oi++)
+              const int oi = ii + pad - ki;
+              if (oi < 0 || oi >= oh)
+                continue;
+              for (int kj = 0; kj < k; kj++)
                 {
-                  int ii = oi * stride - pad + ki;
-                  if (ii < 0 || ii >= h)
-                    continue;
-                  float *d = img + (size_t) ii * w;
-                  const float *sr = src + oi * ow;
-                  if (stride == 1)
-                    {
-                      /* The columns that land inside: a branch-free loop. */
-                      int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
-                      float *dd = d - pad + kj;
-                      for (int oj = lo; oj < hi; oj++)
-                        dd[oj] += sr[oj];
-                      continue;
-                    }
-                  for (int oj = 0; oj < ow; oj++)
-                    {
-                      int jj = oj * stride - pad + kj;
-                      if (jj >= 0 && jj < w)
-                        d[jj] += sr[oj];
-                    }
+                  const float *sr = rows + (size_t) (ki * k + kj) * np + (size_t) oi * ow;
+                  int lo = CLAMP (pad - kj, 0, ow), hi = CLAMP (w + pad - kj, lo, ow);
+                  float *dd = d - pad + kj;
+                  for (int oj = lo; oj < hi; oj++)
+                    dd[oj] += sr[oj];
                 }
             }
         }
-END_RANGE
+      for (int ki = 0; ki < k && stride != 1; ki++)
+        for (int kj = 0; kj < k; kj++)
+          {
+            const float *src = rows + (size_t) (ki * k + kj) * np;
+            for (int oi = 0; oi < oh; oi++)
+              {
+                int ii = oi * stride - pad + ki;
+                if (ii < 0 || ii >= h)
+                  continue;
+                float *d = img + (size_t) ii * w;
+                const float *sr = src + (size_t) oi * ow;
+                for (int oj = 0; oj < ow; oj++)
+                  {
+                    int jj = oj * stride - pad + kj;
+                    if (jj >= 0 && jj < w)
+                      d[jj] += sr[oj];
+                  }
+              }
+          }
+    }
+}
+
+/* A convolution's input gradient in groups of whole images, a chunk each:
+ * the group's columns of dcol = W^T dy (a band of the GEMM), then at once,
+ * while they are still in the cache, its images of dx. A group is at least
+ * GEMM_BAND output pixels. Groups depend on the shape alone, every element
+ * of a band is computed as by one GEMM, and an image reads only its own
+ * columns: the same bits on any number of threads. */
+typedef struct {
+  const float *w, *dy;
+  float *col, *dx;
+  int o, n, c, h, wd, k, stride, pad, oh, ow, per;
+} ConvInputGrad;
 
 static void
-cpu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh,
-            int ow, float *dx)
+conv_input_grad_chunk (void *data, int q, int chunks)
 {
-  ConvArgs a = { .dcol = dcol, .dx = dx, .n = n, .c = c, .h = h, .w = w, .k = k, .stride = stride, .pad = pad,
-                 .oh = oh, .ow = ow };
-  snn_pool_for (c, (double) k * k * n * oh * ow, 1, col2im_range, &a);
+  const ConvInputGrad *A = data;
+  warm_blas ();
+  const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, s0 = q * A->per, s1 = MIN (A->n, s0 + A->per);
+  const size_t np = (size_t) A->n * hw;
+  if (s1 <= s0)
+    return;
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, (s1 - s0) * hw, A->o, 1.0f, A->w, kk,
+               A->dy + (size_t) s0 * hw, (int) np, 0.0f, A->col + (size_t) s0 * hw, (int) np);
+  const size_t image = (size_t) A->c * A->h * A->wd;
+  for (int s = s0; s < s1; s++)
+    col2im_image (A->col, np, s, A->c, A->h, A->wd, A->k, A->stride, A->pad, A->oh, A->ow, A->dx + s * image);
+}
+
+static void
+cpu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride, int pad,
+                     int oh, int ow, float *col, float *dx)
+{
+  if (n <= 0)
+    return;
+  const int hw = oh * ow;
+  int per = MAX (1, (GEMM_BAND + hw - 1) / hw);
+  per = MAX (per, (n + GEMM_MAX_CHUNKS - 1) / GEMM_MAX_CHUNKS);
+  ConvInputGrad a = { w, dy, col, dx, o, n, c, h, wd, k, stride, pad, oh, ow, per };
+  snn_pool_run ((n + per - 1) / per, conv_input_grad_chunk, &a);
 }
 
 /* Planes [lo, hi) of [n][c]: copies between [c][n][hw] and [n][c][hw] */
@@ -1342,7 +1356,7 @@ static const SnnBackend cpu_backend = {
   .add_bias_channels = cpu_add_bias_channels,
   .bias_grad_channels = cpu_bias_grad_channels,
   .im2col = cpu_im2col,
-  .col2im = cpu_col2im,
+  .conv_input_grad = cpu_conv_input_grad,
   .cn_to_nchw = cpu_cn_to_nchw,
   .nchw_to_cn = cpu_nchw_to_cn,
   .avgpool_forward = cpu_avgpool_forward,

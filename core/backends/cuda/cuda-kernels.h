@@ -37,8 +37,8 @@ void snn_cu_add_bias_channels (float *y, const float *bias, int n, int c, int hw
 void snn_cu_bias_grad_channels (float *db, const float *dy, int n, int c, int hw);
 void snn_cu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
                     float *col);
-void snn_cu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
-                    float *dx);
+void snn_cu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
+                             int pad, int oh, int ow, float *col, float *dx);
 void snn_cu_cn_to_nchw (const float *m, int n, int c, int hw, float *y);
 void snn_cu_nchw_to_cn (const float *y, int n, int c, int hw, float *m);
 void snn_cu_avgpool_forward (const float *x, int n, int c, int h, int w, int k, int stride, int pad, int oh, int ow,

@@ -304,7 +304,7 @@ snn_cu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, in
 }
 
 /* Each input element gathers the patch entries that copied it: no atomics,
- * and the same sum order on every run. */
+ * and the same sum order on every run. Overwrites dx. */
 __global__ void
 k_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *dx,
           int64_t total)
@@ -335,16 +335,19 @@ k_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int 
               acc += dcol[((int64_t) (ch * k + ki) * k + kj) * np + (int64_t) s * oh * ow + oi * ow + oj];
             }
         }
-      dx[i] += acc;
+      dx[i] = acc;
     }
 }
 
 extern "C" void
-snn_cu_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *dx)
+snn_cu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
+                        int pad, int oh, int ow, float *col, float *dx)
 {
-  int64_t total = (int64_t) n * c * h * w;
+  const int kk = c * k * k, np = n * oh * ow;
+  snn_cu_gemm (1, 0, kk, np, o, 1.0f, w, kk, dy, np, 0.0f, col, np);
+  int64_t total = (int64_t) n * c * h * wd;
   if (total)
-    k_col2im<<<blocks_for (total), THREADS, 0, stream>>> (dcol, n, c, h, w, k, stride, pad, oh, ow, dx, total);
+    k_col2im<<<blocks_for (total), THREADS, 0, stream>>> (col, n, c, h, wd, k, stride, pad, oh, ow, dx, total);
 }
 
 /* y[s][o][p] = m[o][s*hw + p] (to_nchw) or back. */
