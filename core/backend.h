@@ -50,7 +50,8 @@ struct _SnnBackend {
   /* A convolution's input gradient: dx [n][c][h][w] = the scatter
    * (col2im) of dcol = W^T dy back to where im2col took each patch entry
    * from, for w [o][c*k*k] and dy in nchw_to_cn's layout [o][n*oh*ow]; col
-   * is scratch for dcol ([c*k*k][n*oh*ow]). Overwrites dx. */
+   * is scratch the backend may use for dcol ([c*k*k][n*oh*ow]). Overwrites
+   * dx. */
   void (*conv_input_grad) (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
                            int pad, int oh, int ow, float *col, float *dx);
   /* y[s][o][p] = m[o][s*hw + p] (and back): GEMM output to NCHW */

@@ -200,21 +200,41 @@ gemm_k_sum (void *data, int64_t lo, int64_t hi)
     }
 }
 
-/* The partials' memory: per submitting thread, kept and grown as needed,
- * so that a training step allocates once. */
-static GPrivate gemm_scratch = G_PRIVATE_INIT (g_free);
-static GPrivate gemm_scratch_len = G_PRIVATE_INIT (NULL);
+/* Scratch memory per thread, kept and grown as needed, so that a training
+ * step allocates once: the partials of a k split (the submitting thread's)
+ * and the patch gradients of a convolution's image group (each chunk's). */
+typedef struct {
+  float *data;
+  size_t count;
+} Scratch;
+
+static void
+scratch_free (gpointer p)
+{
+  Scratch *s = p;
+  g_free (s->data);
+  g_free (s);
+}
+
+static GPrivate gemm_scratch = G_PRIVATE_INIT (scratch_free);
+static GPrivate conv_scratch = G_PRIVATE_INIT (scratch_free);
 
 static float *
-scratch_floats (size_t count)
+scratch_floats (GPrivate *key, size_t count)
 {
-  size_t have = GPOINTER_TO_SIZE (g_private_get (&gemm_scratch_len));
-  if (count > have)
+  Scratch *s = g_private_get (key);
+  if (!s)
     {
-      g_private_replace (&gemm_scratch, g_malloc (count * sizeof (float)));
-      g_private_set (&gemm_scratch_len, GSIZE_TO_POINTER (count));
+      s = g_new0 (Scratch, 1);
+      g_private_set (key, s);
     }
-  return g_private_get (&gemm_scratch);
+  if (count > s->count)
+    {
+      g_free (s->data);
+      s->data = g_malloc (count * sizeof (float));
+      s->count = count;
+    }
+  return s->data;
 }
 
 static void
@@ -233,7 +253,7 @@ cpu_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const floa
       snn_pool_run (bands, gemm_band, &g);
       return;
     }
-  GemmSplitK j = { g, parts, scratch_floats ((size_t) parts * m * n) };
+  GemmSplitK j = { g, parts, scratch_floats (&gemm_scratch, (size_t) parts * m * n) };
   snn_pool_run (parts, gemm_k_part, &j);
   snn_pool_for (m, (double) n * parts, 1, gemm_k_sum, &j);
 }
@@ -497,14 +517,14 @@ col2im_image (const float *dcol, size_t np, int s, int c, int h, int w, int k, i
 }
 
 /* A convolution's input gradient in groups of whole images, a chunk each:
- * the group's columns of dcol = W^T dy (a band of the GEMM), then at once,
- * while they are still in the cache, its images of dx. A group is at least
- * GEMM_BAND output pixels. Groups depend on the shape alone, every element
+ * the group's columns of dcol = W^T dy (a band of the GEMM, into the
+ * chunk's own scratch, which stays in the cache), then at once its images
+ * of dx. A group is at least GEMM_BAND output pixels. Groups depend on the shape alone, every element
  * of a band is computed as by one GEMM, and an image reads only its own
  * columns: the same bits on any number of threads. */
 typedef struct {
   const float *w, *dy;
-  float *col, *dx;
+  float *dx;
   int o, n, c, h, wd, k, stride, pad, oh, ow, per;
 } ConvInputGrad;
 
@@ -514,14 +534,15 @@ conv_input_grad_chunk (void *data, int q, int chunks)
   const ConvInputGrad *A = data;
   warm_blas ();
   const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, s0 = q * A->per, s1 = MIN (A->n, s0 + A->per);
-  const size_t np = (size_t) A->n * hw;
   if (s1 <= s0)
     return;
-  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, (s1 - s0) * hw, A->o, 1.0f, A->w, kk,
-               A->dy + (size_t) s0 * hw, (int) np, 0.0f, A->col + (size_t) s0 * hw, (int) np);
+  const int cols = (s1 - s0) * hw;
+  float *dcol = scratch_floats (&conv_scratch, (size_t) kk * cols);
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, cols, A->o, 1.0f, A->w, kk, A->dy + (size_t) s0 * hw,
+               A->n * hw, 0.0f, dcol, cols);
   const size_t image = (size_t) A->c * A->h * A->wd;
   for (int s = s0; s < s1; s++)
-    col2im_image (A->col, np, s, A->c, A->h, A->wd, A->k, A->stride, A->pad, A->oh, A->ow, A->dx + s * image);
+    col2im_image (dcol, cols, s - s0, A->c, A->h, A->wd, A->k, A->stride, A->pad, A->oh, A->ow, A->dx + s * image);
 }
 
 static void
@@ -533,7 +554,8 @@ cpu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h
   const int hw = oh * ow;
   int per = MAX (1, (GEMM_BAND + hw - 1) / hw);
   per = MAX (per, (n + GEMM_MAX_CHUNKS - 1) / GEMM_MAX_CHUNKS);
-  ConvInputGrad a = { w, dy, col, dx, o, n, c, h, wd, k, stride, pad, oh, ow, per };
+  (void) col; /* the chunks' own scratch instead */
+  ConvInputGrad a = { w, dy, dx, o, n, c, h, wd, k, stride, pad, oh, ow, per };
   snn_pool_run ((n + per - 1) / per, conv_input_grad_chunk, &a);
 }
 
