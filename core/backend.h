@@ -47,6 +47,12 @@ struct _SnnBackend {
   /* col[(c*k + i)*k + j][s*oh*ow + p] from x[s][c][h][w] for s in 0..n */
   void (*im2col) (const float *x, int n, int c, int h, int w, int k, int stride, int pad,
                   int oh, int ow, float *col);
+  /* A convolution: y [n][o][oh][ow] = W times x's patches (im2col below)
+   * plus bias[o] (NULL: none), for w [o][c*k*k]; col is scratch the
+   * backend may use for the patches ([c*k*k][n*oh*ow]). Leaves nothing in
+   * col that a caller may count on. */
+  void (*conv_forward) (const float *x, const float *w, const float *bias, int n, int c, int h, int wd, int o, int k,
+                        int stride, int pad, int oh, int ow, float *col, float *y);
   /* A convolution's input gradient: dx [n][c][h][w] = the scatter
    * (col2im) of dcol = W^T dy back to where im2col took each patch entry
    * from, for w [o][c*k*k] and dy in nchw_to_cn's layout [o][n*oh*ow]; col

@@ -48,7 +48,6 @@ struct SnnNet {
   void *arena;
   float *in_buf, *col, *cm;
   int *fired_idx;                 /* scratch of the sparse spike products */
-  int col_node, col_first, col_n; /* whose patches col holds (-1: none): samples first.. first+n */
   float *gbuf[N_GBUF];            /* gradient buffers, handed out during backward */
   gboolean gbuf_used[N_GBUF];
   int n_gbuf;                     /* how many this network can have in use at once */
@@ -983,7 +982,6 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
   Carver real = { 0, FALSE, net->arena };
   carve_all (net, &real);
   bind_buffers (net);
-  net->col_node = -1;
   net->out_host = g_new0 (float, (size_t) net->chunk * net->batch * net->model->num_classes);
   int64_t mask = 0;
   for (int i = 0; i < net->nn; i++)
@@ -1013,7 +1011,6 @@ snn_net_begin_sequence (SnnNet *net, gboolean training, SnnRng *rng)
   net->kept = FALSE;
   net->prefix_ready = net->prefix_grad_ready = FALSE;
   net->held_per_seq = 0;
-  net->col_node = -1;
   for (int i = 0; i < net->nn; i++)
     {
       Node *r = &net->N[i];
@@ -1064,37 +1061,17 @@ conv_chunk (SnnNet *net, int n)
   return MIN (n, net->batch);
 }
 
-/* Output pixels from which a convolution's forward GEMM runs per sample. */
-#define CONV_GEMM_PER_SAMPLE 256
-
 static void
 conv_forward (SnnNet *net, Node *r, const float *x, int n)
 {
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
-  int kk = (int) conv_patch (s), nb = conv_chunk (net, n);
+  int nb = conv_chunk (net, n);
   for (int c0 = 0; c0 < n; c0 += nb)
-    {
-      int m = MIN (nb, n - c0), np = m * oh * ow;
-      be->im2col (x + (size_t) c0 * r->in_size, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
-      net->col_node = (int) (r - net->N);
-      net->col_first = c0;
-      net->col_n = m;
-      /* Large images: a GEMM per sample, each writing its NCHW place (no
-       * layout pass); small ones: one GEMM for all, as a GEMM per sample
-       * would pack the weights again for too little work. */
-      if (oh * ow >= CONV_GEMM_PER_SAMPLE)
-        be->gemm_batched (FALSE, FALSE, s->out_ch, oh * ow, kk, 1.0f, node_weight (r), kk, 0, net->col, np, oh * ow,
-                          0.0f, r->out + (size_t) c0 * r->out_size, oh * ow, r->out_size, m);
-      else
-        {
-          be->gemm (FALSE, FALSE, s->out_ch, np, kk, 1.0f, node_weight (r), kk, net->col, np, 0.0f, net->cm, np);
-          be->cn_to_nchw (net->cm, m, s->out_ch, oh * ow, r->out + (size_t) c0 * r->out_size);
-        }
-    }
-  if (r->b)
-    be->add_bias_channels (r->out, r->b->data, n, s->out_ch, oh * ow);
+    be->conv_forward (x + (size_t) c0 * r->in_size, node_weight (r), r->b ? r->b->data : NULL, MIN (nb, n - c0),
+                      s->in_ch, h, w, s->out_ch, s->k, s->stride, s->pad, oh, ow, net->col,
+                      r->out + (size_t) c0 * r->out_size);
 }
 
 static void
@@ -1299,26 +1276,20 @@ conv_backward (SnnNet *net, Node *r, const float *x, const float *dy, float *dx,
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
-  int kk = (int) conv_patch (s), nb = conv_chunk (net, n), idx = (int) (r - net->N);
+  int kk = (int) conv_patch (s), nb = conv_chunk (net, n);
   float *dw = r->gain ? r->dwhat : r->w->grad;
   if (r->b)
     be->bias_grad_channels (r->b->grad, dy, n, s->out_ch, oh * ow);
-  /* Last chunk first: its patches may still be there from the forward pass. */
   for (int c0 = (n - 1) / nb * nb; c0 >= 0; c0 -= nb)
     {
       int m = MIN (nb, n - c0), np = m * oh * ow;
       be->nchw_to_cn (dy + (size_t) c0 * r->out_size, m, s->out_ch, oh * ow, net->cm);
-      /* The patches are rebuilt rather than kept (they would be k*k times
-       * the input), unless this layer's forward was the last to build them. */
-      if (net->col_node != idx || net->col_first != c0 || net->col_n != m)
-        be->im2col (x + (size_t) c0 * r->in_size, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
-      net->col_node = idx;
-      net->col_first = c0;
-      net->col_n = m;
+      /* The patches are rebuilt rather than kept: they would be k*k times
+       * the input. */
+      be->im2col (x + (size_t) c0 * r->in_size, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
       be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
       if (!dx)
         continue;
-      net->col_node = -1;
       be->conv_input_grad (node_weight (r), net->cm, s->out_ch, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow,
                            net->col, dx + (size_t) c0 * r->in_size);
     }

@@ -332,6 +332,59 @@ op_im2col (const SnnBackend *be, Out *o)
   o->abs_tol = 0, o->rel_tol = 0;
 }
 
+/* More images than one group of the CPU's: small images, many per group;
+ * large ones, one each; and a stride of 2. */
+static const ConvShape conv_groups[] = { { 70, 3, 4, 5, 3, 1, 1 }, { 5, 2, 17, 19, 3, 1, 1 }, { 9, 2, 23, 21, 3, 2, 1 } };
+
+static ConvShape
+conv_case (guint q)
+{
+  return q < G_N_ELEMENTS (conv_shapes) ? conv_shapes[q] : conv_groups[q - G_N_ELEMENTS (conv_shapes)];
+}
+
+/* y = W x's patches + bias, in double; every other case without bias. */
+static void
+op_conv_forward (const SnnBackend *be, Out *o)
+{
+  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups); q++)
+    {
+      ConvShape s = conv_case (q);
+      const int out = 3 + (int) q % 4, kk = s.c * s.k * s.k;
+      int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
+      int64_t nx = (int64_t) s.n * s.c * s.h * s.w, ny = (int64_t) s.n * out * oh * ow;
+      float *x = rnd (nx, 81 + q, -1, 1), *w = rnd ((int64_t) out * kk, 91 + q, -1, 1), *b = rnd (out, 99 + q, -1, 1);
+      float *noise = rnd (ny, 101 + q, -9, 9);
+      Dev d;
+      dev_init (&d, be);
+      float *dx = putf (&d, x, nx), *dw = putf (&d, w, (int64_t) out * kk), *db = q % 2 ? NULL : putf (&d, b, out);
+      float *dcol = zerosf (&d, kk * (int64_t) s.n * oh * ow), *dy = putf (&d, noise, ny);
+      if (be)
+        be->conv_forward (dx, dw, db, s.n, s.c, s.h, s.w, out, s.k, s.stride, s.pad, oh, ow, dcol, dy);
+      else
+        for (int sm = 0; sm < s.n; sm++)
+          for (int oc = 0; oc < out; oc++)
+            for (int oi = 0; oi < oh; oi++)
+              for (int oj = 0; oj < ow; oj++)
+                {
+                  double sum = db ? db[oc] : 0.0;
+                  for (int ch = 0; ch < s.c; ch++)
+                    for (int ki = 0; ki < s.k; ki++)
+                      for (int kj = 0; kj < s.k; kj++)
+                        {
+                          int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
+                          if (ii >= 0 && ii < s.h && jj >= 0 && jj < s.w)
+                            sum += (double) dw[(int64_t) oc * kk + (ch * s.k + ki) * s.k + kj] *
+                                   dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj];
+                        }
+                  dy[(((int64_t) sm * out + oc) * oh + oi) * ow + oj] = (float) sum;
+                }
+      get (&d, o, 0, "y", dy, ny);
+      dev_clear (&d);
+      g_free (x), g_free (w), g_free (b), g_free (noise);
+    }
+  o->abs_tol = 1e-6, o->rel_tol = 2e-5;
+}
+
 /* Reference: dcol = W^T dy in double, then each entry added back where
  * im2col took it from. */
 static void
@@ -362,16 +415,13 @@ ref_conv_input_grad (ConvShape s, int out, int oh, int ow, const float *w, const
               }
 }
 
-/* The convolution shapes above, and more images than one group of the
- * CPU's (small images, many per group; large ones, one each). dx starts
- * as noise: the op must overwrite it. */
+/* dx starts as noise: the op must overwrite it. */
 static void
 op_conv_input_grad (const SnnBackend *be, Out *o)
 {
-  static const ConvShape more[] = { { 70, 3, 4, 5, 3, 1, 1 }, { 5, 2, 17, 19, 3, 1, 1 }, { 9, 2, 23, 21, 3, 2, 1 } };
-  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (more); q++)
+  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups); q++)
     {
-      ConvShape s = q < G_N_ELEMENTS (conv_shapes) ? conv_shapes[q] : more[q - G_N_ELEMENTS (conv_shapes)];
+      ConvShape s = conv_case (q);
       const int out = 3 + (int) q % 4, kk = s.c * s.k * s.k;
       int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
       int64_t nx = (int64_t) s.n * s.c * s.h * s.w, np = (int64_t) s.n * oh * ow;
@@ -939,7 +989,7 @@ op_memory (const SnnBackend *be, Out *o)
 typedef void (*OpFunc) (const SnnBackend *be, Out *o);
 static const struct { const char *name; OpFunc fn; } ops[] = {
   { "gemm", op_gemm }, { "gemm-long-k", op_gemm_long_k }, { "gemm-batched", op_gemm_batched }, { "bias-rows", op_bias_rows }, { "bias-channels", op_bias_channels },
-  { "im2col", op_im2col }, { "conv-input-grad", op_conv_input_grad }, { "cn-nchw", op_cn_nchw }, { "avgpool", op_avgpool },
+  { "im2col", op_im2col }, { "conv-forward", op_conv_forward }, { "conv-input-grad", op_conv_input_grad }, { "cn-nchw", op_cn_nchw }, { "avgpool", op_avgpool },
   { "global-avgpool", op_global_avgpool }, { "batch-norm", op_batch_norm }, { "lif", op_lif },
   { "weight-standardisation", op_ws }, { "pack-unpack", op_pack_unpack }, { "spike-linear", op_spike_linear },
   { "transpose-mask", op_transpose_mask }, { "vectors", op_vectors }, { "optimizers", op_optimizers },

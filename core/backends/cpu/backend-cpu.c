@@ -516,6 +516,80 @@ col2im_image (const float *dcol, size_t np, int s, int c, int h, int w, int k, i
     }
 }
 
+/* Images per group of a convolution's per-group ops: at least GEMM_BAND
+ * output pixels, at most GEMM_MAX_CHUNKS groups. From the shape alone. */
+static int
+conv_group (int n, int hw)
+{
+  int per = MAX (1, (GEMM_BAND + hw - 1) / hw);
+  return MAX (per, (n + GEMM_MAX_CHUNKS - 1) / GEMM_MAX_CHUNKS);
+}
+
+/* A convolution's forward pass in groups of whole images, a chunk each:
+ * the group's patches into the chunk's own scratch (it stays in the
+ * cache, where the GEMM then packs it), W times them, and the bias. A
+ * group of one image (a large one) writes its place in y directly; a
+ * group of small images goes through a scratch of [o][pixels] that is
+ * copied to each image's place. Every element is computed as by one GEMM
+ * over all images, plus its bias. */
+typedef struct {
+  const float *x, *w, *bias;
+  float *y;
+  int n, c, h, wd, o, k, stride, pad, oh, ow, per;
+} ConvForward;
+
+static GPrivate conv_out_scratch = G_PRIVATE_INIT (scratch_free);
+
+/* One image's planes [o][hw] from m (row stride ld; NULL: already in
+ * place), plus the bias of each plane (NULL: none). */
+SNN_CLONES static void
+conv_image_out (const float *m, size_t ld, const float *bias, int o, int hw, float *y)
+{
+  for (int ch = 0; ch < o; ch++)
+    {
+      float *d = y + (size_t) ch * hw;
+      if (m)
+        memcpy (d, m + ch * ld, (size_t) hw * sizeof (float));
+      if (bias)
+        for (int i = 0; i < hw; i++)
+          d[i] += bias[ch];
+    }
+}
+
+static void
+conv_forward_chunk (void *data, int q, int chunks)
+{
+  const ConvForward *A = data;
+  warm_blas ();
+  const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, s0 = q * A->per, s1 = MIN (A->n, s0 + A->per);
+  if (s1 <= s0)
+    return;
+  const int g = s1 - s0, cols = g * hw;
+  float *col = scratch_floats (&conv_scratch, (size_t) kk * cols);
+  ConvArgs patches = { .x = A->x + (size_t) s0 * A->c * A->h * A->wd, .col = col, .n = g, .c = A->c, .h = A->h,
+                       .w = A->wd, .k = A->k, .stride = A->stride, .pad = A->pad, .oh = A->oh, .ow = A->ow };
+  im2col_range (&patches, 0, kk);
+  const size_t image = (size_t) A->o * hw;
+  float *out = g == 1 ? A->y + s0 * image : scratch_floats (&conv_out_scratch, (size_t) A->o * cols);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, A->o, cols, kk, 1.0f, A->w, kk, col, cols, 0.0f, out,
+               cols);
+  for (int s = s0; s < s1; s++)
+    conv_image_out (g == 1 ? NULL : out + (size_t) (s - s0) * hw, (size_t) cols, A->bias, A->o, hw,
+                    A->y + s * image);
+}
+
+static void
+cpu_conv_forward (const float *x, const float *w, const float *bias, int n, int c, int h, int wd, int o, int k,
+                  int stride, int pad, int oh, int ow, float *col, float *y)
+{
+  if (n <= 0)
+    return;
+  const int per = conv_group (n, oh * ow);
+  (void) col; /* the chunks' own scratch instead */
+  ConvForward a = { x, w, bias, y, n, c, h, wd, o, k, stride, pad, oh, ow, per };
+  snn_pool_run ((n + per - 1) / per, conv_forward_chunk, &a);
+}
+
 /* A convolution's input gradient in groups of whole images, a chunk each:
  * the group's columns of dcol = W^T dy (a band of the GEMM, into the
  * chunk's own scratch, which stays in the cache), then at once its images
@@ -551,9 +625,7 @@ cpu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h
 {
   if (n <= 0)
     return;
-  const int hw = oh * ow;
-  int per = MAX (1, (GEMM_BAND + hw - 1) / hw);
-  per = MAX (per, (n + GEMM_MAX_CHUNKS - 1) / GEMM_MAX_CHUNKS);
+  const int per = conv_group (n, oh * ow);
   (void) col; /* the chunks' own scratch instead */
   ConvInputGrad a = { w, dy, dx, o, n, c, h, wd, k, stride, pad, oh, ow, per };
   snn_pool_run ((n + per - 1) / per, conv_input_grad_chunk, &a);
@@ -1378,6 +1450,7 @@ static const SnnBackend cpu_backend = {
   .add_bias_channels = cpu_add_bias_channels,
   .bias_grad_channels = cpu_bias_grad_channels,
   .im2col = cpu_im2col,
+  .conv_forward = cpu_conv_forward,
   .conv_input_grad = cpu_conv_input_grad,
   .cn_to_nchw = cpu_cn_to_nchw,
   .nchw_to_cn = cpu_nchw_to_cn,

@@ -339,6 +339,18 @@ k_col2im (const float *dcol, int n, int c, int h, int w, int k, int stride, int 
     }
 }
 
+/* The patches, then a GEMM per sample that writes its NCHW place. */
+extern "C" void
+snn_cu_conv_forward (const float *x, const float *w, const float *bias, int n, int c, int h, int wd, int o, int k,
+                     int stride, int pad, int oh, int ow, float *col, float *y)
+{
+  const int kk = c * k * k, hw = oh * ow, np = n * hw;
+  snn_cu_im2col (x, n, c, h, wd, k, stride, pad, oh, ow, col);
+  snn_cu_gemm_batched (0, 0, o, hw, kk, 1.0f, w, kk, 0, col, np, hw, 0.0f, y, hw, (int64_t) o * hw, n);
+  if (bias)
+    snn_cu_add_bias_channels (y, bias, n, o, hw);
+}
+
 extern "C" void
 snn_cu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
                         int pad, int oh, int ow, float *col, float *dx)
