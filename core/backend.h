@@ -53,6 +53,11 @@ struct _SnnBackend {
    * col that a caller may count on. */
   void (*conv_forward) (const float *x, const float *w, const float *bias, int n, int c, int h, int wd, int o, int k,
                         int stride, int pad, int oh, int ow, float *col, float *y);
+  /* A convolution's weight gradient: dw [o][c*k*k] += dy times x's
+   * patches transposed, for dy in nchw_to_cn's layout [o][n*oh*ow]; col is
+   * scratch the backend may use for the patches. */
+  void (*conv_weight_grad) (const float *x, const float *dy, int n, int c, int h, int wd, int o, int k, int stride,
+                            int pad, int oh, int ow, float *col, float *dw);
   /* A convolution's input gradient: dx [n][c][h][w] = the scatter
    * (col2im) of dcol = W^T dy back to where im2col took each patch entry
    * from, for w [o][c*k*k] and dy in nchw_to_cn's layout [o][n*oh*ow]; col

@@ -1276,18 +1276,18 @@ conv_backward (SnnNet *net, Node *r, const float *x, const float *dy, float *dx,
   const SnnBackend *be = net->be;
   const SnnLayerSpec *s = r->spec;
   int h = s->in_shape.d[1], w = s->in_shape.d[2], oh = s->out_shape.d[1], ow = s->out_shape.d[2];
-  int kk = (int) conv_patch (s), nb = conv_chunk (net, n);
+  int nb = conv_chunk (net, n);
   float *dw = r->gain ? r->dwhat : r->w->grad;
   if (r->b)
     be->bias_grad_channels (r->b->grad, dy, n, s->out_ch, oh * ow);
-  for (int c0 = (n - 1) / nb * nb; c0 >= 0; c0 -= nb)
+  for (int c0 = 0; c0 < n; c0 += nb)
     {
-      int m = MIN (nb, n - c0), np = m * oh * ow;
+      int m = MIN (nb, n - c0);
       be->nchw_to_cn (dy + (size_t) c0 * r->out_size, m, s->out_ch, oh * ow, net->cm);
       /* The patches are rebuilt rather than kept: they would be k*k times
        * the input. */
-      be->im2col (x + (size_t) c0 * r->in_size, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow, net->col);
-      be->gemm (FALSE, TRUE, s->out_ch, kk, np, 1.0f, net->cm, np, net->col, np, 1.0f, dw, kk);
+      be->conv_weight_grad (x + (size_t) c0 * r->in_size, net->cm, m, s->in_ch, h, w, s->out_ch, s->k, s->stride,
+                            s->pad, oh, ow, net->col, dw);
       if (!dx)
         continue;
       be->conv_input_grad (node_weight (r), net->cm, s->out_ch, m, s->in_ch, h, w, s->k, s->stride, s->pad, oh, ow,

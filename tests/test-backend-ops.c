@@ -333,8 +333,10 @@ op_im2col (const SnnBackend *be, Out *o)
 }
 
 /* More images than one group of the CPU's: small images, many per group;
- * large ones, one each; and a stride of 2. */
-static const ConvShape conv_groups[] = { { 70, 3, 4, 5, 3, 1, 1 }, { 5, 2, 17, 19, 3, 1, 1 }, { 9, 2, 23, 21, 3, 2, 1 } };
+ * large ones, one each; a stride of 2; and patches long enough for the
+ * weight gradient's bands, with several groups and with one. */
+static const ConvShape conv_groups[] = { { 70, 3, 4, 5, 3, 1, 1 }, { 5, 2, 17, 19, 3, 1, 1 }, { 9, 2, 23, 21, 3, 2, 1 },
+                                         { 6, 32, 9, 7, 3, 1, 1 }, { 3, 40, 6, 6, 3, 1, 1 } };
 
 static ConvShape
 conv_case (guint q)
@@ -413,6 +415,48 @@ ref_conv_input_grad (ConvShape s, int out, int oh, int ow, const float *w, const
                   dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj] +=
                     dcol[(((int64_t) (ch * s.k + ki) * s.k + kj) * s.n + sm) * oh * ow + oi * ow + oj];
               }
+}
+
+/* dw += dy patches^T: dw starts as noise, the reference adds in double. */
+static void
+op_conv_weight_grad (const SnnBackend *be, Out *o)
+{
+  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups); q++)
+    {
+      ConvShape s = conv_case (q);
+      const int out = 3 + (int) q % 4, kk = s.c * s.k * s.k;
+      int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
+      int64_t nx = (int64_t) s.n * s.c * s.h * s.w, np = (int64_t) s.n * oh * ow;
+      float *x = rnd (nx, 111 + q, -1, 1), *g = rnd (out * np, 121 + q, -1, 1), *w0 = rnd ((int64_t) out * kk, 131 + q, -1, 1);
+      Dev d;
+      dev_init (&d, be);
+      float *dx = putf (&d, x, nx), *dg = putf (&d, g, out * np), *dcol = zerosf (&d, kk * np);
+      float *dw = putf (&d, w0, (int64_t) out * kk);
+      if (be)
+        be->conv_weight_grad (dx, dg, s.n, s.c, s.h, s.w, out, s.k, s.stride, s.pad, oh, ow, dcol, dw);
+      else
+        for (int oc = 0; oc < out; oc++)
+          for (int ch = 0; ch < s.c; ch++)
+            for (int ki = 0; ki < s.k; ki++)
+              for (int kj = 0; kj < s.k; kj++)
+                {
+                  double sum = dw[(int64_t) oc * kk + (ch * s.k + ki) * s.k + kj];
+                  for (int sm = 0; sm < s.n; sm++)
+                    for (int oi = 0; oi < oh; oi++)
+                      for (int oj = 0; oj < ow; oj++)
+                        {
+                          int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
+                          if (ii >= 0 && ii < s.h && jj >= 0 && jj < s.w)
+                            sum += (double) dg[oc * np + ((int64_t) sm * oh + oi) * ow + oj] *
+                                   dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj];
+                        }
+                  dw[(int64_t) oc * kk + (ch * s.k + ki) * s.k + kj] = (float) sum;
+                }
+      get (&d, o, 0, "dw", dw, (int64_t) out * kk);
+      dev_clear (&d);
+      g_free (x), g_free (g), g_free (w0);
+    }
+  o->abs_tol = 1e-6, o->rel_tol = 2e-5;
 }
 
 /* dx starts as noise: the op must overwrite it. */
@@ -989,7 +1033,7 @@ op_memory (const SnnBackend *be, Out *o)
 typedef void (*OpFunc) (const SnnBackend *be, Out *o);
 static const struct { const char *name; OpFunc fn; } ops[] = {
   { "gemm", op_gemm }, { "gemm-long-k", op_gemm_long_k }, { "gemm-batched", op_gemm_batched }, { "bias-rows", op_bias_rows }, { "bias-channels", op_bias_channels },
-  { "im2col", op_im2col }, { "conv-forward", op_conv_forward }, { "conv-input-grad", op_conv_input_grad }, { "cn-nchw", op_cn_nchw }, { "avgpool", op_avgpool },
+  { "im2col", op_im2col }, { "conv-forward", op_conv_forward }, { "conv-weight-grad", op_conv_weight_grad }, { "conv-input-grad", op_conv_input_grad }, { "cn-nchw", op_cn_nchw }, { "avgpool", op_avgpool },
   { "global-avgpool", op_global_avgpool }, { "batch-norm", op_batch_norm }, { "lif", op_lif },
   { "weight-standardisation", op_ws }, { "pack-unpack", op_pack_unpack }, { "spike-linear", op_spike_linear },
   { "transpose-mask", op_transpose_mask }, { "vectors", op_vectors }, { "optimizers", op_optimizers },

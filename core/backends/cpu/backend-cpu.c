@@ -392,6 +392,7 @@ im2col_row (const float *src, int w, int ow, int stride, int pad, int kj, float 
 typedef struct {
   const float *x; float *col;
   int n, c, h, w, k, stride, pad, oh, ow;
+  int row0;               /* col holds rows from row0 on */
 } ConvArgs;
 
 /* One (channel, ki, kj) row of the patches of one image, for stride 1 and
@@ -431,7 +432,7 @@ RANGE (im2col_range, ConvArgs)
   for (int64_t r = lo; r < hi; r++)
     {
       const int ch = (int) (r / (k * k)), ki = (int) (r / k % k), kj = (int) (r % k);
-      float *row = A->col + (size_t) r * np;
+      float *row = A->col + (size_t) (r - A->row0) * np;
       for (int s = 0; s < n; s++)
         {
           const float *img = A->x + ((size_t) s * c + ch) * h * w;
@@ -588,6 +589,72 @@ cpu_conv_forward (const float *x, const float *w, const float *bias, int n, int 
   (void) col; /* the chunks' own scratch instead */
   ConvForward a = { x, w, bias, y, n, c, h, wd, o, k, stride, pad, oh, ow, per };
   snn_pool_run ((n + per - 1) / per, conv_forward_chunk, &a);
+}
+
+/* A convolution's weight gradient, dw += dy patches^T, without the patches
+ * of all images at once: a chunk takes a band of dw's columns (patch rows)
+ * and a part of the image groups, and for each group builds just its
+ * band's patch rows in a scratch of its own, which stays in the cache, and
+ * adds their product. A narrow dw (few bands) is also split into parts of
+ * the groups, each into a partial dw of its own, added in order at the
+ * end. Bands and parts depend on the shape alone. */
+#define CONV_WGRAD_BAND 128
+#define CONV_WGRAD_CHUNKS 16
+#define CONV_WGRAD_PARTS 4
+
+typedef struct {
+  const float *x, *dy;
+  float *dw, *partial;    /* parts x o x kk, when parts > 1 */
+  int n, c, h, wd, o, k, stride, pad, oh, ow, per, bands, parts;
+} ConvWeightGrad;
+
+static void
+conv_weight_grad_chunk (void *data, int q, int chunks)
+{
+  const ConvWeightGrad *A = data;
+  warm_blas ();
+  const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, groups = (A->n + A->per - 1) / A->per;
+  const int part = q / A->bands, band = q % A->bands;
+  int64_t r0, r1, g0, g1;
+  snn_pool_range (kk, 1, band, A->bands, &r0, &r1);
+  snn_pool_range (groups, 1, part, A->parts, &g0, &g1);
+  float *c = A->parts > 1 ? A->partial + (size_t) part * A->o * kk : A->dw;
+  float *col = scratch_floats (&conv_scratch, (size_t) (r1 - r0) * A->per * hw);
+  for (int64_t g = g0; g < g1; g++)
+    {
+      const int s0 = (int) g * A->per, s1 = MIN (A->n, s0 + A->per), cols = (s1 - s0) * hw;
+      ConvArgs patches = { .x = A->x + (size_t) s0 * A->c * A->h * A->wd, .col = col, .n = s1 - s0, .c = A->c,
+                           .h = A->h, .w = A->wd, .k = A->k, .stride = A->stride, .pad = A->pad, .oh = A->oh,
+                           .ow = A->ow, .row0 = (int) r0 };
+      im2col_range (&patches, r0, r1);
+      const float beta = A->parts > 1 && g == g0 ? 0.0f : 1.0f;
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, A->o, (int) (r1 - r0), cols, 1.0f,
+                   A->dy + (size_t) s0 * hw, A->n * hw, col, cols, beta, c + r0, kk);
+    }
+  if (g1 <= g0 && A->parts > 1)
+    for (int r = 0; r < A->o; r++)
+      memset (c + (size_t) r * kk + r0, 0, (size_t) (r1 - r0) * sizeof (float));
+}
+
+static void
+cpu_conv_weight_grad (const float *x, const float *dy, int n, int c, int h, int wd, int o, int k, int stride, int pad,
+                      int oh, int ow, float *col, float *dw)
+{
+  if (n <= 0)
+    return;
+  const int kk = c * k * k, per = conv_group (n, oh * ow), groups = (n + per - 1) / per;
+  const int bands = CLAMP (kk / CONV_WGRAD_BAND, 1, CONV_WGRAD_CHUNKS);
+  const int parts = CLAMP (CONV_WGRAD_PARTS / bands, 1, groups);
+  (void) col; /* the chunks' own scratch instead */
+  ConvWeightGrad a = { x, dy, dw, NULL, n, c, h, wd, o, k, stride, pad, oh, ow, per, bands, parts };
+  if (parts > 1)
+    a.partial = scratch_floats (&gemm_scratch, (size_t) parts * o * kk);
+  snn_pool_run (parts * bands, conv_weight_grad_chunk, &a);
+  if (parts == 1)
+    return;
+  GemmSplitK sum = { .g = { .m = o, .n = kk, .c = dw, .ldc = kk, .beta = 1.0f }, .parts = parts,
+                     .partial = a.partial };
+  snn_pool_for (o, (double) kk * parts, 1, gemm_k_sum, &sum);
 }
 
 /* A convolution's input gradient in groups of whole images, a chunk each:
@@ -1451,6 +1518,7 @@ static const SnnBackend cpu_backend = {
   .bias_grad_channels = cpu_bias_grad_channels,
   .im2col = cpu_im2col,
   .conv_forward = cpu_conv_forward,
+  .conv_weight_grad = cpu_conv_weight_grad,
   .conv_input_grad = cpu_conv_input_grad,
   .cn_to_nchw = cpu_cn_to_nchw,
   .nchw_to_cn = cpu_nchw_to_cn,

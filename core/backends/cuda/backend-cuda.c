@@ -97,6 +97,7 @@ static const SnnBackend cuda_backend = {
   .bias_grad_channels = snn_cu_bias_grad_channels,
   .im2col = snn_cu_im2col,
   .conv_forward = snn_cu_conv_forward,
+  .conv_weight_grad = snn_cu_conv_weight_grad,
   .conv_input_grad = snn_cu_conv_input_grad,
   .cn_to_nchw = snn_cu_cn_to_nchw,
   .nchw_to_cn = snn_cu_nchw_to_cn,

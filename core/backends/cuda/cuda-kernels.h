@@ -39,6 +39,8 @@ void snn_cu_im2col (const float *x, int n, int c, int h, int w, int k, int strid
                     float *col);
 void snn_cu_conv_forward (const float *x, const float *w, const float *bias, int n, int c, int h, int wd, int o, int k,
                           int stride, int pad, int oh, int ow, float *col, float *y);
+void snn_cu_conv_weight_grad (const float *x, const float *dy, int n, int c, int h, int wd, int o, int k, int stride,
+                              int pad, int oh, int ow, float *col, float *dw);
 void snn_cu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
                              int pad, int oh, int ow, float *col, float *dx);
 void snn_cu_cn_to_nchw (const float *m, int n, int c, int hw, float *y);

@@ -352,6 +352,15 @@ snn_cu_conv_forward (const float *x, const float *w, const float *bias, int n, i
 }
 
 extern "C" void
+snn_cu_conv_weight_grad (const float *x, const float *dy, int n, int c, int h, int wd, int o, int k, int stride,
+                         int pad, int oh, int ow, float *col, float *dw)
+{
+  const int kk = c * k * k, np = n * oh * ow;
+  snn_cu_im2col (x, n, c, h, wd, k, stride, pad, oh, ow, col);
+  snn_cu_gemm (0, 1, o, kk, np, 1.0f, dy, np, col, np, 1.0f, dw, kk);
+}
+
+extern "C" void
 snn_cu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h, int wd, int k, int stride,
                         int pad, int oh, int ow, float *col, float *dx)
 {
