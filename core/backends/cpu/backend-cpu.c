@@ -335,17 +335,25 @@ cpu_add_bias_channels (float *y, const float *bias, int n, int c, int hw)
   snn_pool_for ((int64_t) n * c, hw, 1, add_bias_channels_range, &a);
 }
 
-/* Channels [lo, hi) */
+/* Channels [lo, hi). Eight running sums, one per position modulo 8 of
+ * each plane, added in a fixed order at the end: one sum would make every
+ * addition wait for the one before. */
 RANGE (bias_grad_channels_range, ChanArgs)
+  enum { LANES = 8 };
   for (int64_t ch = lo; ch < hi; ch++)
     {
-      double acc = 0;
+      double lane[LANES] = { 0 };
       for (int s = 0; s < A->n; s++)
         {
           const float *p = A->x + ((size_t) s * A->c + ch) * A->hw;
-          for (int i = 0; i < A->hw; i++)
-            acc += p[i];
+          int i = 0;
+          for (; i + LANES <= A->hw; i += LANES)
+            for (int l = 0; l < LANES; l++)
+              lane[l] += p[i + l];
+          for (; i < A->hw; i++)
+            lane[i % LANES] += p[i];
         }
+      double acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
       A->db[ch] += (float) acc;
     }
 END_RANGE
@@ -461,25 +469,57 @@ cpu_im2col (const float *x, int n, int c, int h, int w, int k, int stride, int p
 }
 
 /* One image's dx from the patch gradients dcol ([c*k*k][np], the image's
- * columns from s * oh*ow), overwriting it. Stride 1: each row of dx in turn
- * is zeroed and gathers the k*k rows of dcol that land on it, while it
- * stays in the L1 cache. Otherwise the image is zeroed and each row of
- * dcol is added where it came from. Both give every element its terms in
- * the same (ki, kj) order, so the same bits. */
+ * columns from s * oh*ow), overwriting it: each element gets its terms in
+ * (ki, kj) order, the same bits in every branch below.
+ * - Stride 1 with the output as large as the input (and a small plane):
+ *   each tap (ki, kj) is the plane shifted, so it is added as one run over
+ *   the rows that land inside, times a 0/1 mask of the columns that do (a
+ *   zero term leaves a finite sum as it is): long vectors instead of rows of a
+ *   few floats. The run starts and ends inside the plane.
+ * - Other stride-1 shapes: each row of dx gathers the rows that land on
+ *   it, while it stays in the L1 cache.
+ * - Otherwise each row of dcol is added where it came from. */
+enum { COL2IM_MASK = 16384 };
+
 SNN_CLONES static void
 col2im_image (const float *dcol, size_t np, int s, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
               float *img)
 {
   const size_t plane = (size_t) h * w;
+  const gboolean shifted = stride == 1 && ow == w && oh == h && (size_t) k * plane <= COL2IM_MASK;
+  float mask[COL2IM_MASK];
+  for (int kj = 0; kj < k && shifted; kj++)
+    for (size_t i = 0; i < plane; i++)
+      {
+        const int jj = (int) (i % w) + kj - pad;
+        mask[kj * plane + i] = jj >= 0 && jj < w ? 1.0f : 0.0f;
+      }
   for (int ch = 0; ch < c; ch++, img += plane)
     {
       const float *rows = dcol + (size_t) ch * k * k * np + (size_t) s * oh * ow;
-      if (stride != 1)
-        memset (img, 0, plane * sizeof (float));
-      for (int ii = 0; ii < h && stride == 1; ii++)
+      if (stride != 1 || shifted)
+        for (size_t i = 0; i < plane; i++)
+          img[i] = 0.0f;
+      for (int ki = 0; ki < k && shifted; ki++)
+        {
+          /* Output rows [o0, o1) land on dx rows o0 + ki - pad on. */
+          const int o0 = MAX (0, pad - ki), o1 = MIN (oh, h + pad - ki);
+          for (int kj = 0; kj < k && o1 > o0; kj++)
+            {
+              const ptrdiff_t shift = (ptrdiff_t) (ki - pad) * w + (kj - pad);
+              const ptrdiff_t lo = (ptrdiff_t) o0 * w + MAX (0, pad - kj);
+              const ptrdiff_t hi = (ptrdiff_t) o1 * w - MAX (0, kj - pad);
+              const float *src = rows + (size_t) (ki * k + kj) * np, *m = mask + (size_t) kj * plane;
+              float *d = img + shift;
+              for (ptrdiff_t i = lo; i < hi; i++)
+                d[i] += m[i] * src[i];
+            }
+        }
+      for (int ii = 0; ii < h && stride == 1 && !shifted; ii++)
         {
           float *d = img + (size_t) ii * w;
-          memset (d, 0, (size_t) w * sizeof (float));
+          for (int jj = 0; jj < w; jj++)
+            d[jj] = 0.0f;
           for (int ki = 0; ki < k; ki++)
             {
               const int oi = ii + pad - ki;
