@@ -4,7 +4,11 @@ in one session on the same CPU, and prints ours / PyTorch per row together
 with the bytes each holds for backward.
 
 Run from the repository root after building:
-    /usr/bin/python3 bench/compare_torch.py [--nets mlp,conv-small,vgg-bench] [--T 6]
+    /usr/bin/python3 bench/compare_torch.py [--nets mlp,conv-small,vgg-bench] [--T 6] [--rounds 3]
+
+With --rounds N, the two take turns N times (all of ours, then all of
+PyTorch's); each row's ratio is the median of the rounds' own ratios, so
+that a slow or fast spell of a shared machine falls on both sides of one.
 
 PyTorch runs with 2 threads and OMP_WAIT_POLICY=PASSIVE; both programs use
 the same OpenBLAS kernel (OPENBLAS_CORETYPE is set for both when unset).
@@ -169,8 +173,48 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--snnwb", default=os.path.join(ROOT, "build", "app", "snnwb"))
+    ap.add_argument("--rounds", type=int, default=1, help="turns of ours and PyTorch's; median ratio per row")
     args = ap.parse_args()
 
+    rounds = []
+    for rnd in range(max(1, args.rounds)):
+        ours = run_ours(args)
+        # bptt_stored is our BPTT without recomputing: the same PyTorch row as bptt.
+        torch_rows = {}
+        for r in ours:
+            T, K, B = int(r["T"]), int(r["K"]), int(r["batch"])
+            path = os.path.join(ROOT, "models", r["net"] + ".json")
+            tm = "bptt" if r["method"] == "bptt_stored" else r["method"]
+            key = (r["net"], tm, T, K, B)
+            if key not in torch_rows:
+                torch_rows[key] = torch_row(path, tm, T, K, B, args.steps, args.warmup)
+            r["torch"] = torch_rows[key]
+        rounds.append(ours)
+        if args.rounds > 1:
+            print(f"round {rnd + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+
+    print(f"\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(auto)')}\n")
+    hdr = f"{'net':<11} {'method':<11} {'T':>2} {'ours ms':>8} {'torch ms':>9} {'ratio':>6} " \
+          f"{'ours held':>11} {'torch saved':>12} {'ratio':>6} {'ours arena':>11}"
+    print(hdr)
+    print("-" * len(hdr))
+    for i, r in enumerate(rounds[0]):
+        T, K = int(r["T"]), int(r["K"])
+        rows = [rnd[i] for rnd in rounds]
+        o_ms = statistics.median(float(x["median_ms"]) for x in rows)
+        med = statistics.median(x["torch"][0] for x in rows)
+        ratio = statistics.median(float(x["median_ms"]) / x["torch"][0] for x in rows)
+        saved = r["torch"][2]
+        o_held, o_arena = int(r["held_bytes"]), int(r["arena_bytes"])
+        name = f"sltt_k{K}" if r["method"] == "sltt_k" else r["method"]
+        print(f"{r['net']:<11} {name:<11} {T:>2} {o_ms:>8.2f} {med:>9.2f} {ratio:>6.2f} "
+              f"{o_held / 2**20:>9.2f}Mi {saved / 2**20:>10.2f}Mi {o_held / max(saved, 1):>6.2f} "
+              f"{o_arena / 2**20:>9.2f}Mi", flush=True)
+
+
+def run_ours(args):
+    """One `snnwb bench` run over every row; its table is printed as it goes."""
     tmp = f"/tmp/snnwb-bench-{os.getpid()}.csv"
     cmd = [args.snnwb, "bench", "--net", args.nets, "--T", args.T, "--methods", args.methods, "--K", str(args.K),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--csv", tmp]
@@ -179,31 +223,10 @@ def main():
     if "OPENBLAS_CORETYPE" in os.environ:
         env["OPENBLAS_CORETYPE"] = os.environ["OPENBLAS_CORETYPE"]
     subprocess.run(cmd, check=True, env=env)
-    ours = list(csv.DictReader(open(tmp)))
+    with open(tmp) as f:
+        ours = list(csv.DictReader(f))
     os.unlink(tmp)
-
-    print(f"\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(auto)')}\n")
-    hdr = f"{'net':<11} {'method':<11} {'T':>2} {'ours ms':>8} {'torch ms':>9} {'ratio':>6} " \
-          f"{'ours held':>11} {'torch saved':>12} {'ratio':>6} {'ours arena':>11}"
-    print(hdr)
-    print("-" * len(hdr))
-    # bptt_stored is our BPTT without recomputing: the same PyTorch row as bptt.
-    torch_rows = {}
-    for r in ours:
-        method = r["method"]
-        T, K, B = int(r["T"]), int(r["K"]), int(r["batch"])
-        path = os.path.join(ROOT, "models", r["net"] + ".json")
-        tm = "bptt" if method == "bptt_stored" else method
-        key = (r["net"], tm, T, K, B)
-        if key not in torch_rows:
-            torch_rows[key] = torch_row(path, tm, T, K, B, args.steps, args.warmup)
-        med, _, saved = torch_rows[key]
-        o_ms, o_held, o_arena = float(r["median_ms"]), int(r["held_bytes"]), int(r["arena_bytes"])
-        name = f"sltt_k{K}" if method == "sltt_k" else method
-        print(f"{r['net']:<11} {name:<11} {T:>2} {o_ms:>8.2f} {med:>9.2f} {o_ms / med:>6.2f} "
-              f"{o_held / 2**20:>9.2f}Mi {saved / 2**20:>10.2f}Mi {o_held / max(saved, 1):>6.2f} "
-              f"{o_arena / 2**20:>9.2f}Mi", flush=True)
+    return ours
 
 
 if __name__ == "__main__":
