@@ -338,22 +338,37 @@ op_im2col (const SnnBackend *be, Out *o)
 static const ConvShape conv_groups[] = { { 70, 3, 4, 5, 3, 1, 1 }, { 5, 2, 17, 19, 3, 1, 1 }, { 9, 2, 23, 21, 3, 2, 1 },
                                          { 6, 32, 9, 7, 3, 1, 1 }, { 3, 40, 6, 6, 3, 1, 1 } };
 
-static ConvShape
+#define N_CONV_CASES (G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups))
+
+/* Case q of the convolution ops: its shape, out channels, patch length,
+ * output size, and the counts of input floats and output pixels. */
+typedef struct {
+  ConvShape s;
+  int out, kk, oh, ow;
+  int64_t nx, np;
+} ConvCase;
+
+static ConvCase
 conv_case (guint q)
 {
-  return q < G_N_ELEMENTS (conv_shapes) ? conv_shapes[q] : conv_groups[q - G_N_ELEMENTS (conv_shapes)];
+  ConvCase c = { q < G_N_ELEMENTS (conv_shapes) ? conv_shapes[q] : conv_groups[q - G_N_ELEMENTS (conv_shapes)] };
+  const ConvShape s = c.s;
+  c.out = 3 + (int) q % 4, c.kk = s.c * s.k * s.k;
+  c.oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, c.ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
+  c.nx = (int64_t) s.n * s.c * s.h * s.w, c.np = (int64_t) s.n * c.oh * c.ow;
+  return c;
 }
 
 /* y = W x's patches + bias, in double; every other case without bias. */
 static void
 op_conv_forward (const SnnBackend *be, Out *o)
 {
-  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups); q++)
+  for (guint q = 0; q < N_CONV_CASES; q++)
     {
-      ConvShape s = conv_case (q);
-      const int out = 3 + (int) q % 4, kk = s.c * s.k * s.k;
-      int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
-      int64_t nx = (int64_t) s.n * s.c * s.h * s.w, ny = (int64_t) s.n * out * oh * ow;
+      const ConvCase cc = conv_case (q);
+      const ConvShape s = cc.s;
+      const int out = cc.out, kk = cc.kk, oh = cc.oh, ow = cc.ow;
+      const int64_t nx = cc.nx, ny = out * cc.np;
       float *x = rnd (nx, 81 + q, -1, 1), *w = rnd ((int64_t) out * kk, 91 + q, -1, 1), *b = rnd (out, 99 + q, -1, 1);
       float *noise = rnd (ny, 101 + q, -9, 9);
       Dev d;
@@ -421,12 +436,12 @@ ref_conv_input_grad (ConvShape s, int out, int oh, int ow, const float *w, const
 static void
 op_conv_weight_grad (const SnnBackend *be, Out *o)
 {
-  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups); q++)
+  for (guint q = 0; q < N_CONV_CASES; q++)
     {
-      ConvShape s = conv_case (q);
-      const int out = 3 + (int) q % 4, kk = s.c * s.k * s.k;
-      int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
-      int64_t nx = (int64_t) s.n * s.c * s.h * s.w, np = (int64_t) s.n * oh * ow;
+      const ConvCase cc = conv_case (q);
+      const ConvShape s = cc.s;
+      const int out = cc.out, kk = cc.kk, oh = cc.oh, ow = cc.ow;
+      const int64_t nx = cc.nx, np = cc.np;
       float *x = rnd (nx, 111 + q, -1, 1), *g = rnd (out * np, 121 + q, -1, 1), *w0 = rnd ((int64_t) out * kk, 131 + q, -1, 1);
       Dev d;
       dev_init (&d, be);
@@ -463,12 +478,12 @@ op_conv_weight_grad (const SnnBackend *be, Out *o)
 static void
 op_conv_input_grad (const SnnBackend *be, Out *o)
 {
-  for (guint q = 0; q < G_N_ELEMENTS (conv_shapes) + G_N_ELEMENTS (conv_groups); q++)
+  for (guint q = 0; q < N_CONV_CASES; q++)
     {
-      ConvShape s = conv_case (q);
-      const int out = 3 + (int) q % 4, kk = s.c * s.k * s.k;
-      int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
-      int64_t nx = (int64_t) s.n * s.c * s.h * s.w, np = (int64_t) s.n * oh * ow;
+      const ConvCase cc = conv_case (q);
+      const ConvShape s = cc.s;
+      const int out = cc.out, kk = cc.kk, oh = cc.oh, ow = cc.ow;
+      const int64_t nx = cc.nx, np = cc.np;
       float *w = rnd ((int64_t) out * kk, 51 + q, -1, 1), *g = rnd (out * np, 41 + q, -1, 1), *noise = rnd (nx, 71 + q, -9, 9);
       Dev d;
       dev_init (&d, be);
