@@ -307,10 +307,11 @@ stat_running (int fd)
   return paren && paren[1] == ' ' && paren[2] == 'R';
 }
 
-static int
-own_running (void)
+/* Marks in running[] which of the program's own threads are running or
+ * runnable now (OR-ing into what is there). */
+static void
+own_running (gboolean running[OWN_MAX])
 {
-  int n = 0;
   g_mutex_lock (&own.lock);
   for (int k = 0; k < OWN_MAX; k++)
     if (own.fd[k] > 0)
@@ -319,10 +320,9 @@ own_running (void)
         if (r < 0)
           close (own.fd[k]), own.fd[k] = 0;
         else
-          n += r;
+          running[k] |= r;
       }
   g_mutex_unlock (&own.lock);
-  return n;
 }
 #endif
 
@@ -334,8 +334,16 @@ static int
 others_running (void)
 {
 #ifdef __linux__
+  /* Our threads are looked at just before and just after the kernel's
+   * count: one that ran at either moment counts as ours, so that one going
+   * to sleep in between is not taken for another program's. */
+  gboolean running_own[OWN_MAX] = { FALSE };
+  own_running (running_own);
+  const int awake_before = atomic_load (&pool.awake);
   char buf[128];
   ssize_t len = pread (pool.loadavg_fd, buf, sizeof buf - 1, 0);
+  own_running (running_own);
+  const int awake = MAX (awake_before, atomic_load (&pool.awake));
   if (len <= 0)
     return -1;
   buf[len] = 0;
@@ -345,8 +353,10 @@ others_running (void)
     p = strchr (p + 1, ' ');
   if (!p)
     return -1;
-  int running = atoi (p + 1);
-  return MAX (0, running - MAX (own_running (), 1) - atomic_load (&pool.awake));
+  int running = atoi (p + 1), own_count = 0;
+  for (int k = 0; k < OWN_MAX; k++)
+    own_count += running_own[k];
+  return MAX (0, running - MAX (own_count, 1) - awake);
 #else
   return -1;
 #endif
