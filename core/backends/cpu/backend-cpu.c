@@ -335,26 +335,47 @@ cpu_add_bias_channels (float *y, const float *bias, int n, int c, int hw)
   snn_pool_for ((int64_t) n * c, hw, 1, add_bias_channels_range, &a);
 }
 
-/* Channels [lo, hi). Eight running sums, one per position modulo 8 of
- * each plane, added in a fixed order at the end: one sum would make every
- * addition wait for the one before. */
+/* Sums over a channel's planes in double, as LANES running sums (one per
+ * position modulo LANES) added in a fixed order at the end: one sum would
+ * make every addition wait for the one before. LANES_ADD adds EXPR, an
+ * expression of the position i, for the hw positions of a plane. */
+enum { LANES = 8 };
+
+#define LANES_ADD(lane, hw, EXPR)                                                       \
+  do                                                                                    \
+    {                                                                                   \
+      int i_ = 0;                                                                       \
+      for (; i_ + LANES <= (hw); i_ += LANES)                                           \
+        for (int l_ = 0; l_ < LANES; l_++)                                              \
+          {                                                                             \
+            const int i = i_ + l_;                                                      \
+            (lane)[l_] += (EXPR);                                                       \
+          }                                                                             \
+      for (; i_ < (hw); i_++)                                                           \
+        {                                                                               \
+          const int i = i_;                                                             \
+          (lane)[i_ % LANES] += (EXPR);                                                 \
+        }                                                                               \
+    }                                                                                   \
+  while (0)
+
+static inline double
+lanes_total (const double lane[LANES])
+{
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+/* Channels [lo, hi) */
 RANGE (bias_grad_channels_range, ChanArgs)
-  enum { LANES = 8 };
   for (int64_t ch = lo; ch < hi; ch++)
     {
       double lane[LANES] = { 0 };
       for (int s = 0; s < A->n; s++)
         {
           const float *p = A->x + ((size_t) s * A->c + ch) * A->hw;
-          int i = 0;
-          for (; i + LANES <= A->hw; i += LANES)
-            for (int l = 0; l < LANES; l++)
-              lane[l] += p[i + l];
-          for (; i < A->hw; i++)
-            lane[i % LANES] += p[i];
+          LANES_ADD (lane, A->hw, p[i]);
         }
-      double acc = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-      A->db[ch] += (float) acc;
+      A->db[ch] += (float) lanes_total (lane);
     }
 END_RANGE
 
@@ -904,24 +925,19 @@ RANGE (bn_forward_train_range, BnArgs)
   const double count = (double) n * hw;
   for (int64_t ch = lo; ch < hi; ch++)
     {
-      double sum = 0, sq = 0;
+      double sum[LANES] = { 0 }, sq[LANES] = { 0 };
       for (int s = 0; s < n; s++)
         {
           const float *p = x + ((size_t) s * c + ch) * hw;
-          for (int i = 0; i < hw; i++)
-            sum += p[i];
+          LANES_ADD (sum, hw, p[i]);
         }
-      double mean = sum / count;
+      const double mean = lanes_total (sum) / count;
       for (int s = 0; s < n; s++)
         {
           const float *p = x + ((size_t) s * c + ch) * hw;
-          for (int i = 0; i < hw; i++)
-            {
-              double d = p[i] - mean;
-              sq += d * d;
-            }
+          LANES_ADD (sq, hw, (p[i] - mean) * (p[i] - mean));
         }
-      double var = sq / count;
+      double var = lanes_total (sq) / count;
       float is = (float) (1.0 / sqrt (var + A->eps));
       A->invstd[ch] = is;
       float m = (float) mean, g = A->gamma[ch], b = A->beta[ch];
@@ -986,16 +1002,14 @@ RANGE (bn_backward_range, BnArgs)
   const double count = (double) n * hw;
   for (int64_t ch = lo; ch < hi; ch++)
     {
-      double sdy = 0, sdyx = 0;
+      double lane_dy[LANES] = { 0 }, lane_dyx[LANES] = { 0 };
       for (int s = 0; s < n; s++)
         {
-          size_t off = ((size_t) s * c + ch) * hw;
-          for (int i = 0; i < hw; i++)
-            {
-              sdy += dy[off + i];
-              sdyx += (double) dy[off + i] * xhat[off + i];
-            }
+          const float *g = dy + ((size_t) s * c + ch) * hw, *xh = xhat + ((size_t) s * c + ch) * hw;
+          LANES_ADD (lane_dy, hw, g[i]);
+          LANES_ADD (lane_dyx, hw, (double) g[i] * xh[i]);
         }
+      const double sdy = lanes_total (lane_dy), sdyx = lanes_total (lane_dyx);
       A->dgamma[ch] += (float) sdyx;
       A->dbeta[ch] += (float) sdy;
       float k = A->gamma[ch] * A->invstd_in[ch];
