@@ -52,9 +52,9 @@ enum { SLOTS = 4 };
 /* How far the average must pass a whole number of other threads before the
  * pool stands aside for one more (or takes one back). Short-lived threads
  * (kernel workers, a daemon's timer, a shell's fork) show up in a few
- * samples in a hundred on a quiet machine; without this margin, a few of them in a row
- * would cost a quiet machine a thread for a while. A busy program counts in
- * every sample and passes it within 70 ms. */
+ * samples in a hundred on a quiet machine; without this margin, a few in a
+ * row would cost a quiet machine a thread for a while. A busy program
+ * counts in every sample and passes it within 70 ms. */
 #define LOAD_MARGIN 0.25
 
 /* A cache line each, so that jobs of different threads do not share one. */
