@@ -157,43 +157,23 @@ ref_gemm (gboolean ta, gboolean tb, int m, int n, int k, float alpha, const floa
       }
 }
 
+/* C = 0.75 op(A) op(B) + beta C for the four transposes, leading
+ * dimensions pad floats past the rows; beta is beta_same where both or
+ * neither operand is transposed, else beta_mixed. A, B and C draw from
+ * seed + ta, seed + 2 + tb and seed + 4. */
 static void
-op_gemm (const SnnBackend *be, Out *o)
+gemm_cases (const SnnBackend *be, Out *o, int m, int n, int k, int pad, uint64_t seed, float beta_same,
+            float beta_mixed)
 {
-  const int m = 37, n = 29, k = 67, pad = 3;
   o->abs_tol = 1e-6, o->rel_tol = 2e-5;
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
       {
         int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-        float *a = rnd ((int64_t) (ta ? k : m) * lda, 1 + ta, -1, 1), *b = rnd ((int64_t) (tb ? n : k) * ldb, 3 + tb, -1, 1);
-        float *c = rnd ((int64_t) m * ldc, 5, -1, 1);
-        Dev d;
-        dev_init (&d, be);
-        float *da = putf (&d, a, (int64_t) (ta ? k : m) * lda), *db = putf (&d, b, (int64_t) (tb ? n : k) * ldb);
-        float *dc = putf (&d, c, (int64_t) m * ldc);
-        (be ? be->gemm : ref_gemm) (ta, tb, m, n, k, 0.75f, da, lda, db, ldb, -0.5f, dc, ldc);
-        get (&d, o, 0, "C", dc, (int64_t) m * ldc);
-        dev_clear (&d);
-        g_free (a), g_free (b), g_free (c);
-      }
-}
-
-/* A C too small to split into bands and a long inner dimension, as a
- * convolution's weight gradient has (the CPU backend splits k and adds the
- * parts in order); with beta = 0, C's old values must not count. */
-static void
-op_gemm_long_k (const SnnBackend *be, Out *o)
-{
-  const int m = 19, n = 37, k = 9001, pad = 5;
-  o->abs_tol = 1e-6, o->rel_tol = 2e-5;
-  for (int ta = 0; ta < 2; ta++)
-    for (int tb = 0; tb < 2; tb++)
-      {
-        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-        float beta = ta == tb ? 0.0f : -0.5f;
-        float *a = rnd ((int64_t) (ta ? k : m) * lda, 61 + ta, -1, 1), *b = rnd ((int64_t) (tb ? n : k) * ldb, 63 + tb, -1, 1);
-        float *c = rnd ((int64_t) m * ldc, 65, -1, 1);
+        float beta = ta == tb ? beta_same : beta_mixed;
+        float *a = rnd ((int64_t) (ta ? k : m) * lda, seed + ta, -1, 1);
+        float *b = rnd ((int64_t) (tb ? n : k) * ldb, seed + 2 + tb, -1, 1);
+        float *c = rnd ((int64_t) m * ldc, seed + 4, -1, 1);
         Dev d;
         dev_init (&d, be);
         float *da = putf (&d, a, (int64_t) (ta ? k : m) * lda), *db = putf (&d, b, (int64_t) (tb ? n : k) * ldb);
@@ -203,6 +183,21 @@ op_gemm_long_k (const SnnBackend *be, Out *o)
         dev_clear (&d);
         g_free (a), g_free (b), g_free (c);
       }
+}
+
+static void
+op_gemm (const SnnBackend *be, Out *o)
+{
+  gemm_cases (be, o, 37, 29, 67, 3, 1, -0.5f, -0.5f);
+}
+
+/* A C too small to split into bands and a long inner dimension, as a
+ * convolution's weight gradient has (the CPU backend splits k and adds the
+ * parts in order); with beta = 0, C's old values must not count. */
+static void
+op_gemm_long_k (const SnnBackend *be, Out *o)
+{
+  gemm_cases (be, o, 19, 37, 9001, 5, 61, 0.0f, -0.5f);
 }
 
 /* Three GEMMs at once, the first operand shared (stride 0) as the

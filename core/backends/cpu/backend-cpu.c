@@ -692,9 +692,6 @@ conv_weight_grad_chunk (void *data, int q, int chunks)
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, A->o, (int) (r1 - r0), cols, 1.0f,
                    A->dy + (size_t) s0 * hw, A->n * hw, col, cols, beta, c + r0, kk);
     }
-  if (g1 <= g0 && A->parts > 1)
-    for (int r = 0; r < A->o; r++)
-      memset (c + (size_t) r * kk + r0, 0, (size_t) (r1 - r0) * sizeof (float));
 }
 
 static void
@@ -705,6 +702,7 @@ cpu_conv_weight_grad (const float *x, const float *dy, int n, int c, int h, int 
     return;
   const int kk = c * k * k, per = conv_group (n, oh * ow), groups = (n + per - 1) / per;
   const int bands = CLAMP (kk / CONV_WGRAD_BAND, 1, CONV_WGRAD_CHUNKS);
+  /* At most one part per group: no part is empty. */
   const int parts = CLAMP (CONV_WGRAD_PARTS / bands, 1, groups);
   (void) col; /* the chunks' own scratch instead */
   ConvWeightGrad a = { x, dy, dw, NULL, n, c, h, wd, o, k, stride, pad, oh, ow, per, bands, parts };
