@@ -438,19 +438,21 @@ im2col_shifted (const float *img, int h, int w, int oh, int pad, int ki, int kj,
   /* The copy stops at the image's ends: what it leaves out there is a
    * wrapped column of the first or last row, zeroed below. */
   int64_t c_lo = MAX (x_lo, -shift), c_hi = MIN (x_hi, (int64_t) h * w - shift);
-  memset (dst, 0, (size_t) x_lo * sizeof (float));
+  if (x_lo > 0)
+    memset (dst, 0, (size_t) x_lo * sizeof (float));
   if (c_hi > c_lo)
     memcpy (dst + c_lo, img + c_lo + shift, (size_t) (c_hi - c_lo) * sizeof (float));
-  memset (dst + x_hi, 0, (size_t) ((int64_t) oh * ow - x_hi) * sizeof (float));
+  if (x_hi < (int64_t) oh * ow)
+    memset (dst + x_hi, 0, (size_t) ((int64_t) oh * ow - x_hi) * sizeof (float));
+  /* Column by column (a few at most, the padding's width): row by row,
+   * the compiler would make each row's few zeros a call to memset. */
   const int left = CLAMP (pad - kj, 0, ow), right = CLAMP (w + pad - kj, left, ow);
-  for (int oi = oi_lo; oi < oi_hi; oi++)
-    {
-      float *d = dst + (size_t) oi * ow;
-      for (int oj = 0; oj < left; oj++)
-        d[oj] = 0.0f;
-      for (int oj = right; oj < ow; oj++)
-        d[oj] = 0.0f;
-    }
+  for (int oj = 0; oj < left; oj++)
+    for (int oi = oi_lo; oi < oi_hi; oi++)
+      dst[(size_t) oi * ow + oj] = 0.0f;
+  for (int oj = right; oj < ow; oj++)
+    for (int oi = oi_lo; oi < oi_hi; oi++)
+      dst[(size_t) oi * ow + oj] = 0.0f;
 }
 
 /* Rows [lo, hi) of col, a row per (channel, ki, kj) */
@@ -1340,20 +1342,51 @@ cpu_spike_linear (const float *s, int rows, int in, int out, const float *wt, co
 
 typedef struct { const float *src, *x, *mask; float *dst, *y; int rows, cols, batch; int64_t count; } MatArgs;
 
-/* Row tiles [lo, hi) */
+/* src (rows x cols) to dst (cols x rows) in tiles of 4 x 4 read as four
+ * vectors and turned by shuffles; the ragged right and bottom edges one
+ * element at a time. */
+typedef float v4sf __attribute__ ((vector_size (16)));
+typedef int v4si __attribute__ ((vector_size (16)));
+
+static inline void
+transpose_4x4 (const float *src, size_t ld_src, float *dst, size_t ld_dst)
+{
+  v4sf a, b, c, d;
+  memcpy (&a, src, sizeof a);
+  memcpy (&b, src + ld_src, sizeof b);
+  memcpy (&c, src + 2 * ld_src, sizeof c);
+  memcpy (&d, src + 3 * ld_src, sizeof d);
+  const v4sf ab_lo = __builtin_shuffle (a, b, (v4si) { 0, 4, 1, 5 });
+  const v4sf ab_hi = __builtin_shuffle (a, b, (v4si) { 2, 6, 3, 7 });
+  const v4sf cd_lo = __builtin_shuffle (c, d, (v4si) { 0, 4, 1, 5 });
+  const v4sf cd_hi = __builtin_shuffle (c, d, (v4si) { 2, 6, 3, 7 });
+  const v4sf col0 = __builtin_shuffle (ab_lo, cd_lo, (v4si) { 0, 1, 4, 5 });
+  const v4sf col1 = __builtin_shuffle (ab_lo, cd_lo, (v4si) { 2, 3, 6, 7 });
+  const v4sf col2 = __builtin_shuffle (ab_hi, cd_hi, (v4si) { 0, 1, 4, 5 });
+  const v4sf col3 = __builtin_shuffle (ab_hi, cd_hi, (v4si) { 2, 3, 6, 7 });
+  memcpy (dst, &col0, sizeof col0);
+  memcpy (dst + ld_dst, &col1, sizeof col1);
+  memcpy (dst + 2 * ld_dst, &col2, sizeof col2);
+  memcpy (dst + 3 * ld_dst, &col3, sizeof col3);
+}
+
+/* Row tiles [lo, hi) of 16 rows: a tile's 16 source rows stay in the L1
+ * cache while its columns are written. */
 RANGE (transpose_range, MatArgs)
   enum { TILE = 16 };
   const int rows = A->rows, cols = A->cols;
+  const float *src = A->src;
+  float *dst = A->dst;
   for (int64_t t = lo; t < hi; t++)
     {
-      const int r0 = (int) t * TILE, r1 = MIN (rows, r0 + TILE);
-      for (int c0 = 0; c0 < cols; c0 += TILE)
-        {
-          const int c1 = MIN (cols, c0 + TILE);
-          for (int c = c0; c < c1; c++)
-            for (int r = r0; r < r1; r++)
-              A->dst[(size_t) c * rows + r] = A->src[(size_t) r * cols + c];
-        }
+      const int r0 = (int) t * TILE, r1 = MIN (rows, r0 + TILE), r4 = r0 + (r1 - r0) / 4 * 4;
+      const int c4 = cols / 4 * 4;
+      for (int c = 0; c < c4; c += 4)
+        for (int r = r0; r < r4; r += 4)
+          transpose_4x4 (src + (size_t) r * cols + c, (size_t) cols, dst + (size_t) c * rows + r, (size_t) rows);
+      for (int r = r0; r < r1; r++)
+        for (int c = r < r4 ? c4 : 0; c < cols; c++)
+          dst[(size_t) c * rows + r] = src[(size_t) r * cols + c];
     }
 END_RANGE
 
