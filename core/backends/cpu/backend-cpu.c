@@ -1343,31 +1343,37 @@ cpu_spike_linear (const float *s, int rows, int in, int out, const float *wt, co
 typedef struct { const float *src, *x, *mask; float *dst, *y; int rows, cols, batch; int64_t count; } MatArgs;
 
 /* src (rows x cols) to dst (cols x rows) in tiles of 4 x 4 read as four
- * vectors and turned by shuffles; the ragged right and bottom edges one
+ * vectors and turned by shuffles (__builtin_shufflevector: GCC 12 and
+ * clang); the ragged right and bottom edges one
  * element at a time. */
 typedef float v4sf __attribute__ ((vector_size (16)));
-typedef int v4si __attribute__ ((vector_size (16)));
 
 static inline void
 transpose_4x4 (const float *src, size_t ld_src, float *dst, size_t ld_dst)
 {
+#if defined(__clang__) || __GNUC__ >= 12
   v4sf a, b, c, d;
   memcpy (&a, src, sizeof a);
   memcpy (&b, src + ld_src, sizeof b);
   memcpy (&c, src + 2 * ld_src, sizeof c);
   memcpy (&d, src + 3 * ld_src, sizeof d);
-  const v4sf ab_lo = __builtin_shuffle (a, b, (v4si) { 0, 4, 1, 5 });
-  const v4sf ab_hi = __builtin_shuffle (a, b, (v4si) { 2, 6, 3, 7 });
-  const v4sf cd_lo = __builtin_shuffle (c, d, (v4si) { 0, 4, 1, 5 });
-  const v4sf cd_hi = __builtin_shuffle (c, d, (v4si) { 2, 6, 3, 7 });
-  const v4sf col0 = __builtin_shuffle (ab_lo, cd_lo, (v4si) { 0, 1, 4, 5 });
-  const v4sf col1 = __builtin_shuffle (ab_lo, cd_lo, (v4si) { 2, 3, 6, 7 });
-  const v4sf col2 = __builtin_shuffle (ab_hi, cd_hi, (v4si) { 0, 1, 4, 5 });
-  const v4sf col3 = __builtin_shuffle (ab_hi, cd_hi, (v4si) { 2, 3, 6, 7 });
+  const v4sf ab_lo = __builtin_shufflevector (a, b, 0, 4, 1, 5);
+  const v4sf ab_hi = __builtin_shufflevector (a, b, 2, 6, 3, 7);
+  const v4sf cd_lo = __builtin_shufflevector (c, d, 0, 4, 1, 5);
+  const v4sf cd_hi = __builtin_shufflevector (c, d, 2, 6, 3, 7);
+  const v4sf col0 = __builtin_shufflevector (ab_lo, cd_lo, 0, 1, 4, 5);
+  const v4sf col1 = __builtin_shufflevector (ab_lo, cd_lo, 2, 3, 6, 7);
+  const v4sf col2 = __builtin_shufflevector (ab_hi, cd_hi, 0, 1, 4, 5);
+  const v4sf col3 = __builtin_shufflevector (ab_hi, cd_hi, 2, 3, 6, 7);
   memcpy (dst, &col0, sizeof col0);
   memcpy (dst + ld_dst, &col1, sizeof col1);
   memcpy (dst + 2 * ld_dst, &col2, sizeof col2);
   memcpy (dst + 3 * ld_dst, &col3, sizeof col3);
+#else
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++)
+      dst[j * ld_dst + i] = src[i * ld_src + j];
+#endif
 }
 
 /* Row tiles [lo, hi) of 16 rows: a tile's 16 source rows stay in the L1
