@@ -287,6 +287,15 @@ op_bias_channels (const SnnBackend *be, Out *o)
 /* ---- convolution layout ---- */
 
 typedef struct { int n, c, h, w, k, stride, pad; } ConvShape;
+
+/* Where tap (ki, kj) of output pixel (oi, oj) reads a plane [h][w]: the
+ * index in it, or -1 in the padding. */
+static int64_t
+conv_tap (ConvShape s, int oi, int oj, int ki, int kj)
+{
+  int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
+  return ii >= 0 && ii < s.h && jj >= 0 && jj < s.w ? (int64_t) ii * s.w + jj : -1;
+}
 /* Stride 1 with the output as wide as the input takes a path of its own on
  * the CPU: kernels of 1, 3 and 5, and images smaller than the kernel. */
 static const ConvShape conv_shapes[] = { { 3, 5, 7, 9, 3, 1, 1 }, { 2, 3, 8, 7, 3, 2, 1 }, { 1, 2, 5, 5, 1, 1, 0 },
@@ -315,10 +324,9 @@ op_im2col (const SnnBackend *be, Out *o)
                 for (int oi = 0; oi < oh; oi++)
                   for (int oj = 0; oj < ow; oj++)
                     {
-                      int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
                       int64_t ci = (((int64_t) (ch * s.k + ki) * s.k + kj) * s.n + sm) * oh * ow + oi * ow + oj;
-                      gboolean in = ii >= 0 && ii < s.h && jj >= 0 && jj < s.w;
-                      dcol[ci] = in ? dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj] : 0.0f;
+                      int64_t t = conv_tap (s, oi, oj, ki, kj);
+                      dcol[ci] = t >= 0 ? dx[((int64_t) sm * s.c + ch) * s.h * s.w + t] : 0.0f;
                     }
       get (&d, o, 0, "col", dcol, ncol);
       dev_clear (&d);
@@ -383,10 +391,10 @@ op_conv_forward (const SnnBackend *be, Out *o)
                     for (int ki = 0; ki < s.k; ki++)
                       for (int kj = 0; kj < s.k; kj++)
                         {
-                          int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
-                          if (ii >= 0 && ii < s.h && jj >= 0 && jj < s.w)
+                          int64_t t = conv_tap (s, oi, oj, ki, kj);
+                          if (t >= 0)
                             sum += (double) dw[(int64_t) oc * kk + (ch * s.k + ki) * s.k + kj] *
-                                   dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj];
+                                   dx[((int64_t) sm * s.c + ch) * s.h * s.w + t];
                         }
                   dy[(((int64_t) sm * out + oc) * oh + oi) * ow + oj] = (float) sum;
                 }
@@ -420,9 +428,9 @@ ref_conv_input_grad (ConvShape s, int out, int oh, int ow, const float *w, const
           for (int oi = 0; oi < oh; oi++)
             for (int oj = 0; oj < ow; oj++)
               {
-                int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
-                if (ii >= 0 && ii < s.h && jj >= 0 && jj < s.w)
-                  dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj] +=
+                int64_t t = conv_tap (s, oi, oj, ki, kj);
+                if (t >= 0)
+                  dx[((int64_t) sm * s.c + ch) * s.h * s.w + t] +=
                     dcol[(((int64_t) (ch * s.k + ki) * s.k + kj) * s.n + sm) * oh * ow + oi * ow + oj];
               }
 }
@@ -455,10 +463,10 @@ op_conv_weight_grad (const SnnBackend *be, Out *o)
                     for (int oi = 0; oi < oh; oi++)
                       for (int oj = 0; oj < ow; oj++)
                         {
-                          int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
-                          if (ii >= 0 && ii < s.h && jj >= 0 && jj < s.w)
+                          int64_t t = conv_tap (s, oi, oj, ki, kj);
+                          if (t >= 0)
                             sum += (double) dg[oc * np + ((int64_t) sm * oh + oi) * ow + oj] *
-                                   dx[(((int64_t) sm * s.c + ch) * s.h + ii) * s.w + jj];
+                                   dx[((int64_t) sm * s.c + ch) * s.h * s.w + t];
                         }
                   dw[(int64_t) oc * kk + (ch * s.k + ki) * s.k + kj] = (float) sum;
                 }
@@ -553,11 +561,11 @@ op_avgpool (const SnnBackend *be, Out *o)
                   for (int ki = 0; ki < s.k; ki++)
                     for (int kj = 0; kj < s.k; kj++)
                       {
-                        int ii = oi * s.stride - s.pad + ki, jj = oj * s.stride - s.pad + kj;
-                        if (ii >= 0 && ii < s.h && jj >= 0 && jj < s.w)
+                        int64_t t = conv_tap (s, oi, oj, ki, kj);
+                        if (t >= 0)
                           {
-                            acc += dx[(p * s.h + ii) * s.w + jj];
-                            dgx[(p * s.h + ii) * s.w + jj] += dg[(p * oh + oi) * ow + oj] * sc;
+                            acc += dx[p * s.h * s.w + t];
+                            dgx[p * s.h * s.w + t] += dg[(p * oh + oi) * ow + oj] * sc;
                           }
                       }
                   dy[(p * oh + oi) * ow + oj] = acc * sc;

@@ -589,6 +589,36 @@ conv_group (int n, int hw)
   return MAX (per, (n + GEMM_MAX_CHUNKS - 1) / GEMM_MAX_CHUNKS);
 }
 
+/* A convolution's shape and its groups of per images (conv_group): what
+ * the three per-group ops below share. */
+typedef struct {
+  int n, c, h, wd, o, k, stride, pad, oh, ow, per;
+} ConvGroups;
+
+static ConvGroups
+conv_groups (int n, int c, int h, int wd, int o, int k, int stride, int pad, int oh, int ow)
+{
+  return (ConvGroups) { n, c, h, wd, o, k, stride, pad, oh, ow, conv_group (n, oh * ow) };
+}
+
+/* Images [s0, s1) of group q. */
+static void
+group_images (const ConvGroups *g, int64_t q, int *s0, int *s1)
+{
+  *s0 = (int) q * g->per;
+  *s1 = MIN (g->n, *s0 + g->per);
+}
+
+/* Patch rows [r0, r1) of images [s0, s1) of x into col ([r1 - r0][pixels]). */
+static void
+group_patches (const ConvGroups *g, const float *x, int s0, int s1, int64_t r0, int64_t r1, float *col)
+{
+  ConvArgs patches = { .x = x + (size_t) s0 * g->c * g->h * g->wd, .col = col, .n = s1 - s0, .c = g->c, .h = g->h,
+                       .w = g->wd, .k = g->k, .stride = g->stride, .pad = g->pad, .oh = g->oh, .ow = g->ow,
+                       .row0 = (int) r0 };
+  im2col_range (&patches, r0, r1);
+}
+
 /* A convolution's forward pass in groups of whole images, a chunk each:
  * the group's patches into the chunk's own scratch (it stays in the
  * cache, where the GEMM then packs it), W times them, and the bias. A
@@ -599,7 +629,7 @@ conv_group (int n, int hw)
 typedef struct {
   const float *x, *w, *bias;
   float *y;
-  int n, c, h, wd, o, k, stride, pad, oh, ow, per;
+  ConvGroups g;
 } ConvForward;
 
 static GPrivate conv_out_scratch = G_PRIVATE_INIT (scratch_free);
@@ -624,21 +654,20 @@ static void
 conv_forward_chunk (void *data, int q, int chunks)
 {
   const ConvForward *A = data;
+  const ConvGroups *G = &A->g;
   warm_blas ();
-  const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, s0 = q * A->per, s1 = MIN (A->n, s0 + A->per);
-  if (s1 <= s0)
-    return;
+  const int hw = G->oh * G->ow, kk = G->c * G->k * G->k;
+  int s0, s1;
+  group_images (G, q, &s0, &s1);
   const int g = s1 - s0, cols = g * hw;
   float *col = scratch_floats (&conv_scratch, (size_t) kk * cols);
-  ConvArgs patches = { .x = A->x + (size_t) s0 * A->c * A->h * A->wd, .col = col, .n = g, .c = A->c, .h = A->h,
-                       .w = A->wd, .k = A->k, .stride = A->stride, .pad = A->pad, .oh = A->oh, .ow = A->ow };
-  im2col_range (&patches, 0, kk);
-  const size_t image = (size_t) A->o * hw;
-  float *out = g == 1 ? A->y + s0 * image : scratch_floats (&conv_out_scratch, (size_t) A->o * cols);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, A->o, cols, kk, 1.0f, A->w, kk, col, cols, 0.0f, out,
+  group_patches (G, A->x, s0, s1, 0, kk, col);
+  const size_t image = (size_t) G->o * hw;
+  float *out = g == 1 ? A->y + s0 * image : scratch_floats (&conv_out_scratch, (size_t) G->o * cols);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, G->o, cols, kk, 1.0f, A->w, kk, col, cols, 0.0f, out,
                cols);
   for (int s = s0; s < s1; s++)
-    conv_image_out (g == 1 ? NULL : out + (size_t) (s - s0) * hw, (size_t) cols, A->bias, A->o, hw,
+    conv_image_out (g == 1 ? NULL : out + (size_t) (s - s0) * hw, (size_t) cols, A->bias, G->o, hw,
                     A->y + s * image);
 }
 
@@ -648,10 +677,9 @@ cpu_conv_forward (const float *x, const float *w, const float *bias, int n, int 
 {
   if (n <= 0)
     return;
-  const int per = conv_group (n, oh * ow);
   (void) col; /* the chunks' own scratch instead */
-  ConvForward a = { x, w, bias, y, n, c, h, wd, o, k, stride, pad, oh, ow, per };
-  snn_pool_run ((n + per - 1) / per, conv_forward_chunk, &a);
+  ConvForward a = { x, w, bias, y, conv_groups (n, c, h, wd, o, k, stride, pad, oh, ow) };
+  snn_pool_run ((n + a.g.per - 1) / a.g.per, conv_forward_chunk, &a);
 }
 
 /* A convolution's weight gradient, dw += dy patches^T, without the patches
@@ -668,31 +696,32 @@ cpu_conv_forward (const float *x, const float *w, const float *bias, int n, int 
 typedef struct {
   const float *x, *dy;
   float *dw, *partial;    /* parts x o x kk, when parts > 1 */
-  int n, c, h, wd, o, k, stride, pad, oh, ow, per, bands, parts;
+  ConvGroups g;
+  int bands, parts;
 } ConvWeightGrad;
 
 static void
 conv_weight_grad_chunk (void *data, int q, int chunks)
 {
   const ConvWeightGrad *A = data;
+  const ConvGroups *G = &A->g;
   warm_blas ();
-  const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, groups = (A->n + A->per - 1) / A->per;
+  const int hw = G->oh * G->ow, kk = G->c * G->k * G->k, groups = (G->n + G->per - 1) / G->per;
   const int part = q / A->bands, band = q % A->bands;
   int64_t r0, r1, g0, g1;
   snn_pool_range (kk, 1, band, A->bands, &r0, &r1);
   snn_pool_range (groups, 1, part, A->parts, &g0, &g1);
-  float *c = A->parts > 1 ? A->partial + (size_t) part * A->o * kk : A->dw;
-  float *col = scratch_floats (&conv_scratch, (size_t) (r1 - r0) * A->per * hw);
+  float *c = A->parts > 1 ? A->partial + (size_t) part * G->o * kk : A->dw;
+  float *col = scratch_floats (&conv_scratch, (size_t) (r1 - r0) * G->per * hw);
   for (int64_t g = g0; g < g1; g++)
     {
-      const int s0 = (int) g * A->per, s1 = MIN (A->n, s0 + A->per), cols = (s1 - s0) * hw;
-      ConvArgs patches = { .x = A->x + (size_t) s0 * A->c * A->h * A->wd, .col = col, .n = s1 - s0, .c = A->c,
-                           .h = A->h, .w = A->wd, .k = A->k, .stride = A->stride, .pad = A->pad, .oh = A->oh,
-                           .ow = A->ow, .row0 = (int) r0 };
-      im2col_range (&patches, r0, r1);
+      int s0, s1;
+      group_images (G, g, &s0, &s1);
+      const int cols = (s1 - s0) * hw;
+      group_patches (G, A->x, s0, s1, r0, r1, col);
       const float beta = A->parts > 1 && g == g0 ? 0.0f : 1.0f;
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, A->o, (int) (r1 - r0), cols, 1.0f,
-                   A->dy + (size_t) s0 * hw, A->n * hw, col, cols, beta, c + r0, kk);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, G->o, (int) (r1 - r0), cols, 1.0f,
+                   A->dy + (size_t) s0 * hw, G->n * hw, col, cols, beta, c + r0, kk);
     }
 }
 
@@ -702,12 +731,13 @@ cpu_conv_weight_grad (const float *x, const float *dy, int n, int c, int h, int 
 {
   if (n <= 0)
     return;
-  const int kk = c * k * k, per = conv_group (n, oh * ow), groups = (n + per - 1) / per;
+  const ConvGroups g = conv_groups (n, c, h, wd, o, k, stride, pad, oh, ow);
+  const int kk = c * k * k, groups = (n + g.per - 1) / g.per;
   const int bands = CLAMP (kk / CONV_WGRAD_BAND, 1, CONV_WGRAD_CHUNKS);
   /* At most one part per group: no part is empty. */
   const int parts = CLAMP (CONV_WGRAD_PARTS / bands, 1, groups);
   (void) col; /* the chunks' own scratch instead */
-  ConvWeightGrad a = { x, dy, dw, NULL, n, c, h, wd, o, k, stride, pad, oh, ow, per, bands, parts };
+  ConvWeightGrad a = { x, dy, dw, NULL, g, bands, parts };
   if (parts > 1)
     a.partial = scratch_floats (&gemm_scratch, (size_t) parts * o * kk);
   snn_pool_run (parts * bands, conv_weight_grad_chunk, &a);
@@ -727,24 +757,25 @@ cpu_conv_weight_grad (const float *x, const float *dy, int n, int c, int h, int 
 typedef struct {
   const float *w, *dy;
   float *dx;
-  int o, n, c, h, wd, k, stride, pad, oh, ow, per;
+  ConvGroups g;
 } ConvInputGrad;
 
 static void
 conv_input_grad_chunk (void *data, int q, int chunks)
 {
   const ConvInputGrad *A = data;
+  const ConvGroups *G = &A->g;
   warm_blas ();
-  const int hw = A->oh * A->ow, kk = A->c * A->k * A->k, s0 = q * A->per, s1 = MIN (A->n, s0 + A->per);
-  if (s1 <= s0)
-    return;
+  const int hw = G->oh * G->ow, kk = G->c * G->k * G->k;
+  int s0, s1;
+  group_images (G, q, &s0, &s1);
   const int cols = (s1 - s0) * hw;
   float *dcol = scratch_floats (&conv_scratch, (size_t) kk * cols);
-  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, cols, A->o, 1.0f, A->w, kk, A->dy + (size_t) s0 * hw,
-               A->n * hw, 0.0f, dcol, cols);
-  const size_t image = (size_t) A->c * A->h * A->wd;
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, kk, cols, G->o, 1.0f, A->w, kk, A->dy + (size_t) s0 * hw,
+               G->n * hw, 0.0f, dcol, cols);
+  const size_t image = (size_t) G->c * G->h * G->wd;
   for (int s = s0; s < s1; s++)
-    col2im_image (dcol, cols, s - s0, A->c, A->h, A->wd, A->k, A->stride, A->pad, A->oh, A->ow, A->dx + s * image);
+    col2im_image (dcol, cols, s - s0, G->c, G->h, G->wd, G->k, G->stride, G->pad, G->oh, G->ow, A->dx + s * image);
 }
 
 static void
@@ -753,10 +784,9 @@ cpu_conv_input_grad (const float *w, const float *dy, int o, int n, int c, int h
 {
   if (n <= 0)
     return;
-  const int per = conv_group (n, oh * ow);
   (void) col; /* the chunks' own scratch instead */
-  ConvInputGrad a = { w, dy, dx, o, n, c, h, wd, k, stride, pad, oh, ow, per };
-  snn_pool_run ((n + per - 1) / per, conv_input_grad_chunk, &a);
+  ConvInputGrad a = { w, dy, dx, conv_groups (n, c, h, wd, o, k, stride, pad, oh, ow) };
+  snn_pool_run ((n + a.g.per - 1) / a.g.per, conv_input_grad_chunk, &a);
 }
 
 /* Planes [lo, hi) of [n][c]: copies between [c][n][hw] and [n][c][hw] */
