@@ -568,7 +568,8 @@ table1_bytes (Repro *r, GError **error)
               int64_t h;
               double ms;
               ok = held_bytes (e->model, method, m == 2, bytes_Ts[t], B, &h, &ms, error);
-              int64_t pred = snn_model_held_bytes_full (e->model, B, m == 1 ? 1 : bytes_Ts[t], TRUE, m == 2);
+              int64_t pred = snn_model_train_held_bytes (e->model, snn_backend_get (NULL, NULL), B, m == 1 ? 1 : bytes_Ts[t], TRUE,
+                                                         m == 2);
               g_string_append_printf (csv, "%s,%s,%d,%d,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%.3f\n",
                                       setups[d].preset, names[m], bytes_Ts[t], B, h, pred, ms);
               held[m][t] = (double) h;

@@ -19,6 +19,12 @@ G_BEGIN_DECLS
 typedef struct _SnnBackend SnnBackend;
 struct _SnnBackend {
   const char *name;
+  /* Samples per lane when a batch trains faster split into lanes, each a
+   * network of its own side by side on the host's threads (a lane's
+   * activations stay in a core's caches, and a lane is work enough for one
+   * thread); 0: never split. */
+  int lane_samples;
+  /* Every member from here on is an op. */
   void *(*alloc) (size_t bytes);          /* zero-filled */
   void  (*free) (void *ptr);             /* SYNC: queued ops may still use ptr */
   void  (*upload) (void *dst, const void *src, size_t bytes);

@@ -81,6 +81,12 @@ struct SnnNet {
   gpointer fhook_data;
   gboolean check_finite;
   SnnNonFinite nonfinite;
+  /* Lanes (see snn_net_lane): networks of a few samples each that share
+   * this one's parameters, with gradients of their own. */
+  SnnNet *parent;
+  SnnNet *lanes[SNN_NET_MAX_LANES];
+  int n_lanes;
+  int64_t own_arena_bytes;
 };
 
 static int64_t
@@ -235,10 +241,11 @@ create_params (SnnNet *net)
           g_snprintf (p->name, sizeof p->name, "%s.%s", net->N[i].name, info[k].name);
           p->layer = net->N[i].top;
           p->info = info[k];
-          p->data = net->be->alloc (info[k].numel * sizeof (float));
+          /* A lane reads its parent's parameters (same model, same order). */
+          p->data = net->parent ? net->parent->params[cap].data : net->be->alloc (info[k].numel * sizeof (float));
           p->grad = info[k].trainable ? net->be->alloc (info[k].numel * sizeof (float)) : NULL;
           net->param_spec[cap++] = net->N[i].spec;
-          net->stats.param_bytes += info[k].numel * sizeof (float) * (info[k].trainable ? 2 : 1);
+          net->stats.param_bytes += info[k].numel * sizeof (float) * ((info[k].trainable ? 1 : 0) + !net->parent);
         }
     }
   net->n_params = cap;
@@ -309,11 +316,13 @@ find_segments (SnnNet *net)
     net->seg_gemm[k] = net->can_recompute ? segment_kept_gemm (net->model->layers, net->seg_first[k], net->seg_last[k]) : -1;
 }
 
-/* A net with its parameters allocated but not initialised. */
+/* A net with its parameters allocated but not initialised (a lane of
+ * parent: sharing its parameters). */
 static SnnNet *
-net_new_uninit (const SnnModel *model, const SnnBackend *backend)
+net_new_uninit (const SnnModel *model, const SnnBackend *backend, SnnNet *parent)
 {
   SnnNet *net = g_new0 (SnnNet, 1);
+  net->parent = parent;
   net->model = snn_model_copy (model);
   net->be = backend;
   net->top_node = g_new0 (int, model->n_layers);
@@ -338,7 +347,7 @@ net_new_uninit (const SnnModel *model, const SnnBackend *backend)
 SnnNet *
 snn_net_new (const SnnModel *model, const SnnBackend *backend)
 {
-  SnnNet *net = net_new_uninit (model, backend);
+  SnnNet *net = net_new_uninit (model, backend, NULL);
   snn_net_init_default (net, 0);
   return net;
 }
@@ -375,10 +384,13 @@ snn_net_free (SnnNet *net)
 {
   if (!net)
     return;
+  for (int k = 0; k < net->n_lanes; k++)
+    snn_net_free (net->lanes[k]);
   free_arena (net);
   for (int i = 0; i < net->n_params; i++)
     {
-      net->be->free (net->params[i].data);
+      if (!net->parent)
+        net->be->free (net->params[i].data);
       if (net->params[i].grad)
         net->be->free (net->params[i].grad);
     }
@@ -515,6 +527,85 @@ snn_net_reset_stats (SnnNet *net)
 {
   net->stats.peak_held_bytes = net->stats.held_bytes;
   net->stats.forward_ms = net->stats.backward_ms = 0;
+}
+
+/* ---- lanes ---- */
+
+/* Whether the model's samples train independently of each other (no batch
+ * statistics, no dropout masks drawn for the whole batch) and a lane would
+ * pay: a convolution's GEMMs stay large in a lane of a few samples (their
+ * width is samples x pixels), a linear layer's would not. */
+static gboolean
+model_splits (const SnnLayerSpec *layers, int n, gboolean *conv)
+{
+  for (int l = 0; l < n; l++)
+    {
+      const SnnLayerSpec *s = &layers[l];
+      if (s->type == SNN_LAYER_BN_STEP || s->type == SNN_LAYER_DROPOUT)
+        return FALSE;
+      *conv |= s->type == SNN_LAYER_CONV;
+      const SnnBlock *b = s->block;
+      if (b && !(model_splits (b->pre.layers, b->pre.n, conv) && model_splits (b->main.layers, b->main.n, conv)
+                 && model_splits (b->shortcut.layers, b->shortcut.n, conv)))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+int
+snn_model_lanes (const SnnModel *model, const SnnBackend *be, int batch)
+{
+  gboolean conv = FALSE;
+  if (be->lane_samples <= 0 || !model_splits (model->layers, model->n_layers, &conv) || !conv)
+    return 1;
+  return CLAMP (batch / be->lane_samples, 1, SNN_NET_MAX_LANES);
+}
+
+int
+snn_net_lanes (const SnnNet *net, int batch)
+{
+  /* Hooks and the non-finite scan look at the whole batch in one network. */
+  if (net->parent || net->hook || net->check_finite)
+    return 1;
+  return snn_model_lanes (net->model, net->be, batch);
+}
+
+SnnNet *
+snn_net_lane (SnnNet *net, int k)
+{
+  g_return_val_if_fail (k >= 0 && k < SNN_NET_MAX_LANES && !net->parent, NULL);
+  while (net->n_lanes <= k)
+    {
+      SnnNet *lane = net_new_uninit (net->model, net->be, net);
+      net->stats.param_bytes += lane->stats.param_bytes;
+      net->lanes[net->n_lanes++] = lane;
+    }
+  /* The run-time LIF parameters (tau set for an analysis) follow the parent's. */
+  SnnNet *lane = net->lanes[k];
+  for (int i = 0; i < net->nn; i++)
+    lane->N[i].lif = net->N[i].lif;
+  return lane;
+}
+
+void
+snn_net_lanes_finish (SnnNet *net, int lanes, gboolean grads)
+{
+  /* Added in lane order, whichever thread ran which lane. */
+  for (int i = 0; grads && i < net->n_params; i++)
+    if (net->params[i].grad)
+      for (int k = 0; k < lanes; k++)
+        net->be->axpy (net->params[i].info.numel, 1.0f, net->lanes[k]->params[i].grad, net->params[i].grad);
+  int64_t held = 0, peak = 0, arena = net->own_arena_bytes;
+  for (int k = 0; k < net->n_lanes; k++)
+    {
+      const SnnNetStats *st = &net->lanes[k]->stats;
+      if (k < lanes)
+        held += st->held_bytes, peak += st->peak_held_bytes;
+      arena += st->arena_bytes;
+    }
+  net->stats.held_bytes = held;
+  net->stats.peak_held_bytes = MAX (net->stats.peak_held_bytes, peak);
+  net->stats.arena_bytes = arena;
 }
 
 /* ---- parameters in and out ---- */
@@ -978,7 +1069,10 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
   Carver c = { 0, TRUE, NULL };
   carve_all (net, &c);
   net->arena = net->be->alloc (c.offset);
-  net->stats.arena_bytes = (int64_t) c.offset;
+  net->own_arena_bytes = (int64_t) c.offset;
+  net->stats.arena_bytes = net->own_arena_bytes;
+  for (int k = 0; k < net->n_lanes; k++)
+    net->stats.arena_bytes += net->lanes[k]->stats.arena_bytes;
   Carver real = { 0, FALSE, net->arena };
   carve_all (net, &real);
   bind_buffers (net);
@@ -1583,7 +1677,7 @@ snn_model_arena_bytes (const SnnModel *model, int batch, int chunk_steps, gboole
   SnnBackend dry = *snn_backend_get ("cpu", NULL);
   dry.alloc = dry_alloc;
   dry.free = dry_free;
-  SnnNet *net = net_new_uninit (model, &dry);
+  SnnNet *net = net_new_uninit (model, &dry, NULL);
   net->batch = batch;
   net->chunk = chunk_steps;
   net->layout_recompute = recompute && net->can_recompute;
@@ -1593,24 +1687,55 @@ snn_model_arena_bytes (const SnnModel *model, int batch, int chunk_steps, gboole
   return (int64_t) c.offset;
 }
 
+/* The backend training gets when none is named. */
+static const SnnBackend *
+default_backend (void)
+{
+  const SnnBackend *be = snn_backend_get (NULL, NULL);
+  return be ? be : snn_backend_get ("cpu", NULL);
+}
+
+int64_t
+snn_model_train_held_bytes (const SnnModel *model, const SnnBackend *be, int batch, int steps, gboolean static_input,
+                            gboolean recompute)
+{
+  int lanes = snn_model_lanes (model, be, batch);
+  int64_t total = 0;
+  for (int k = 0, lo, hi; k < lanes; k++)
+    {
+      snn_lane_range (batch, lanes, k, &lo, &hi);
+      total += snn_model_held_bytes_full (model, hi - lo, steps, static_input, recompute);
+    }
+  return total;
+}
+
 void
 snn_model_predict_memory (const SnnModel *model, int batch, int T, SnnMemoryPrediction out[SNN_PREDICT_N])
 {
-  /* As snn_train_batch runs them: BPTT one chunk of T steps, SLTT and
-   * SLTT-K chunks of one step, never recomputing; a static input. */
+  /* As snn_train_batch runs them on the default backend: BPTT one chunk of
+   * T steps, SLTT and SLTT-K chunks of one step, never recomputing; a
+   * static input; the batch split into lanes where training splits it. */
   static const struct { int steps_is_T; gboolean recompute; } how[SNN_PREDICT_N] = {
     [SNN_PREDICT_BPTT_STORED] = { TRUE, FALSE },
     [SNN_PREDICT_BPTT_RECOMPUTE] = { TRUE, TRUE },
     [SNN_PREDICT_SLTT] = { FALSE, FALSE },
     [SNN_PREDICT_SLTT_K] = { FALSE, FALSE },
   };
+  const SnnBackend *be = default_backend ();
+  int lanes = snn_model_lanes (model, be, batch);
   for (int i = 0; i < SNN_PREDICT_N; i++)
     {
       int steps = how[i].steps_is_T ? T : 1;
       gboolean rc = how[i].recompute && snn_model_can_recompute (model);
-      out[i].held_bytes = snn_model_held_bytes_full (model, batch, steps, TRUE, rc);
-      out[i].arena_bytes = i == SNN_PREDICT_SLTT_K ? out[SNN_PREDICT_SLTT].arena_bytes
-                                                   : snn_model_arena_bytes (model, batch, steps, rc);
+      out[i].held_bytes = snn_model_train_held_bytes (model, be, batch, steps, TRUE, rc);
+      out[i].arena_bytes = 0;
+      for (int k = 0, lo, hi; k < lanes; k++)
+        {
+          snn_lane_range (batch, lanes, k, &lo, &hi);
+          out[i].arena_bytes += i == SNN_PREDICT_SLTT_K ? 0 : snn_model_arena_bytes (model, hi - lo, steps, rc);
+        }
+      if (i == SNN_PREDICT_SLTT_K)
+        out[i].arena_bytes = out[SNN_PREDICT_SLTT].arena_bytes;
       out[i].recomputes = rc;
     }
 }
@@ -1663,6 +1788,10 @@ snn_model_predict_bytes (const SnnModel *model, int batch, int steps, int optim_
   int depth = list_depth (model->layers, model->n_layers);
   double total = params + acts + col + MIN (N_GBUF, 3 + 2 * depth) * rows * widest * 4
                  + rows * model->num_classes * 4 * 3; /* output, loss and its gradient on the host */
+  /* Lanes keep gradients of their own. */
+  int lanes = snn_model_lanes (model, default_backend (), batch);
+  if (lanes > 1)
+    total += (double) lanes * (double) snn_model_param_count (model) * 4;
   return total >= (double) G_MAXINT64 ? G_MAXINT64 : (int64_t) total;
 }
 

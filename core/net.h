@@ -22,6 +22,9 @@ typedef struct {
 
 typedef struct SnnNet SnnNet;
 
+/* At most this many lanes to a batch (see snn_net_lane). */
+#define SNN_NET_MAX_LANES 16
+
 /* Called after a LIF layer's backward over a chunk: u (before reset), ds
  * (dL/ds from the layer above at the same step) and du (dL/du, including
  * temporal routes when they are followed), each [steps][batch][neurons] in
@@ -81,6 +84,40 @@ void            snn_net_read_lif (SnnNet *net, int layer, gboolean spikes, float
 /* The same for one sample: [steps][neurons]. */
 void            snn_net_read_lif_sample (SnnNet *net, int layer, gboolean spikes, int sample, float *dst);
 int64_t         snn_net_layer_size (const SnnNet *net, int layer); /* output numel per sample */
+
+/* Lanes: a batch of a model whose samples train independently (no batch
+ * statistics, no dropout) may be split into lanes of a few samples, each
+ * run by a network of its own, side by side on the host's threads; a lane's
+ * activations stay in one core's caches, and a lane is work enough for one
+ * thread, so lanes keep both cores busy where a thread is preempted. How
+ * many lanes, and so every result's bits, depends on the model, the backend
+ * and the batch alone, never on the number of threads.
+ *
+ * snn_model_lanes: the lanes training splits a batch of `batch` into on
+ * backend be (1: no split). snn_net_lanes: the same for this network now (1
+ * while a backward hook or the non-finite scan is on). */
+int             snn_model_lanes (const SnnModel *model, const SnnBackend *be, int batch);
+int             snn_net_lanes (const SnnNet *net, int batch);
+/* The samples [lo, hi) of lane k of `lanes` (an even split). */
+static inline void
+snn_lane_range (int batch, int lanes, int k, int *lo, int *hi)
+{
+  *lo = (int) ((int64_t) batch * k / lanes);
+  *hi = (int) ((int64_t) batch * (k + 1) / lanes);
+}
+/* Bytes held for backward as snn_train_batch holds them on backend be:
+ * snn_model_held_bytes_full summed over the lanes of the batch. */
+int64_t         snn_model_train_held_bytes (const SnnModel *model, const SnnBackend *be, int batch, int steps,
+                                            gboolean static_input, gboolean recompute);
+/* Lane k of the network, made on first use: the same model, reading this
+ * network's parameters (and LIF settings), with gradients of its own.
+ * Make every lane a job will use before the job starts. */
+SnnNet         *snn_net_lane (SnnNet *net, int k);
+/* After lanes 0..lanes-1 ran a batch: adds their gradients into this
+ * network's, in lane order (grads: after training), and takes their memory
+ * figures as its own (held bytes summed over the lanes, the arena including
+ * theirs). */
+void            snn_net_lanes_finish (SnnNet *net, int lanes, gboolean grads);
 
 /* Host memory of at least `floats` floats owned by the net, for the loss
  * and its gradient: it grows only when a larger batch or T first appears,
@@ -169,6 +206,8 @@ typedef struct {
   gboolean recomputes;
 } SnnMemoryPrediction;
 
+/* As snn_train_batch runs each method on the default backend ($SNNWB_BACKEND
+ * or the CPU), lanes included. */
 void            snn_model_predict_memory (const SnnModel *model, int batch, int T,
                                           SnnMemoryPrediction out[SNN_PREDICT_N]);
 
@@ -176,8 +215,9 @@ void            snn_model_predict_memory (const SnnModel *model, int batch, int 
  * batches of `batch` samples and chunks of `steps` steps, without
  * allocating anything: parameters, gradients, `optim_states` optimizer
  * buffers per trainable value and the work buffers of every layer (those in
- * residual blocks too), for the layout without recomputing (the larger).
- * Computed in double and saturated, so no size overflows. */
+ * residual blocks too), for the layout without recomputing (the larger),
+ * and the gradients of the lanes where training splits the batch (on the
+ * default backend). Computed in double and saturated, so no size overflows. */
 int64_t         snn_model_predict_bytes (const SnnModel *model, int batch, int steps, int optim_states);
 /* Memory this process can still take: MemAvailable of /proc/meminfo and,
  * when set, what RLIMIT_AS leaves above the present address space;

@@ -65,6 +65,8 @@ typedef struct {
   atomic_int waiting;      /* the submitter sleeps until done == chunks */
   uint32_t generation;     /* owner only */
   int chunks;
+  atomic_int coarse;       /* every thread takes its chunks, standing aside or not */
+  int cpu;                 /* coarse: the core the submitter ran on (-1: unknown) */
   SnnPoolChunkFunc fn;
   void *data;
 } Slot;
@@ -77,6 +79,7 @@ static struct {
   atomic_int sleepers;     /* workers asleep on epoch */
   atomic_int awake;        /* workers not asleep: the kernel counts them as running */
   _Alignas (64) atomic_uint active; /* threads that take chunks now, the submitter included */
+  atomic_uint gate;        /* bumped when active changes or a coarse job comes: inactive workers sleep on it */
   atomic_int worker_spin_us, wait_spin_us;
   _Alignas (64) _Atomic int64_t next_sample; /* when the load is next read */
   int loadavg_fd;
@@ -136,6 +139,33 @@ wake_workers (atomic_uint *word, int n)
 /* Chunks the current thread is running (nested jobs run inline). */
 static _Thread_local int in_chunk;
 
+#ifdef __linux__
+/* A worker's allowed cores when it started, and the core it keeps off. */
+static _Thread_local cpu_set_t worker_cpus;
+static _Thread_local gboolean worker_may_move;
+static _Thread_local int avoided_cpu = -1;
+#endif
+
+/* A worker about to run a coarse job's chunk moves off the submitter's core.
+ * On a core of its own it adds that core's time to the job; on the
+ * submitter's (where the kernel may wake it when the other cores are busy)
+ * the two would take turns and the job would run as on one thread. */
+static void
+avoid_cpu (int cpu)
+{
+#ifdef __linux__
+  if (!worker_may_move || cpu < 0 || (cpu == avoided_cpu && sched_getcpu () != cpu))
+    return;
+  cpu_set_t set = worker_cpus;
+  CPU_CLR (cpu, &set);
+  if (CPU_COUNT (&set) == 0 || sched_setaffinity (0, sizeof set, &set) != 0)
+    return;
+  avoided_cpu = cpu;
+#else
+  (void) cpu;
+#endif
+}
+
 /* Claims a chunk of s: its index, or -1 when none is left. */
 static int
 claim (Slot *s)
@@ -152,6 +182,8 @@ static void
 run_chunk (Slot *s, int i)
 {
   const unsigned chunks = (unsigned) s->chunks;
+  if (atomic_load_explicit (&s->coarse, memory_order_relaxed))
+    avoid_cpu (s->cpu);
   in_chunk++;
   s->fn (s->data, i, (int) chunks);
   in_chunk--;
@@ -183,13 +215,32 @@ spin_until (atomic_uint *word, unsigned value, gboolean equal, int us)
     }
 }
 
+/* Runs the chunks of coarse jobs; whether there were any. */
+static gboolean
+run_coarse (void)
+{
+  gboolean worked = FALSE;
+  for (int k = 0; k < SLOTS; k++)
+    if (atomic_load_explicit (&pool.slot[k].coarse, memory_order_relaxed))
+      for (int i; (i = claim (&pool.slot[k])) >= 0;)
+        run_chunk (&pool.slot[k], i), worked = TRUE;
+  return worked;
+}
+
 /* Worker `index` (1, 2, ...) takes chunks only while fewer threads than
- * pool.active come before it; otherwise it sleeps until that changes. */
+ * pool.active come before it; otherwise it takes only coarse jobs' chunks,
+ * and sleeps until one comes or that changes. */
 static void
 sleep_while_inactive (int index)
 {
-  for (unsigned a; index >= (int) (a = atomic_load (&pool.active));)
-    worker_sleep (&pool.active, a);
+  for (;;)
+    {
+      unsigned gate = atomic_load (&pool.gate);
+      if (index < (int) atomic_load (&pool.active))
+        return;
+      if (!run_coarse ())
+        worker_sleep (&pool.gate, gate);
+    }
 }
 
 static gpointer
@@ -204,6 +255,7 @@ worker (gpointer data)
       struct sched_param sp = { 0 };
       sched_setscheduler (0, SCHED_OTHER, &sp);
     }
+  worker_may_move = sched_getaffinity (0, sizeof worker_cpus, &worker_cpus) == 0 && CPU_COUNT (&worker_cpus) > 1;
 #endif
   for (;;)
     {
@@ -387,7 +439,10 @@ sample_load (void)
   atomic_store (&pool.worker_spin_us, busy ? BUSY_WORKER_SPIN_US : QUIET_WORKER_SPIN_US);
   atomic_store (&pool.wait_spin_us, busy ? BUSY_WAIT_SPIN_US : QUIET_WAIT_SPIN_US);
   if (atomic_exchange (&pool.active, active) != active)
-    wake_workers ((atomic_uint *) &pool.active, INT_MAX);
+    {
+      atomic_fetch_add (&pool.gate, 1);
+      wake_workers (&pool.gate, INT_MAX);
+    }
 }
 
 int
@@ -410,18 +465,30 @@ take_slot (void)
 }
 
 static void
-publish (Slot *s, int chunks, SnnPoolChunkFunc fn, void *data)
+publish (Slot *s, int chunks, gboolean coarse, SnnPoolChunkFunc fn, void *data)
 {
   s->fn = fn;
   s->data = data;
   s->chunks = chunks;
+#ifdef __linux__
+  s->cpu = coarse ? sched_getcpu () : -1;
+#else
+  s->cpu = -1;
+#endif
+  atomic_store (&s->coarse, coarse);
   atomic_store (&s->done, 0);
   s->generation++;
   atomic_store_explicit (&s->state, (uint64_t) s->generation << 32 | (uint32_t) chunks, memory_order_release);
   atomic_fetch_add (&pool.epoch, 1);
   /* One worker per chunk beyond the submitter's own is enough. */
+  const int active = (int) atomic_load (&pool.active);
   if (atomic_load (&pool.sleepers) > 0)
-    wake_workers (&pool.epoch, MIN (chunks, (int) atomic_load (&pool.active)) - 1);
+    wake_workers (&pool.epoch, MIN (chunks, active) - 1);
+  if (coarse && active < pool.threads)
+    {
+      atomic_fetch_add (&pool.gate, 1);
+      wake_workers (&pool.gate, MIN (chunks, pool.threads) - 1);
+    }
 }
 
 /* Waits for the chunks other threads claimed: a short spin, then sleep,
@@ -438,8 +505,8 @@ wait_done (Slot *s, int chunks)
   atomic_store (&s->waiting, 0);
 }
 
-void
-snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data)
+static void
+run_job (int chunks, gboolean coarse, SnnPoolChunkFunc fn, void *data)
 {
   if (chunks <= 0)
     return;
@@ -449,18 +516,32 @@ snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data)
       snn_pool_count_as_own ();
       sample_load ();
     }
-  Slot *s = chunks > 1 && !in_chunk && atomic_load_explicit (&pool.active, memory_order_relaxed) > 1 ? take_slot () : NULL;
+  const int takers = coarse ? pool.threads : (int) atomic_load_explicit (&pool.active, memory_order_relaxed);
+  Slot *s = chunks > 1 && !in_chunk && takers > 1 ? take_slot () : NULL;
   if (!s)
     {
       for (int i = 0; i < chunks; i++)
         fn (data, i, chunks);
       return;
     }
-  publish (s, chunks, fn, data);
+  publish (s, chunks, coarse, fn, data);
   for (int i; (i = claim (s)) >= 0;)
     run_chunk (s, i);
   wait_done (s, chunks);
+  atomic_store (&s->coarse, FALSE);
   atomic_store_explicit (&s->owned, 0, memory_order_release);
+}
+
+void
+snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data)
+{
+  run_job (chunks, FALSE, fn, data);
+}
+
+void
+snn_pool_run_coarse (int chunks, SnnPoolChunkFunc fn, void *data)
+{
+  run_job (chunks, TRUE, fn, data);
 }
 
 int

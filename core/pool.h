@@ -7,6 +7,9 @@
  * never the whole job. Idle workers spin briefly, then sleep. Beside other
  * runnable threads (another program, a second training) the pool stands
  * aside: it takes chunks on fewer threads, down to the submitter alone.
+ * A coarse job (a few chunks of milliseconds each: the lanes of a batch)
+ * runs on every thread even then, and a worker that runs one of its chunks
+ * moves off the submitter's core, so that the two do not take turns on one.
  *
  * Chunk boundaries depend on the job alone, never on the number of threads,
  * so a loop whose chunks write disjoint outputs (or keep per-chunk partial
@@ -46,6 +49,12 @@ void snn_pool_count_as_own (void);
 /* Runs fn for every chunk in [0, chunks), in parallel, and returns when all
  * have run. */
 void snn_pool_run (int chunks, SnnPoolChunkFunc fn, void *data);
+/* The same for a job of a few large chunks (milliseconds each, such as the
+ * lanes of a batch): every thread takes its chunks even while the pool
+ * stands aside, since a preempted thread then holds up the job by at most
+ * its one chunk while the others run the rest, and the other thread's core
+ * share (a busy program leaves each of ours part of a core) is not lost. */
+void snn_pool_run_coarse (int chunks, SnnPoolChunkFunc fn, void *data);
 /* Chunks for n items of `cost` work units each: 1 for tiny jobs (which then
  * run inline), at most SNN_POOL_MAX_CHUNKS and at most n. */
 int  snn_pool_chunks_for (int64_t n, double cost);

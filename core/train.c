@@ -1,4 +1,5 @@
 #include "train.h"
+#include "pool.h"
 #include "snn-error.h"
 #include <math.h>
 #include <string.h>
@@ -33,11 +34,12 @@ snn_train_config_init (SnnTrainConfig *cfg)
   cfg->mse_onehot = FALSE;
   cfg->mse_target = 1.0f;
   cfg->recompute = TRUE;
+  cfg->probe_first_sample = FALSE;
 }
 
-double
-snn_step_loss (const SnnTrainConfig *cfg, const float *o, const int32_t *y, int batch, int classes,
-               float *dout)
+/* The loss of samples of a batch of `denom` (all of them: batch == denom). */
+static double
+step_loss (const SnnTrainConfig *cfg, const float *o, const int32_t *y, int batch, int classes, float *dout, int denom)
 {
   const double lam = cfg->lambda, invT = 1.0 / cfg->T;
   double ce = 0, mse = 0;
@@ -61,11 +63,18 @@ snn_step_loss (const SnnTrainConfig *cfg, const float *o, const int32_t *y, int 
           if (db)
             {
               double p = exp (ob[c] - logz) - (c == y[b]);
-              db[c] = (float) (invT * ((1 - lam) * p / batch + lam * 2.0 * diff / ((double) batch * classes)));
+              db[c] = (float) (invT * ((1 - lam) * p / denom + lam * 2.0 * diff / ((double) denom * classes)));
             }
         }
     }
-  return (1 - lam) * ce / batch + lam * mse / ((double) batch * classes);
+  return (1 - lam) * ce / denom + lam * mse / ((double) denom * classes);
+}
+
+double
+snn_step_loss (const SnnTrainConfig *cfg, const float *o, const int32_t *y, int batch, int classes,
+               float *dout)
+{
+  return step_loss (cfg, o, y, batch, classes, dout, batch);
 }
 
 static void
@@ -123,6 +132,117 @@ step_input (const float *x, gboolean sequence, int t, size_t step_floats)
   return sequence ? x + (size_t) t * step_floats : x;
 }
 
+static gboolean finish_batch (const float *o_all, int T, int batch, int C, const int32_t *y, SnnBatchResult *res,
+                              GError **error);
+
+/* ---- lanes ---- */
+
+typedef struct {
+  SnnNet *net;
+  const SnnTrainConfig *cfg;
+  const float *x;
+  gboolean sequence;
+  int batch;
+  const int32_t *y;
+  const gboolean *bp;
+  SnnProbeFunc probe;      /* lane 0 calls it */
+  gpointer probe_data;
+  float *o_all;            /* [T][batch][classes] */
+  gboolean training;       /* FALSE: evaluation (cfg gives T alone) */
+  double loss[SNN_NET_MAX_LANES];
+} LaneJob;
+
+/* Lane k trains its samples [lo, hi) as snn_train_batch trains a batch; the
+ * loss and its gradient are those of the whole batch (means over all of
+ * its samples). */
+static void
+train_lane (void *data, int k, int lanes)
+{
+  LaneJob *j = data;
+  SnnNet *net = snn_net_lane (j->net, k);
+  const int T = j->cfg->T, C = snn_net_model (net)->num_classes;
+  const size_t in = snn_shape_numel (&snn_net_model (net)->input_shape);
+  const gboolean bptt = j->cfg->method == SNN_METHOD_BPTT;
+  int lo, hi;
+  snn_lane_range (j->batch, lanes, k, &lo, &hi);
+  const int n = hi - lo;
+  const size_t out_floats = (size_t) n * C;
+  float *o = snn_net_host_scratch (net, 2 * T * out_floats + (j->sequence && bptt ? T * n * in : 0));
+  float *dout = o + T * out_floats, *xs = dout + T * out_floats;
+  const int32_t *y = j->y + lo;
+  double loss = 0;
+
+  if (j->training)
+    {
+      snn_net_zero_grad (net);
+      snn_net_set_recompute (net, bptt && j->cfg->recompute);
+    }
+  snn_net_configure (net, n, j->training && bptt ? T : 1);
+  snn_net_reset_stats (net);
+  snn_net_set_static_input (net, !j->sequence);
+  snn_net_begin_sequence (net, j->training, NULL);
+  snn_net_set_lif_forward_hook (net, k == 0 ? j->probe : NULL, j->probe_data);
+  if (!j->training)
+    for (int t = 0; t < T; t++)
+      {
+        snn_net_forward (net, j->x + ((j->sequence ? (size_t) t * j->batch : 0) + lo) * in, 1, FALSE);
+        memcpy (o + t * out_floats, snn_net_output (net), out_floats * sizeof (float));
+      }
+  else if (bptt)
+    {
+      const float *x = j->x + lo * in;
+      if (j->sequence)
+        {
+          for (int t = 0; t < T; t++)
+            memcpy (xs + t * n * in, j->x + ((size_t) t * j->batch + lo) * in, n * in * sizeof (float));
+          x = xs;
+        }
+      snn_net_forward (net, x, T, TRUE);
+      memcpy (o, snn_net_output (net), T * out_floats * sizeof (float));
+      for (int t = 0; t < T; t++)
+        loss += step_loss (j->cfg, o + t * out_floats, y, n, C, dout + t * out_floats, j->batch) / T;
+      if (isfinite (loss))
+        snn_net_backward (net, dout, TRUE);
+    }
+  else
+    for (int t = 0; t < T; t++)
+      {
+        snn_net_forward (net, j->x + ((j->sequence ? (size_t) t * j->batch : 0) + lo) * in, 1, j->bp[t]);
+        memcpy (o + t * out_floats, snn_net_output (net), out_floats * sizeof (float));
+        loss += step_loss (j->cfg, o + t * out_floats, y, n, C, dout, j->batch) / T;
+        if (j->bp[t] && isfinite (loss))
+          snn_net_backward (net, dout, FALSE);
+      }
+  snn_net_set_lif_forward_hook (net, NULL, NULL);
+  if (j->training)
+    snn_net_end_sequence (net);
+  for (int t = 0; t < T; t++)
+    memcpy (j->o_all + ((size_t) t * j->batch + lo) * C, o + t * out_floats, out_floats * sizeof (float));
+  j->loss[k] = loss;
+}
+
+/* The batch in lanes: the loss and gradients summed over them in lane
+ * order; the forward and backward time split as the lanes spent it. */
+static void
+train_lanes (SnnNet *net, int lanes, LaneJob *j, SnnBatchResult *res)
+{
+  for (int k = 0; k < lanes; k++)
+    snn_net_lane (net, k);
+  gint64 t0 = g_get_monotonic_time ();
+  snn_pool_run_coarse (lanes, train_lane, j);
+  double wall_ms = (g_get_monotonic_time () - t0) / 1000.0, fwd = 0, bwd = 0;
+  for (int k = 0; k < lanes; k++)
+    {
+      res->loss += j->loss[k];
+      fwd += snn_net_stats (snn_net_lane (net, k))->forward_ms;
+      bwd += snn_net_stats (snn_net_lane (net, k))->backward_ms;
+    }
+  snn_net_lanes_finish (net, lanes, j->training);
+  res->forward_ms = fwd + bwd > 0 ? wall_ms * fwd / (fwd + bwd) : wall_ms;
+  res->backward_ms = wall_ms - res->forward_ms;
+  res->peak_held_bytes = snn_net_stats (net)->peak_held_bytes;
+}
+
 gboolean
 snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolean sequence, int batch,
                  const int32_t *y, const int *k_steps, int n_k_steps, SnnRng *rng, SnnProbeFunc probe,
@@ -138,6 +258,14 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
   float *scratch = snn_net_host_scratch (net, 2 * T * out_floats);
   float *o_all = o ? o : scratch, *dout = scratch + T * out_floats;
   gboolean bptt = cfg->method == SNN_METHOD_BPTT;
+  int lanes = probe && !cfg->probe_first_sample ? 1 : snn_net_lanes (net, batch);
+  if (lanes > 1)
+    {
+      LaneJob j = { net, cfg, x, sequence, batch, y, bp, probe, probe_data, o_all, TRUE, { 0 } };
+      snn_net_reset_stats (net);
+      train_lanes (net, lanes, &j, res);
+      return finish_batch (o_all, T, batch, C, y, res, error);
+    }
 
   /* BPTT keeps spike bits and recomputes the rest in backward; SLTT holds
    * one step, recomputing would only cost time. */
@@ -169,11 +297,17 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
       }
   snn_net_set_lif_forward_hook (net, NULL, NULL);
   snn_net_end_sequence (net);
-  count_correct (o_all, T, batch, C, y, res);
   const SnnNetStats *st = snn_net_stats (net);
   res->forward_ms = st->forward_ms;
   res->backward_ms = st->backward_ms;
   res->peak_held_bytes = st->peak_held_bytes;
+  return finish_batch (o_all, T, batch, C, y, res, error);
+}
+
+static gboolean
+finish_batch (const float *o_all, int T, int batch, int C, const int32_t *y, SnnBatchResult *res, GError **error)
+{
+  count_correct (o_all, T, batch, C, y, res);
   if (!isfinite (res->loss))
     {
       g_set_error (error, SNN_TRAIN_ERROR, SNN_ERROR_NONFINITE,
@@ -193,6 +327,18 @@ snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch
   const size_t out_floats = (size_t) batch * C;
   float *o_all = o ? o : snn_net_host_scratch (net, T * out_floats);
   memset (res, 0, sizeof *res);
+  int lanes = probe ? 1 : snn_net_lanes (net, batch);
+  if (lanes > 1)
+    {
+      SnnTrainConfig cfg;
+      snn_train_config_init (&cfg);
+      cfg.T = T;
+      LaneJob j = { net, &cfg, x, sequence, batch, y, NULL, NULL, NULL, o_all, FALSE, { 0 } };
+      train_lanes (net, lanes, &j, res);
+      memset (res, 0, sizeof *res);
+      count_correct (o_all, T, batch, C, y, res);
+      return;
+    }
   snn_net_configure (net, batch, 1);
   snn_net_set_static_input (net, !sequence);
   snn_net_begin_sequence (net, FALSE, NULL);

@@ -18,6 +18,9 @@ typedef struct {
   gboolean mse_onehot;  /* target one-hot instead of a constant */
   float mse_target;     /* the constant target (usually vth) */
   gboolean recompute;   /* BPTT: keep spike bits, recompute the rest in backward */
+  /* The probe reads sample 0 alone (snn_net_read_lif_sample), so the batch
+   * may still be split into lanes: lane 0, which holds sample 0, calls it. */
+  gboolean probe_first_sample;
 } SnnTrainConfig;
 
 void snn_train_config_init (SnnTrainConfig *cfg);
@@ -50,6 +53,8 @@ void          snn_lif_record_move_to_npz (SnnLifRecord *r, SnnNpz *npz);
 void          snn_lif_record_free (SnnLifRecord *r);
 
 /* One batch: x is host memory, static [B][input] or a sequence [T][B][input].
+ * Split into lanes where snn_net_lanes says so (see net.h), run side by side
+ * on the thread pool.
  * Gradients accumulate into the parameters' grad (zero them first). k_steps
  * (SLTT-K) lists the steps to backpropagate; NULL draws K without replacement
  * from rng. o (optional) receives [T][B][C]. Fails on a NaN/inf loss. */

@@ -30,6 +30,7 @@ struct SnnTrainer {
   SnnEpochInfo last;
   SnnProbeFunc probe;
   gpointer probe_data;
+  gboolean probe_first_sample;
   GArray *history;           /* SnnEpochInfo of every finished epoch */
   /* The last finite weights (all parameters, host memory), and a spare
    * buffer the next copy goes to before it is checked. */
@@ -286,10 +287,11 @@ snn_trainer_set_lr (SnnTrainer *tr, double lr)
 }
 
 void
-snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpointer data)
+snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpointer data, gboolean first_sample)
 {
   tr->probe = probe;
   tr->probe_data = data;
+  tr->probe_first_sample = first_sample;
 }
 
 double
@@ -495,7 +497,9 @@ train_and_update (SnnTrainer *tr, int n, double lr, SnnBatchResult *res, GError 
   snn_net_zero_grad (tr->net);
   SnnRng rng_before = tr->train_rng;
   GError *local = NULL;
-  gboolean ok = snn_train_batch (tr->net, &e->train, tr->xbuf, tr->train->seq_T > 0, n, tr->ybuf, NULL, 0,
+  SnnTrainConfig cfg = e->train;
+  cfg.probe_first_sample = tr->probe_first_sample;
+  gboolean ok = snn_train_batch (tr->net, &cfg, tr->xbuf, tr->train->seq_T > 0, n, tr->ybuf, NULL, 0,
                                  &tr->train_rng, tr->probe, tr->probe_data, NULL, res, &local);
   if (!ok && local->code == SNN_ERROR_NONFINITE)
     diverge (tr, &rng_before, n, FALSE, local);

@@ -58,7 +58,9 @@ double            snn_trainer_evaluate (SnnTrainer *tr, const SnnDataset *ds, Sn
 /* Changes taking effect at the next iteration (while paused). */
 void              snn_trainer_set_method (SnnTrainer *tr, SnnMethod method, int K, gboolean recompute);
 void              snn_trainer_set_lr (SnnTrainer *tr, double lr);
-void              snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpointer data);
+/* The probe of every training batch; first_sample: it reads sample 0 alone
+ * (see SnnTrainConfig), which lets the batch train in lanes. */
+void              snn_trainer_set_probe (SnnTrainer *tr, SnnProbeFunc probe, gpointer data, gboolean first_sample);
 
 /* The first batch of the training set (fixed), for probes and analysis. */
 void              snn_trainer_probe_batch (SnnTrainer *tr, int batch, float **x, int32_t **y, gboolean *sequence);

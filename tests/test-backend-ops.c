@@ -1145,9 +1145,9 @@ test_table (gconstpointer data)
 #endif
     }
   g_assert_cmpstr (be->name, ==, name);
-  /* Every member after the name is a function pointer. */
-  void *const *ops = (void *const *) ((const char *) be + sizeof (const char *));
-  size_t n = (sizeof (SnnBackend) - sizeof (const char *)) / sizeof (void *);
+  /* Every member from alloc on is a function pointer. */
+  void *const *ops = (void *const *) ((const char *) be + offsetof (SnnBackend, alloc));
+  size_t n = (sizeof (SnnBackend) - offsetof (SnnBackend, alloc)) / sizeof (void *);
   for (size_t i = 0; i < n; i++)
     if (!ops[i] && !(g_str_equal (name, "cpu") && &ops[i] == (void *const *) &be->device_memory))
       g_error ("%s: op %zu of the table is missing", name, i);

@@ -164,7 +164,7 @@ test_train_pause_method_stop (void)
   iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 1), 30, "one step");
   iterate_for (0.1);
   g_assert_cmpint (snnwb_window_get_reported_iters (win), ==, paused_at + 1);
-  g_assert_cmpfloat (last_held_bytes (), ==, snn_model_held_bytes_full (e->model, e->batch_size, e->train.T, FALSE, TRUE));
+  g_assert_cmpfloat (last_held_bytes (), ==, snn_model_train_held_bytes (e->model, snn_backend_get (NULL, NULL), e->batch_size, e->train.T, FALSE, TRUE));
   run = snnwb_window_get_run (win, 0);
   method = snnwb_run_describe_method (run);
   g_assert_cmpstr (method, ==, "BPTT (recompute)");
@@ -172,7 +172,7 @@ test_train_pause_method_stop (void)
   activate ("step");
   iterate_until (iters_reached, GINT_TO_POINTER (paused_at + 2), 30, "one step");
   iterate_for (0.1);
-  g_assert_cmpfloat (last_held_bytes (), ==, snn_model_held_bytes_full (e->model, e->batch_size, e->train.T, FALSE, FALSE));
+  g_assert_cmpfloat (last_held_bytes (), ==, snn_model_train_held_bytes (e->model, snn_backend_get (NULL, NULL), e->batch_size, e->train.T, FALSE, FALSE));
   g_assert_cmpfloat (last_held_bytes (), >, sltt_bytes);
   g_free (method);
   method = snnwb_run_describe_method (run);

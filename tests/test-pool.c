@@ -39,14 +39,20 @@ count_range (void *data, int64_t lo, int64_t hi)
 
 /* Runs a job of `chunks` chunks and checks that each ran once. */
 static void
-check_chunks (int chunks)
+check_job (int chunks, gboolean coarse)
 {
   Cover c = { .hits = g_new0 (atomic_int, MAX (chunks, 1)) };
-  snn_pool_run (chunks, count_chunk, &c);
+  (coarse ? snn_pool_run_coarse : snn_pool_run) (chunks, count_chunk, &c);
   g_assert_cmpint (atomic_load (&c.bad), ==, 0);
   for (int i = 0; i < chunks; i++)
     g_assert_cmpint (atomic_load (&c.hits[i]), ==, 1);
   g_free (c.hits);
+}
+
+static void
+check_chunks (int chunks)
+{
+  check_job (chunks, FALSE);
 }
 
 /* Runs snn_pool_for over n items and checks that each ran once, in ranges
@@ -69,7 +75,10 @@ test_coverage (void)
   static const int chunks[] = { 0, 1, 2, 3, 7, 64, 256, 1000, 5000 };
   for (guint k = 0; k < G_N_ELEMENTS (chunks); k++)
     for (int rep = 0; rep < 20; rep++)
-      check_chunks (chunks[k]);
+      {
+        check_chunks (chunks[k]);
+        check_job (chunks[k], TRUE);
+      }
   static const int64_t ns[] = { 0, 1, 63, 64, 65, 1000, 100003, 1 << 20 };
   static const double costs[] = { 1, 64, 1e4 };
   static const int64_t aligns[] = { 1, 16, 64 };
@@ -263,6 +272,51 @@ run_until (gboolean (*ok) (int), double seconds)
   return active;
 }
 
+/* A coarse job's chunk: counts itself, notes its thread, and works for
+ * about half a millisecond. */
+typedef struct {
+  Cover cover;
+  GThread *seen[64];
+  atomic_int n_seen;
+} Coarse;
+
+static void
+coarse_chunk (void *data, int i, int chunks)
+{
+  Coarse *c = data;
+  count_chunk (&c->cover, i, chunks);
+  c->seen[i] = g_thread_self ();
+  gint64 end = g_get_monotonic_time () + 500;
+  while (g_get_monotonic_time () < end)
+    ;
+}
+
+/* Runs coarse jobs of 64 chunks, each chunk once, until one of them has
+ * run on more than one thread or `tries` jobs have passed; returns the
+ * threads of the last. */
+static int
+coarse_threads (int tries)
+{
+  int threads = 0;
+  for (int t = 0; t < tries && threads < 2; t++)
+    {
+      Coarse c = { .cover.hits = g_new0 (atomic_int, 64) };
+      snn_pool_run_coarse (64, coarse_chunk, &c);
+      g_assert_cmpint (atomic_load (&c.cover.bad), ==, 0);
+      threads = 0;
+      for (int i = 0; i < 64; i++)
+        {
+          g_assert_cmpint (atomic_load (&c.cover.hits[i]), ==, 1);
+          gboolean first = TRUE;
+          for (int j = 0; j < i; j++)
+            first &= c.seen[j] != c.seen[i];
+          threads += first;
+        }
+      g_free (c.cover.hits);
+    }
+  return threads;
+}
+
 static gboolean
 is_alone (int active)
 {
@@ -303,6 +357,10 @@ test_stands_aside (void)
   g_assert_cmpint (run_until (is_alone, 20), ==, 1);
   for (int rep = 0; rep < 200; rep++)
     check_chunks (1 + rep % 100);
+  g_assert_cmpint (snn_pool_active (), ==, 1);
+  /* Standing aside, the pool still runs a coarse job (a batch's lanes) on
+   * its other threads too: each costs the job at most its one chunk. */
+  g_assert_cmpint (coarse_threads (50), >=, 2);
   g_assert_cmpint (snn_pool_active (), ==, 1);
   /* Other programs may keep the machine busy for a while (tests run side
    * by side): wait long enough for a quieter moment. */

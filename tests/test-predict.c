@@ -70,6 +70,12 @@ static void
 test_matches_conv (void)
 {
   check_preset ("conv-small", 4, 3);
+  /* Trained in three lanes of 9 samples: the sums over the lanes. */
+  g_autofree char *path = snn_preset_find ("conv-small", ".json");
+  SnnModel *m = snn_model_load_file (path, NULL);
+  g_assert_cmpint (snn_model_lanes (m, tu_cpu (), 27), ==, 3);
+  snn_model_free (m);
+  check_preset ("conv-small", 27, 3);
 }
 
 /* The lesson the editor shows: BPTT with Recompute holds little for

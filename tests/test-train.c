@@ -84,6 +84,183 @@ test_nan_is_reported (void)
   snn_experiment_free (e);
 }
 
+/* ---- lanes ---- */
+
+static const char *lanes_json =
+  "{\"input_shape\": [2, 8, 8], \"num_classes\": 5, \"layers\": ["
+  "{\"type\": \"conv\", \"in_ch\": 2, \"out_ch\": 4, \"k\": 3, \"pad\": 1}, {\"type\": \"lif\"},"
+  "{\"type\": \"avgpool\", \"k\": 2}, {\"type\": \"conv\", \"in_ch\": 4, \"out_ch\": 6, \"k\": 3, \"pad\": 1, \"ws\": true},"
+  "{\"type\": \"lif\"}, {\"type\": \"flatten\"}, {\"type\": \"linear\", \"in\": 96, \"out\": 5}]}";
+
+/* A batch split into lanes trains as the whole batch in one network does:
+ * the same loss and gradients up to float rounding (the sums over samples
+ * are added in another order), for every method, static and sequence input;
+ * and it holds for backward what snn_model_train_held_bytes predicts. */
+static void
+test_lanes_match_whole_batch (void)
+{
+  SnnModel *m = tu_model (lanes_json);
+  SnnNet *split = snn_net_new (m, tu_cpu ()), *whole = snn_net_new (m, tu_cpu ());
+  const int B = 24, T = 4, in = 2 * 8 * 8, k[] = { 1, 3 };
+  int32_t y[24];
+  for (int b = 0; b < B; b++)
+    y[b] = b % 5;
+  tu_randomize (split, 3, 3.0f);
+  tu_randomize (whole, 3, 3.0f);
+  /* The non-finite scan looks at the whole batch in one network. */
+  snn_net_set_check_finite (whole, TRUE);
+  g_assert_cmpint (snn_net_lanes (split, B), ==, 3);
+  g_assert_cmpint (snn_net_lanes (whole, B), ==, 1);
+  for (int seq = 0; seq < 2; seq++)
+    {
+      float *x = tu_input ((seq ? T : 1) * B * in, 5, 0.0f, 1.5f);
+      for (SnnMethod method = 0; method < SNN_METHOD_N; method++)
+        {
+          int nk = method == SNN_METHOD_SLTT_K ? 2 : 0;
+          double loss_split, loss_whole;
+          SnnNpz *gs = tu_grads (split, method, T, nk ? k : NULL, nk, x, seq, B, y, &loss_split);
+          SnnNpz *gw = tu_grads (whole, method, T, nk ? k : NULL, nk, x, seq, B, y, &loss_whole);
+          g_assert_cmpfloat (fabs (loss_split - loss_whole), <=, 1e-6 * fabs (loss_whole));
+          g_assert_cmpfloat (tu_max_abs_all (gw), >, 0);
+          for (guint i = 0; i < snn_npz_count (gw); i++)
+            {
+              const char *name = snn_npz_name (gw, i);
+              double d = tu_rel_diff (gs, gw, name);
+              if (d > 2e-5)
+                g_error ("%s, %s input: gradient %s differs by %g", snn_method_name (method), seq ? "sequence" : "static",
+                         name, d);
+            }
+          snn_npz_free (gs);
+          snn_npz_free (gw);
+        }
+      /* Evaluation too: the readout of every step and sample. */
+      float *os = g_new (float, T * B * 5), *ow = g_new (float, T * B * 5);
+      SnnBatchResult rs, rw;
+      snn_eval_batch (split, T, x, seq, B, y, NULL, NULL, os, &rs);
+      snn_eval_batch (whole, T, x, seq, B, y, NULL, NULL, ow, &rw);
+      g_assert_cmpint (rs.count, ==, B);
+      g_assert_cmpint (rw.count, ==, B);
+      double omax = 0;
+      for (int i = 0; i < T * B * 5; i++)
+        {
+          g_assert_cmpfloat (fabsf (os[i] - ow[i]), <=, 1e-5f * (1 + fabsf (ow[i])));
+          omax = MAX (omax, fabsf (ow[i]));
+        }
+      g_assert_cmpfloat (omax, >, 0);
+      g_free (os);
+      g_free (ow);
+      g_free (x);
+    }
+  snn_net_free (split);
+  snn_net_free (whole);
+  snn_model_free (m);
+}
+
+static void
+held_case (SnnModel *m, SnnMethod method, gboolean recompute, gboolean sequence)
+{
+  const int B = 20, T = 3, in = 2 * 8 * 8;
+  SnnNet *net = snn_net_new (m, tu_cpu ());
+  float *x = tu_input ((sequence ? T : 1) * B * in, 2, 0.0f, 1.5f);
+  int32_t y[20] = { 0 };
+  SnnTrainConfig cfg;
+  snn_train_config_init (&cfg);
+  cfg.method = method;
+  cfg.T = T;
+  cfg.recompute = recompute;
+  SnnRng rng;
+  snn_rng_seed (&rng, 1);
+  SnnBatchResult r;
+  g_assert_true (snn_train_batch (net, &cfg, x, sequence, B, y, NULL, 0, &rng, NULL, NULL, NULL, &r, NULL));
+  gboolean bptt = method == SNN_METHOD_BPTT;
+  g_assert_cmpint (r.peak_held_bytes, ==,
+                   snn_model_train_held_bytes (m, tu_cpu (), B, bptt ? T : 1, !sequence, bptt && recompute));
+  g_assert_cmpint (r.peak_held_bytes, !=, snn_model_held_bytes_full (m, B, bptt ? T : 1, !sequence, bptt && recompute));
+  g_free (x);
+  snn_net_free (net);
+}
+
+static void
+test_lanes_held (void)
+{
+  SnnModel *m = tu_model (lanes_json);
+  g_assert_cmpint (snn_model_lanes (m, tu_cpu (), 20), ==, 2);
+  for (int seq = 0; seq < 2; seq++)
+    {
+      held_case (m, SNN_METHOD_BPTT, FALSE, seq);
+      held_case (m, SNN_METHOD_BPTT, TRUE, seq);
+      held_case (m, SNN_METHOD_SLTT, FALSE, seq);
+    }
+  snn_model_free (m);
+}
+
+typedef struct {
+  int neurons[8];
+  float *u[8], *s[8];
+} FirstSample;
+
+static void
+first_sample_probe (SnnNet *net, int layer, int first_step, int steps, gpointer data)
+{
+  FirstSample *f = data;
+  snn_net_read_lif_sample (net, layer, FALSE, 0, f->u[layer] + (size_t) first_step * f->neurons[layer]);
+  snn_net_read_lif_sample (net, layer, TRUE, 0, f->s[layer] + (size_t) first_step * f->neurons[layer]);
+}
+
+/* A probe that reads sample 0 alone (the workbench's) lets the batch train
+ * in lanes, and sees what the whole batch's record holds for sample 0. */
+static void
+test_lanes_first_sample_probe (void)
+{
+  SnnModel *m = tu_model (lanes_json);
+  SnnNet *net = snn_net_new (m, tu_cpu ());
+  const int B = 16, T = 5, in = 2 * 8 * 8;
+  tu_randomize (net, 4, 3.0f);
+  float *x = tu_input (B * in, 6, 0.0f, 1.5f);
+  int32_t y[16] = { 0 };
+  SnnTrainConfig cfg;
+  snn_train_config_init (&cfg);
+  cfg.T = T;
+  SnnRng rng;
+  snn_rng_seed (&rng, 1);
+  SnnBatchResult r;
+  SnnLifRecord *rec = snn_lif_record_new (m, T, B);
+  g_assert_true (snn_train_batch (net, &cfg, x, FALSE, B, y, NULL, 0, &rng, snn_lif_record_probe, rec, NULL, &r, NULL));
+  FirstSample f = { { 0 } };
+  for (int l = 0; l < m->n_layers; l++)
+    if (rec->spikes[l])
+      {
+        f.neurons[l] = (int) snn_net_layer_size (net, l);
+        f.u[l] = g_new0 (float, T * f.neurons[l]);
+        f.s[l] = g_new0 (float, T * f.neurons[l]);
+      }
+  cfg.probe_first_sample = TRUE;
+  g_assert_cmpint (snn_net_lanes (net, B), ==, 2);
+  g_assert_true (snn_train_batch (net, &cfg, x, FALSE, B, y, NULL, 0, &rng, first_sample_probe, &f, NULL, &r, NULL));
+  int layers = 0, fired = 0;
+  for (int l = 0; l < m->n_layers; l++)
+    if (rec->spikes[l])
+      {
+        layers++;
+        for (int t = 0; t < T; t++)
+          for (int i = 0; i < f.neurons[l]; i++)
+            {
+              size_t whole = ((size_t) t * B) * f.neurons[l] + i, lane = (size_t) t * f.neurons[l] + i;
+              g_assert_cmpfloat (fabsf (f.u[l][lane] - ((float *) rec->u[l]->data)[whole]), <=, 1e-5f);
+              g_assert_cmpfloat (f.s[l][lane], ==, ((float *) rec->spikes[l]->data)[whole]);
+              fired += f.s[l][lane] != 0;
+            }
+        g_free (f.u[l]);
+        g_free (f.s[l]);
+      }
+  g_assert_cmpint (layers, ==, 2);
+  g_assert_cmpint (fired, >, 0);
+  snn_lif_record_free (rec);
+  g_free (x);
+  snn_net_free (net);
+  snn_model_free (m);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -91,5 +268,8 @@ main (int argc, char **argv)
   g_test_add_func ("/train/fashion-mlp-small-learns-and-repeats", test_fashion_mlp_small);
   g_test_add_func ("/train/synthetic-temporal", test_synthetic_needs_time);
   g_test_add_func ("/train/nan-is-an-error", test_nan_is_reported);
+  g_test_add_func ("/train/lanes-match-whole-batch", test_lanes_match_whole_batch);
+  g_test_add_func ("/train/lanes-held-as-predicted", test_lanes_held);
+  g_test_add_func ("/train/lanes-first-sample-probe", test_lanes_first_sample_probe);
   return g_test_run ();
 }

@@ -270,7 +270,10 @@ cosine_record (const SnnAnalysis *a, long iter, SnnwbCosineRecord *rec)
     rec->cosine[i] = a->affine[i].cosine;
 }
 
-/* Called by the trainer after each LIF layer's forward chunk, on the worker thread. */
+/* Called by the trainer after each LIF layer's forward chunk: on the
+ * session's worker thread, or, when the batch trains in lanes, on the pool
+ * thread that runs lane 0 (which holds sample 0) while the worker waits in
+ * snn_trainer_step. */
 static void
 probe_chunk (SnnNet *net, int layer, int first_step, int steps, gpointer user_data)
 {
@@ -811,7 +814,7 @@ worker (gpointer data)
 
   if (tr)
     {
-      snn_trainer_set_probe (tr, probe_chunk, self);
+      snn_trainer_set_probe (tr, probe_chunk, self, TRUE);
       g_mutex_lock (&self->lock);
       self->trainer = tr;
       g_mutex_unlock (&self->lock);

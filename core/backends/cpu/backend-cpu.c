@@ -1625,6 +1625,7 @@ cpu_bn_repeat_running (const float *invstd, const float *mean, int c, int count,
 
 static const SnnBackend cpu_backend = {
   .name = "cpu",
+  .lane_samples = 8,
   .alloc = cpu_alloc,
   .free = cpu_free,
   .upload = cpu_copy,
