@@ -1080,6 +1080,12 @@ test_walkthrough (void)
   snnwb_walkthrough_go_to (w, 0);
   g_assert_cmpstr (snnwb_walkthrough_get_title (w), ==, "Watch a network learn");
   snnwb_walkthrough_set_iterations (w, 4);
+  /* The class watches the first run at 20 iterations a second, whatever
+   * the machine's speed. */
+  g_assert_true (snnwb_walkthrough_set_up (w));
+  while (snnwb_walkthrough_is_busy (w))
+    iterate_for (0.1);
+  g_assert_cmpfloat (snnwb_window_get_pace (win), ==, 20);
 
   snnwb_walkthrough_go_to (w, 2);
   first = snnwb_window_get_n_runs (win);
