@@ -18,12 +18,7 @@ peak_full (SnnMethod method, int T, int K, gboolean sequence, gboolean recompute
   int B = 8;
   float *x = tu_input (B * 144 * (sequence ? T : 1), 1, 0, 1);
   int32_t y[8] = { 0, 1, 2, 3, 0, 1, 2, 3 };
-  SnnTrainConfig cfg;
-  snn_train_config_init (&cfg);
-  cfg.method = method;
-  cfg.T = T;
-  cfg.K = K;
-  cfg.recompute = recompute;
+  SnnTrainConfig cfg = tu_config (method, T, K, recompute);
   SnnRng rng;
   snn_rng_seed (&rng, 1);
   SnnBatchResult r;

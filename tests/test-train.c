@@ -163,11 +163,7 @@ held_case (SnnModel *m, SnnMethod method, gboolean recompute, gboolean sequence)
   SnnNet *net = snn_net_new (m, tu_cpu ());
   float *x = tu_input ((sequence ? T : 1) * B * in, 2, 0.0f, 1.5f);
   int32_t y[20] = { 0 };
-  SnnTrainConfig cfg;
-  snn_train_config_init (&cfg);
-  cfg.method = method;
-  cfg.T = T;
-  cfg.recompute = recompute;
+  SnnTrainConfig cfg = tu_config (method, T, 2, recompute);
   SnnRng rng;
   snn_rng_seed (&rng, 1);
   SnnBatchResult r;
@@ -218,9 +214,7 @@ test_lanes_first_sample_probe (void)
   tu_randomize (net, 4, 3.0f);
   float *x = tu_input (B * in, 6, 0.0f, 1.5f);
   int32_t y[16] = { 0 };
-  SnnTrainConfig cfg;
-  snn_train_config_init (&cfg);
-  cfg.T = T;
+  SnnTrainConfig cfg = tu_config (SNN_METHOD_SLTT, T, 2, TRUE);
   SnnRng rng;
   snn_rng_seed (&rng, 1);
   SnnBatchResult r;

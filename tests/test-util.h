@@ -73,16 +73,25 @@ tu_input (int n, uint64_t seed, float lo, float hi)
   return x;
 }
 
-/* Runs one batch and returns all gradients concatenated per parameter. */
-static inline SnnNpz *
-tu_grads (SnnNet *net, SnnMethod method, int T, const int *k, int nk, const float *x, gboolean seq, int B,
-          const int32_t *y, double *loss)
+/* The defaults with a method, T, K and the recompute switch set. */
+static inline SnnTrainConfig
+tu_config (SnnMethod method, int T, int K, gboolean recompute)
 {
   SnnTrainConfig cfg;
   snn_train_config_init (&cfg);
   cfg.method = method;
   cfg.T = T;
-  cfg.K = nk;
+  cfg.K = K;
+  cfg.recompute = recompute;
+  return cfg;
+}
+
+/* Runs one batch and returns all gradients concatenated per parameter. */
+static inline SnnNpz *
+tu_grads (SnnNet *net, SnnMethod method, int T, const int *k, int nk, const float *x, gboolean seq, int B,
+          const int32_t *y, double *loss)
+{
+  SnnTrainConfig cfg = tu_config (method, T, nk, TRUE);
   cfg.lambda = 0.05f;
   SnnRng rng;
   snn_rng_seed (&rng, 7);
