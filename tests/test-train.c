@@ -96,10 +96,22 @@ static const char *lanes_json =
  * the same loss and gradients up to float rounding (the sums over samples
  * are added in another order), for every method, static and sequence input;
  * and it holds for backward what snn_model_train_held_bytes predicts. */
+/* A normaliser-free residual block (skipinit gain, weight-standardised
+ * convolution, a shortcut convolution): samples still train alone. */
+static const char *lanes_residual_json =
+  "{\"input_shape\": [2, 8, 8], \"num_classes\": 5, \"layers\": ["
+  "{\"type\": \"conv\", \"in_ch\": 2, \"out_ch\": 4, \"k\": 3, \"pad\": 1},"
+  "{\"type\": \"residual\", \"pre\": [{\"type\": \"lif\"}],"
+  " \"main\": [{\"type\": \"conv\", \"in_ch\": 4, \"out_ch\": 6, \"k\": 3, \"stride\": 2, \"pad\": 1, \"ws\": true},"
+  "  {\"type\": \"lif\"}, {\"type\": \"scale\", \"value\": 2.0}],"
+  " \"shortcut\": [{\"type\": \"conv\", \"in_ch\": 4, \"out_ch\": 6, \"k\": 1, \"stride\": 2, \"bias\": false}],"
+  " \"alpha\": 0.5, \"skipinit\": true},"
+  "{\"type\": \"lif\"}, {\"type\": \"global_avgpool\"}, {\"type\": \"flatten\"}, {\"type\": \"linear\", \"in\": 6, \"out\": 5}]}";
+
 static void
-test_lanes_match_whole_batch (void)
+check_lanes_match (const char *json)
 {
-  SnnModel *m = tu_model (lanes_json);
+  SnnModel *m = tu_model (json);
   SnnNet *split = snn_net_new (m, tu_cpu ()), *whole = snn_net_new (m, tu_cpu ());
   const int B = 24, T = 4, in = 2 * 8 * 8, k[] = { 1, 3 };
   int32_t y[24];
@@ -154,6 +166,13 @@ test_lanes_match_whole_batch (void)
   snn_net_free (split);
   snn_net_free (whole);
   snn_model_free (m);
+}
+
+static void
+test_lanes_match_whole_batch (void)
+{
+  check_lanes_match (lanes_json);
+  check_lanes_match (lanes_residual_json);
 }
 
 static void
