@@ -1788,10 +1788,16 @@ snn_model_predict_bytes (const SnnModel *model, int batch, int steps, int optim_
   int depth = list_depth (model->layers, model->n_layers);
   double total = params + acts + col + MIN (N_GBUF, 3 + 2 * depth) * rows * widest * 4
                  + rows * model->num_classes * 4 * 3; /* output, loss and its gradient on the host */
-  /* Lanes keep gradients of their own. */
+  /* Lanes keep gradients, standardised weights and transposed copies of
+   * their own (optim_states -1: a trainable value's gradient alone); their
+   * activations add up to the batch's. */
   int lanes = snn_model_lanes (model, default_backend (), batch);
   if (lanes > 1)
-    total += (double) lanes * (double) snn_model_param_count (model) * 4;
+    {
+      double lane = 0, lane_acts = 0, lane_widest = 0, lane_col = 0;
+      list_predict (model->layers, model->n_layers, rows, batch, -1, &lane, &lane_acts, &lane_widest, &lane_col);
+      total += lanes * lane;
+    }
   return total >= (double) G_MAXINT64 ? G_MAXINT64 : (int64_t) total;
 }
 
