@@ -81,7 +81,7 @@ struct SnnNet {
   gpointer fhook_data;
   gboolean check_finite;
   SnnNonFinite nonfinite;
-  /* Lanes (see snn_net_lane): networks of a few samples each that share
+  /* Lanes (see snn_net_lanes_begin): networks of a few samples each that share
    * this one's parameters, with gradients of their own. */
   SnnNet *parent;
   SnnNet *lanes[SNN_NET_MAX_LANES];
@@ -570,21 +570,37 @@ snn_net_lanes (const SnnNet *net, int batch)
   return snn_model_lanes (net->model, net->be, batch);
 }
 
-SnnNet *
-snn_net_lane (SnnNet *net, int k)
+void
+snn_net_lanes_begin (SnnNet *net, int lanes)
 {
-  g_return_val_if_fail (k >= 0 && k < SNN_NET_MAX_LANES && !net->parent, NULL);
-  while (net->n_lanes <= k)
+  g_return_if_fail (lanes >= 1 && lanes <= SNN_NET_MAX_LANES && !net->parent);
+  while (net->n_lanes < lanes)
     {
       SnnNet *lane = net_new_uninit (net->model, net->be, net);
       net->stats.param_bytes += lane->stats.param_bytes;
       net->lanes[net->n_lanes++] = lane;
     }
   /* The run-time LIF parameters (tau set for an analysis) follow the parent's. */
-  SnnNet *lane = net->lanes[k];
-  for (int i = 0; i < net->nn; i++)
-    lane->N[i].lif = net->N[i].lif;
-  return lane;
+  for (int k = 0; k < lanes; k++)
+    for (int i = 0; i < net->nn; i++)
+      net->lanes[k]->N[i].lif = net->N[i].lif;
+}
+
+SnnNet *
+snn_net_lane (SnnNet *net, int k)
+{
+  g_return_val_if_fail (k >= 0 && k < net->n_lanes, NULL);
+  return net->lanes[k];
+}
+
+/* The network's own arena and its lanes'. */
+static int64_t
+arena_with_lanes (const SnnNet *net)
+{
+  int64_t bytes = net->own_arena_bytes;
+  for (int k = 0; k < net->n_lanes; k++)
+    bytes += net->lanes[k]->stats.arena_bytes;
+  return bytes;
 }
 
 void
@@ -595,17 +611,12 @@ snn_net_lanes_finish (SnnNet *net, int lanes, gboolean grads)
     if (net->params[i].grad)
       for (int k = 0; k < lanes; k++)
         net->be->axpy (net->params[i].info.numel, 1.0f, net->lanes[k]->params[i].grad, net->params[i].grad);
-  int64_t held = 0, peak = 0, arena = net->own_arena_bytes;
-  for (int k = 0; k < net->n_lanes; k++)
-    {
-      const SnnNetStats *st = &net->lanes[k]->stats;
-      if (k < lanes)
-        held += st->held_bytes, peak += st->peak_held_bytes;
-      arena += st->arena_bytes;
-    }
+  int64_t held = 0, peak = 0;
+  for (int k = 0; k < lanes; k++)
+    held += net->lanes[k]->stats.held_bytes, peak += net->lanes[k]->stats.peak_held_bytes;
   net->stats.held_bytes = held;
   net->stats.peak_held_bytes = MAX (net->stats.peak_held_bytes, peak);
-  net->stats.arena_bytes = arena;
+  net->stats.arena_bytes = arena_with_lanes (net);
 }
 
 /* ---- parameters in and out ---- */
@@ -1070,9 +1081,7 @@ snn_net_configure (SnnNet *net, int batch, int chunk_steps)
   carve_all (net, &c);
   net->arena = net->be->alloc (c.offset);
   net->own_arena_bytes = (int64_t) c.offset;
-  net->stats.arena_bytes = net->own_arena_bytes;
-  for (int k = 0; k < net->n_lanes; k++)
-    net->stats.arena_bytes += net->lanes[k]->stats.arena_bytes;
+  net->stats.arena_bytes = arena_with_lanes (net);
   Carver real = { 0, FALSE, net->arena };
   carve_all (net, &real);
   bind_buffers (net);
@@ -1695,18 +1704,28 @@ default_backend (void)
   return be ? be : snn_backend_get ("cpu", NULL);
 }
 
-int64_t
-snn_model_train_held_bytes (const SnnModel *model, const SnnBackend *be, int batch, int steps, gboolean static_input,
-                            gboolean recompute)
+/* held: snn_model_held_bytes_full, else snn_model_arena_bytes (for a
+ * static input), summed over the lanes of a batch. */
+static int64_t
+sum_over_lanes (const SnnModel *model, const SnnBackend *be, int batch, int steps, gboolean static_input,
+                gboolean recompute, gboolean held)
 {
   int lanes = snn_model_lanes (model, be, batch);
   int64_t total = 0;
   for (int k = 0, lo, hi; k < lanes; k++)
     {
       snn_lane_range (batch, lanes, k, &lo, &hi);
-      total += snn_model_held_bytes_full (model, hi - lo, steps, static_input, recompute);
+      total += held ? snn_model_held_bytes_full (model, hi - lo, steps, static_input, recompute)
+                    : snn_model_arena_bytes (model, hi - lo, steps, recompute);
     }
   return total;
+}
+
+int64_t
+snn_model_train_held_bytes (const SnnModel *model, const SnnBackend *be, int batch, int steps, gboolean static_input,
+                            gboolean recompute)
+{
+  return sum_over_lanes (model, be, batch, steps, static_input, recompute, TRUE);
 }
 
 void
@@ -1722,20 +1741,13 @@ snn_model_predict_memory (const SnnModel *model, int batch, int T, SnnMemoryPred
     [SNN_PREDICT_SLTT_K] = { FALSE, FALSE },
   };
   const SnnBackend *be = default_backend ();
-  int lanes = snn_model_lanes (model, be, batch);
   for (int i = 0; i < SNN_PREDICT_N; i++)
     {
       int steps = how[i].steps_is_T ? T : 1;
       gboolean rc = how[i].recompute && snn_model_can_recompute (model);
-      out[i].held_bytes = snn_model_train_held_bytes (model, be, batch, steps, TRUE, rc);
-      out[i].arena_bytes = 0;
-      for (int k = 0, lo, hi; k < lanes; k++)
-        {
-          snn_lane_range (batch, lanes, k, &lo, &hi);
-          out[i].arena_bytes += i == SNN_PREDICT_SLTT_K ? 0 : snn_model_arena_bytes (model, hi - lo, steps, rc);
-        }
-      if (i == SNN_PREDICT_SLTT_K)
-        out[i].arena_bytes = out[SNN_PREDICT_SLTT].arena_bytes;
+      out[i].held_bytes = sum_over_lanes (model, be, batch, steps, TRUE, rc, TRUE);
+      out[i].arena_bytes = i == SNN_PREDICT_SLTT_K ? out[SNN_PREDICT_SLTT].arena_bytes
+                                                   : sum_over_lanes (model, be, batch, steps, TRUE, rc, FALSE);
       out[i].recomputes = rc;
     }
 }

@@ -22,7 +22,7 @@ typedef struct {
 
 typedef struct SnnNet SnnNet;
 
-/* At most this many lanes to a batch (see snn_net_lane). */
+/* At most this many lanes to a batch (see snn_net_lanes). */
 #define SNN_NET_MAX_LANES 16
 
 /* Called after a LIF layer's backward over a chunk: u (before reset), ds
@@ -109,9 +109,11 @@ snn_lane_range (int batch, int lanes, int k, int *lo, int *hi)
  * snn_model_held_bytes_full summed over the lanes of the batch. */
 int64_t         snn_model_train_held_bytes (const SnnModel *model, const SnnBackend *be, int batch, int steps,
                                             gboolean static_input, gboolean recompute);
-/* Lane k of the network, made on first use: the same model, reading this
- * network's parameters (and LIF settings), with gradients of its own.
- * Make every lane a job will use before the job starts. */
+/* Before a batch in `lanes` lanes: makes the lanes not made yet (each the
+ * same model, reading this network's parameters, with gradients of its
+ * own) and gives them this network's LIF settings. */
+void            snn_net_lanes_begin (SnnNet *net, int lanes);
+/* Lane k, made by snn_net_lanes_begin. */
 SnnNet         *snn_net_lane (SnnNet *net, int k);
 /* After lanes 0..lanes-1 ran a batch: adds their gradients into this
  * network's, in lane order (grads: after training), and takes their memory

@@ -139,7 +139,8 @@ static gboolean finish_batch (const float *o_all, int T, int batch, int C, const
 
 typedef struct {
   SnnNet *net;
-  const SnnTrainConfig *cfg;
+  const SnnTrainConfig *cfg; /* NULL: evaluation */
+  int T;
   const float *x;
   gboolean sequence;
   int batch;
@@ -148,7 +149,6 @@ typedef struct {
   SnnProbeFunc probe;      /* lane 0 calls it */
   gpointer probe_data;
   float *o_all;            /* [T][batch][classes] */
-  gboolean training;       /* FALSE: evaluation (cfg gives T alone) */
   double loss[SNN_NET_MAX_LANES];
 } LaneJob;
 
@@ -160,9 +160,9 @@ train_lane (void *data, int k, int lanes)
 {
   LaneJob *j = data;
   SnnNet *net = snn_net_lane (j->net, k);
-  const int T = j->cfg->T, C = snn_net_model (net)->num_classes;
+  const int T = j->T, C = snn_net_model (net)->num_classes;
   const size_t in = snn_shape_numel (&snn_net_model (net)->input_shape);
-  const gboolean bptt = j->cfg->method == SNN_METHOD_BPTT;
+  const gboolean training = j->cfg != NULL, bptt = training && j->cfg->method == SNN_METHOD_BPTT;
   int lo, hi;
   snn_lane_range (j->batch, lanes, k, &lo, &hi);
   const int n = hi - lo;
@@ -172,17 +172,17 @@ train_lane (void *data, int k, int lanes)
   const int32_t *y = j->y + lo;
   double loss = 0;
 
-  if (j->training)
+  if (training)
     {
       snn_net_zero_grad (net);
       snn_net_set_recompute (net, bptt && j->cfg->recompute);
     }
-  snn_net_configure (net, n, j->training && bptt ? T : 1);
+  snn_net_configure (net, n, bptt ? T : 1);
   snn_net_reset_stats (net);
   snn_net_set_static_input (net, !j->sequence);
-  snn_net_begin_sequence (net, j->training, NULL);
+  snn_net_begin_sequence (net, training, NULL);
   snn_net_set_lif_forward_hook (net, k == 0 ? j->probe : NULL, j->probe_data);
-  if (!j->training)
+  if (!training)
     for (int t = 0; t < T; t++)
       {
         snn_net_forward (net, j->x + ((j->sequence ? (size_t) t * j->batch : 0) + lo) * in, 1, FALSE);
@@ -214,7 +214,7 @@ train_lane (void *data, int k, int lanes)
           snn_net_backward (net, dout, FALSE);
       }
   snn_net_set_lif_forward_hook (net, NULL, NULL);
-  if (j->training)
+  if (training)
     snn_net_end_sequence (net);
   for (int t = 0; t < T; t++)
     memcpy (j->o_all + ((size_t) t * j->batch + lo) * C, o + t * out_floats, out_floats * sizeof (float));
@@ -226,8 +226,7 @@ train_lane (void *data, int k, int lanes)
 static void
 train_lanes (SnnNet *net, int lanes, LaneJob *j, SnnBatchResult *res)
 {
-  for (int k = 0; k < lanes; k++)
-    snn_net_lane (net, k);
+  snn_net_lanes_begin (net, lanes);
   gint64 t0 = g_get_monotonic_time ();
   snn_pool_run_coarse (lanes, train_lane, j);
   double wall_ms = (g_get_monotonic_time () - t0) / 1000.0, fwd = 0, bwd = 0;
@@ -237,7 +236,7 @@ train_lanes (SnnNet *net, int lanes, LaneJob *j, SnnBatchResult *res)
       fwd += snn_net_stats (snn_net_lane (net, k))->forward_ms;
       bwd += snn_net_stats (snn_net_lane (net, k))->backward_ms;
     }
-  snn_net_lanes_finish (net, lanes, j->training);
+  snn_net_lanes_finish (net, lanes, j->cfg != NULL);
   res->forward_ms = fwd + bwd > 0 ? wall_ms * fwd / (fwd + bwd) : wall_ms;
   res->backward_ms = wall_ms - res->forward_ms;
   res->peak_held_bytes = snn_net_stats (net)->peak_held_bytes;
@@ -261,7 +260,7 @@ snn_train_batch (SnnNet *net, const SnnTrainConfig *cfg, const float *x, gboolea
   int lanes = probe && !cfg->probe_first_sample ? 1 : snn_net_lanes (net, batch);
   if (lanes > 1)
     {
-      LaneJob j = { net, cfg, x, sequence, batch, y, bp, probe, probe_data, o_all, TRUE, { 0 } };
+      LaneJob j = { net, cfg, T, x, sequence, batch, y, bp, probe, probe_data, o_all, { 0 } };
       snn_net_reset_stats (net);
       train_lanes (net, lanes, &j, res);
       return finish_batch (o_all, T, batch, C, y, res, error);
@@ -330,10 +329,7 @@ snn_eval_batch (SnnNet *net, int T, const float *x, gboolean sequence, int batch
   int lanes = probe ? 1 : snn_net_lanes (net, batch);
   if (lanes > 1)
     {
-      SnnTrainConfig cfg;
-      snn_train_config_init (&cfg);
-      cfg.T = T;
-      LaneJob j = { net, &cfg, x, sequence, batch, y, NULL, NULL, NULL, o_all, FALSE, { 0 } };
+      LaneJob j = { net, NULL, T, x, sequence, batch, y, NULL, NULL, NULL, o_all, { 0 } };
       train_lanes (net, lanes, &j, res);
       memset (res, 0, sizeof *res);
       count_correct (o_all, T, batch, C, y, res);
